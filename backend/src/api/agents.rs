@@ -1,0 +1,162 @@
+//! `/api/agents…` handlers.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use agentstream_wire::{AgentType, CreateAgentRequest};
+use uuid::Uuid;
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::messages;
+use crate::orchestration::{Launch, Terminate};
+use crate::runners::RunnerSpec;
+
+/// Largest `limit` of one history page.
+const MAX_LIMIT: u64 = 100_000;
+
+fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw)
+        .map_err(|_| ApiError::bad_request("invalid_id", format!("{raw:?} is not a UUID")))
+}
+
+/// `POST /api/agents`: validates, stores and starts an agent; 201 with it.
+pub async fn create(
+    state: web::Data<AppState>,
+    body: web::Json<CreateAgentRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let request = body.into_inner();
+    let agent_type: AgentType = request.agent_type.parse().map_err(|_| {
+        let known: Vec<&str> = AgentType::ALL.iter().map(|t| t.as_str()).collect();
+        ApiError::bad_request(
+            "unknown_agent_type",
+            format!(
+                "unknown agent type {:?}; known types: {}",
+                request.agent_type,
+                known.join(", ")
+            ),
+        )
+    })?;
+    let max = state.settings.agents.max_prompt_bytes;
+    if request.prompt.len() > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the prompt is {} bytes; at most {max} are accepted",
+                request.prompt.len()
+            ),
+        ));
+    }
+    if request.prompt.contains('\0') {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the prompt contains a NUL character",
+        ));
+    }
+    if let Some(config) = &request.configuration {
+        if !config.is_object() && !config.is_null() {
+            return Err(ApiError::bad_request(
+                "invalid_configuration",
+                "configuration must be an object",
+            ));
+        }
+    }
+    let spec = RunnerSpec::for_agent(
+        agent_type,
+        &request.prompt,
+        request.configuration.as_ref(),
+        &state.settings,
+    )?;
+    let agent = state
+        .orchestrator
+        .send(Launch {
+            agent_type,
+            prompt: request.prompt,
+            spec,
+        })
+        .await??;
+    Ok(HttpResponse::Created().json(agent))
+}
+
+/// `GET /api/agents`: every agent, newest first.
+pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(messages::list_agents(&state.db).await?))
+}
+
+/// `GET /api/agents/{id}`.
+pub async fn get(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let agent = messages::find_agent(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::agent_not_found(id))?;
+    Ok(HttpResponse::Ok().json(agent))
+}
+
+/// `GET /api/agents/{id}/messages[?since=N][&limit=L]`: ascending by sequence number.
+pub async fn messages(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let since = match query.get("since") {
+        None => 0,
+        Some(raw) => match raw.trim().parse::<i64>() {
+            Ok(n) if n >= 0 => n,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_since",
+                    format!("since must be an integer >= 0, got {raw:?}"),
+                ))
+            }
+        },
+    };
+    let limit = match query.get("limit") {
+        None => None,
+        Some(raw) => match raw.trim().parse::<u64>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Some(n),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_limit",
+                    format!("limit must be an integer from 1 to {MAX_LIMIT}, got {raw:?}"),
+                ))
+            }
+        },
+    };
+    if messages::find_agent(&state.db, id).await?.is_none() {
+        return Err(ApiError::agent_not_found(id));
+    }
+    Ok(HttpResponse::Ok().json(messages::find_since(&state.db, id, since, limit).await?))
+}
+
+/// `DELETE /api/agents/{id}[?purge=true]`: 204.
+pub async fn delete(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let purge = match query.get("purge").map(String::as_str) {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") | Some("") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("purge must be true or false, got {other:?}"),
+            ))
+        }
+    };
+    state
+        .orchestrator
+        .send(Terminate {
+            agent_id: id,
+            purge,
+        })
+        .await??;
+    Ok(HttpResponse::NoContent().finish())
+}

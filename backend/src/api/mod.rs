@@ -1,0 +1,119 @@
+//! The seed's AgentController: the REST API under `/api`, every error in the protocol's JSON form.
+
+pub mod agents;
+
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::error::{JsonPayloadError, QueryPayloadError};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use agentstream_wire::Health;
+use sea_orm::DatabaseConnection;
+
+use crate::configuration::Settings;
+use crate::error::ApiError;
+use crate::orchestration::Orchestrator;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub orchestrator: Addr<Orchestrator>,
+    pub settings: Arc<Settings>,
+}
+
+/// Mounts `/api`.
+pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
+    cfg.service(
+        web::scope("/api")
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(settings.server.max_body_bytes)
+                    // curl -d sends a form content type; the body is JSON all the same.
+                    .content_type_required(false)
+                    .error_handler(json_error),
+            )
+            .app_data(web::QueryConfig::default().error_handler(query_error))
+            .app_data(
+                web::PathConfig::default().error_handler(|e, _| {
+                    ApiError::bad_request("invalid_path", e.to_string()).into()
+                }),
+            )
+            .service(
+                web::resource("/health")
+                    .route(web::get().to(health))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/agents")
+                    .route(web::get().to(agents::list))
+                    .route(web::post().to(agents::create))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/agents/{id}")
+                    .route(web::get().to(agents::get))
+                    .route(web::delete().to(agents::delete))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/agents/{id}/messages")
+                    .route(web::get().to(agents::messages))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .default_service(web::to(not_found)),
+    );
+}
+
+/// `GET /api/health`.
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(Health {
+        status: "ok".to_owned(),
+    })
+}
+
+/// Any unknown path under `/api`.
+pub async fn not_found(req: HttpRequest) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no such endpoint: {} {}", req.method(), req.path()),
+    )
+}
+
+async fn method_not_allowed(req: HttpRequest) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.path()),
+    )
+}
+
+fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let api = match &err {
+        JsonPayloadError::OverflowKnownLength { limit, .. }
+        | JsonPayloadError::Overflow { limit } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {limit} bytes"),
+        ),
+        JsonPayloadError::Deserialize(e) => ApiError::bad_request(
+            "invalid_body",
+            format!("the body is not a valid request: {e}"),
+        ),
+        other => ApiError::bad_request(
+            "invalid_body",
+            format!("the body could not be read: {other}"),
+        ),
+    };
+    api.into()
+}
+
+fn query_error(err: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_request(
+        "invalid_query",
+        format!("the query string is not valid: {err}"),
+    )
+    .into()
+}

@@ -1,0 +1,158 @@
+//! Layered settings: the compiled-in `config/base.toml`, then `config/base.toml` and
+//! `config/<environment>.toml` from the settings folder, then `AGENTSTREAM__SECTION__KEY` environment
+//! variables, then command-line overrides. Later layers win.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The defaults, compiled in so that the binary runs from any folder.
+const BASE_TOML: &str = include_str!("../../config/base.toml");
+
+/// Everything the service can be told.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub agents: AgentSettings,
+    pub synthetic: SyntheticSettings,
+    pub websocket: WebSocketSettings,
+    pub log: LogSettings,
+}
+
+/// Where and how the HTTP server listens.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub max_body_bytes: usize,
+}
+
+/// Which database, and how hard to try to keep what is written.
+#[derive(Clone, Debug, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+    pub busy_timeout_ms: u64,
+    pub synchronous: SyncMode,
+}
+
+/// SQLite's `synchronous` pragma, as a durability choice.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// Survives a crash of the process; the last commits may be lost on power failure.
+    Normal,
+    /// Every commit is on disk before it is acknowledged.
+    Full,
+}
+
+/// Limits on agents.
+#[derive(Clone, Debug, Deserialize)]
+pub struct AgentSettings {
+    pub max_running: usize,
+    pub max_prompt_bytes: usize,
+}
+
+/// Defaults and bounds of the `synthetic` agent's configuration.
+#[derive(Clone, Debug, Deserialize)]
+pub struct SyntheticSettings {
+    pub default_tokens: u64,
+    pub default_interval_ms: u64,
+    pub max_tokens: u64,
+    pub max_interval_ms: u64,
+}
+
+/// WebSocket heartbeat and limits.
+#[derive(Clone, Debug, Deserialize)]
+pub struct WebSocketSettings {
+    pub heartbeat_interval_secs: u64,
+    pub client_timeout_secs: u64,
+    pub max_frame_bytes: usize,
+}
+
+impl WebSocketSettings {
+    /// How often a ping is sent.
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_interval_secs.max(1))
+    }
+
+    /// How long a client may stay silent before it is dropped.
+    pub fn client_timeout(&self) -> Duration {
+        Duration::from_secs(self.client_timeout_secs.max(1))
+    }
+}
+
+/// Logging.
+#[derive(Clone, Debug, Deserialize)]
+pub struct LogSettings {
+    pub level: String,
+}
+
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("invalid settings: {0}")]
+    Invalid(#[from] config::ConfigError),
+    #[error("AGENTSTREAM_ENVIRONMENT must be \"local\" or \"production\", not {0:?}")]
+    UnknownEnvironment(String),
+}
+
+impl Settings {
+    /// Loads every layer. `dir` is the settings folder (`config/` when `None`); a missing folder or file
+    /// is not an error, since the compiled-in defaults are complete. `overrides` are `("server.port",
+    /// "0")` pairs applied last (the command line's flags).
+    pub fn load(
+        dir: Option<&Path>,
+        overrides: &[(&str, String)],
+    ) -> Result<Settings, SettingsError> {
+        let dir: PathBuf = dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("config"));
+        let environment =
+            std::env::var("AGENTSTREAM_ENVIRONMENT").unwrap_or_else(|_| "local".to_owned());
+        if !matches!(environment.as_str(), "local" | "production") {
+            return Err(SettingsError::UnknownEnvironment(environment));
+        }
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(BASE_TOML, config::FileFormat::Toml))
+            .add_source(config::File::from(dir.join("base.toml")).required(false))
+            .add_source(config::File::from(dir.join(format!("{environment}.toml"))).required(false))
+            .add_source(
+                config::Environment::with_prefix("AGENTSTREAM")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            );
+        for (key, value) in overrides {
+            builder = builder.set_override(*key, value.as_str())?;
+        }
+        Ok(builder.build()?.try_deserialize()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiled_in_defaults_are_complete() {
+        let dir = tempfile_dir();
+        let s = Settings::load(Some(&dir), &[]).unwrap();
+        assert_eq!(s.server.host, "127.0.0.1");
+        assert_eq!(s.server.port, 3000);
+        assert_eq!(s.database.synchronous, SyncMode::Normal);
+    }
+
+    #[test]
+    fn overrides_win() {
+        let dir = tempfile_dir();
+        let s = Settings::load(Some(&dir), &[("server.port", "0".into())]).unwrap();
+        assert_eq!(s.server.port, 0);
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        std::env::temp_dir().join("agentstream-no-such-settings-folder")
+    }
+}

@@ -1,0 +1,94 @@
+//! The one error type REST handlers return, rendered as the protocol's
+//! `{"error": {"code", "message"}}` with a 4xx/5xx status.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use agentstream_wire::{ErrorBody, ErrorInfo};
+use sea_orm::DbErr;
+
+/// An error a client sees: a status, a stable snake_case code and a sentence.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    /// Any error.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400 with a code.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 404 `agent_not_found`.
+    pub fn agent_not_found(id: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "agent_not_found",
+            format!("no agent with id {id}"),
+        )
+    }
+
+    /// 500 `storage_error`: the database failed. The detail goes to the log, not to the client.
+    pub fn storage(err: &DbErr) -> Self {
+        tracing::error!(error = %err, "database error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "storage_error",
+            "the database failed; nothing was changed",
+        )
+    }
+
+    /// 503 `unavailable`: an internal actor is gone (the server is shutting down).
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the server is shutting down",
+        )
+    }
+
+    /// The protocol's error info.
+    pub fn info(&self) -> ErrorInfo {
+        ErrorInfo::new(self.code, self.message.clone())
+    }
+}
+
+impl From<DbErr> for ApiError {
+    fn from(err: DbErr) -> Self {
+        ApiError::storage(&err)
+    }
+}
+
+impl From<actix::MailboxError> for ApiError {
+    fn from(_: actix::MailboxError) -> Self {
+        ApiError::unavailable()
+    }
+}
+
+impl actix_web::Responder for ApiError {
+    type Body = actix_web::body::BoxBody;
+    fn respond_to(self, _: &actix_web::HttpRequest) -> HttpResponse {
+        self.error_response()
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(ErrorBody { error: self.info() })
+    }
+}

@@ -1,0 +1,316 @@
+//! One actor per WebSocket: decodes client frames, keeps the socket alive with pings, and delivers each
+//! subscribed agent's messages in strictly increasing sequence order.
+//!
+//! Subscribing with `since` has no race: the session joins the room *before* it reads the database, and
+//! buffers what the room sends meanwhile. Every message is stored before it is broadcast, so each one is
+//! in the read, in the buffer, or both; the replay goes out first, then the buffer, and a per-agent
+//! "last sequence sent" drops the copies.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use actix::prelude::*;
+use actix_web_actors::ws;
+use agentstream_wire::{
+    AgentMessage, AgentStatus, ClientEvent, FrameError, Message as WireMessage, ServerEvent,
+    Subscribed, Unsubscribed,
+};
+use sea_orm::{DatabaseConnection, DbErr};
+use uuid::Uuid;
+
+use super::registry::{
+    Connect, Deliver, Disconnect, Event, Join, Leave, RoomRegistry, Scope, SessionId,
+};
+use crate::clock;
+use crate::configuration::WebSocketSettings;
+use crate::messages;
+
+/// A subscription to one agent.
+struct Subscription {
+    /// Tells a finished replay whether it still belongs to this subscription (a re-subscribe or an
+    /// unsubscribe replaces it).
+    generation: u64,
+    /// The highest sequence number sent (or, with no `since`, already stored when subscribing).
+    last_sent: i64,
+    /// `Some` while the replay runs: room events wait here.
+    pending: Option<Vec<Event>>,
+}
+
+/// The session actor.
+pub struct WsSession {
+    id: Option<SessionId>,
+    registry: Addr<RoomRegistry>,
+    db: DatabaseConnection,
+    settings: WebSocketSettings,
+    last_heard: Instant,
+    subscriptions: HashMap<Uuid, Subscription>,
+    next_generation: u64,
+}
+
+impl WsSession {
+    /// A session not yet connected to the registry.
+    pub fn new(
+        registry: Addr<RoomRegistry>,
+        db: DatabaseConnection,
+        settings: WebSocketSettings,
+    ) -> Self {
+        WsSession {
+            id: None,
+            registry,
+            db,
+            settings,
+            last_heard: Instant::now(),
+            subscriptions: HashMap::new(),
+            next_generation: 0,
+        }
+    }
+
+    fn send(ctx: &mut ws::WebsocketContext<Self>, event: &ServerEvent) {
+        ctx.text(Event::new(Scope::All, event).frame);
+    }
+
+    fn send_error(
+        ctx: &mut ws::WebsocketContext<Self>,
+        code: &str,
+        message: String,
+        agent_id: Option<Uuid>,
+    ) {
+        Self::send(
+            ctx,
+            &ServerEvent::Error(FrameError {
+                code: code.to_owned(),
+                message,
+                agent_id,
+            }),
+        );
+    }
+
+    /// Sends a room event now, unless it is a message this subscription already sent.
+    fn deliver_live(sub: &mut Subscription, event: &Event, ctx: &mut ws::WebsocketContext<Self>) {
+        if let Some(seq) = event.seq {
+            if seq <= sub.last_sent {
+                return;
+            }
+            sub.last_sent = seq;
+        }
+        ctx.text(event.frame.clone());
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        match ClientEvent::decode(text) {
+            Ok(ClientEvent::Subscribe(s)) => self.subscribe(s.agent_id, s.since, ctx),
+            Ok(ClientEvent::Unsubscribe(u)) => {
+                self.subscriptions.remove(&u.agent_id);
+                if let Some(session) = self.id {
+                    self.registry.do_send(Leave {
+                        session,
+                        agent: u.agent_id,
+                    });
+                }
+                Self::send(
+                    ctx,
+                    &ServerEvent::Unsubscribed(Unsubscribed {
+                        agent_id: u.agent_id,
+                    }),
+                );
+            }
+            Err(e) => Self::send_error(ctx, e.code, e.message, e.agent_id),
+        }
+    }
+
+    fn subscribe(&mut self, agent: Uuid, since: Option<i64>, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(session) = self.id else {
+            // Cannot happen: frames are read only after the registry gave the id.
+            return Self::send_error(
+                ctx,
+                "not_ready",
+                "the session is not ready yet".into(),
+                Some(agent),
+            );
+        };
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        self.subscriptions.insert(
+            agent,
+            Subscription {
+                generation,
+                last_sent: since.unwrap_or(0),
+                pending: Some(Vec::new()),
+            },
+        );
+        let registry = self.registry.clone();
+        let db = self.db.clone();
+        let work = async move {
+            registry
+                .send(Join { session, agent })
+                .await
+                .map_err(|_| Replay::Unavailable)?;
+            let Some(found) = messages::find_agent(&db, agent).await? else {
+                return Err(Replay::NotFound);
+            };
+            let replay = match since {
+                Some(since) => messages::find_since(&db, agent, since, None).await?,
+                None => Vec::new(),
+            };
+            let last = messages::last_sequence(&db, agent).await?;
+            Ok((found.status, last, replay))
+        };
+        ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {
+            act.finish_subscribe(agent, generation, since, result, ctx)
+        }));
+    }
+
+    fn finish_subscribe(
+        &mut self,
+        agent: Uuid,
+        generation: u64,
+        since: Option<i64>,
+        result: Result<(AgentStatus, i64, Vec<WireMessage>), Replay>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let Some(sub) = self.subscriptions.get_mut(&agent) else {
+            return;
+        };
+        if sub.generation != generation {
+            return;
+        }
+        let (status, last, replay) = match result {
+            Ok(ok) => ok,
+            Err(e) => {
+                self.subscriptions.remove(&agent);
+                if let Some(session) = self.id {
+                    self.registry.do_send(Leave { session, agent });
+                }
+                let (code, message) = match e {
+                    Replay::NotFound => ("agent_not_found", format!("no agent with id {agent}")),
+                    Replay::Unavailable => {
+                        ("unavailable", "the server is shutting down".to_owned())
+                    }
+                    Replay::Storage(err) => {
+                        tracing::error!(error = %err, %agent, "subscribe: database error");
+                        ("storage_error", "the history could not be read".to_owned())
+                    }
+                };
+                return Self::send_error(ctx, code, message, Some(agent));
+            }
+        };
+        // With no `since`, the client asked for what comes after now. A `since` past the end is treated
+        // as the end, so that nothing stored later is skipped.
+        sub.last_sent = since.map_or(last, |s| s.min(last));
+        Self::send(
+            ctx,
+            &ServerEvent::Subscribed(Subscribed {
+                agent_id: agent,
+                last_sequence: last,
+                status: Some(status),
+            }),
+        );
+        let timestamp = clock::now();
+        for message in replay {
+            if message.sequence_number <= sub.last_sent {
+                continue;
+            }
+            sub.last_sent = message.sequence_number;
+            let event = ServerEvent::AgentMessage(AgentMessage {
+                agent_id: agent,
+                message,
+                timestamp: timestamp.clone(),
+            });
+            ctx.text(Event::new(Scope::Room(agent), &event).frame);
+        }
+        for event in sub.pending.take().unwrap_or_default() {
+            Self::deliver_live(sub, &event, ctx);
+        }
+    }
+}
+
+/// Why a subscription could not be made.
+enum Replay {
+    NotFound,
+    Unavailable,
+    Storage(DbErr),
+}
+
+impl From<DbErr> for Replay {
+    fn from(e: DbErr) -> Self {
+        Replay::Storage(e)
+    }
+}
+
+impl Actor for WsSession {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let recipient = ctx.address().recipient();
+        ctx.wait(
+            self.registry.send(Connect(recipient)).into_actor(self).map(
+                |res, act, ctx| match res {
+                    Ok(id) => act.id = Some(id),
+                    Err(_) => ctx.stop(),
+                },
+            ),
+        );
+        ctx.run_interval(self.settings.heartbeat_interval(), |act, ctx| {
+            if act.last_heard.elapsed() > act.settings.client_timeout() {
+                tracing::debug!(session = ?act.id, "websocket client silent too long; dropping it");
+                ctx.stop();
+            } else {
+                ctx.ping(b"");
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        if let Some(id) = self.id {
+            self.registry.do_send(Disconnect(id));
+        }
+    }
+}
+
+impl Handler<Deliver> for WsSession {
+    type Result = ();
+    fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
+        let event = msg.0;
+        match event.scope {
+            Scope::All => ctx.text(event.frame),
+            Scope::Room(agent) => {
+                if let Some(sub) = self.subscriptions.get_mut(&agent) {
+                    match &mut sub.pending {
+                        Some(pending) => pending.push(event),
+                        None => Self::deliver_live(sub, &event, ctx),
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
+    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        match item {
+            Ok(ws::Message::Text(text)) => self.on_text(&text, ctx),
+            Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
+            Ok(ws::Message::Pong(_)) => {}
+            Ok(ws::Message::Binary(_)) | Ok(ws::Message::Continuation(_)) => Self::send_error(
+                ctx,
+                "unsupported_frame",
+                "only text frames holding JSON are understood".into(),
+                None,
+            ),
+            Ok(ws::Message::Close(reason)) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+            Ok(ws::Message::Nop) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "websocket protocol error; closing");
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Protocol,
+                    description: Some(e.to_string()),
+                }));
+                ctx.stop();
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The `agentstream` command.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use agentstream::configuration::Settings;
+use agentstream::startup::Application;
+use agentstream::telemetry;
+
+/// Runs headless AI coding agents, stores every streamed message with a per-agent sequence number, and
+/// pushes it live over WebSocket (UI and API on one port).
+///
+/// Settings come from config/base.toml, config/<AGENTSTREAM_ENVIRONMENT>.toml (local or production) and
+/// AGENTSTREAM__SECTION__KEY environment variables (e.g. AGENTSTREAM__SERVER__PORT=8080); the flags
+/// below win over all of them.
+#[derive(Debug, Parser)]
+#[command(name = "agentstream", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// Folder of the settings files.
+    #[arg(
+        long,
+        global = true,
+        env = "AGENTSTREAM_CONFIG_DIR",
+        default_value = "config"
+    )]
+    config_dir: PathBuf,
+
+    /// Address to listen on (settings: server.host; default 127.0.0.1).
+    #[arg(long, global = true)]
+    host: Option<String>,
+
+    /// Port to listen on; 0 picks a free one (settings: server.port; default 3000).
+    #[arg(long, global = true)]
+    port: Option<u16>,
+
+    /// Database URL, e.g. sqlite://data/agent.db (settings: database.url).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+
+    /// Log filter, e.g. info or agentstream=debug (settings: log.level; RUST_LOG wins).
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API, the WebSocket and the web app (the default).
+    Serve,
+}
+
+impl Cli {
+    fn overrides(&self) -> Vec<(&'static str, String)> {
+        let mut o = Vec::new();
+        if let Some(h) = &self.host {
+            o.push(("server.host", h.clone()));
+        }
+        if let Some(p) = self.port {
+            o.push(("server.port", p.to_string()));
+        }
+        if let Some(u) = &self.database_url {
+            o.push(("database.url", u.clone()));
+        }
+        if let Some(l) = &self.log_level {
+            o.push(("log.level", l.clone()));
+        }
+        o
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(Some(&cli.config_dir), &cli.overrides()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("agentstream: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&settings.log.level);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings),
+    }
+}
+
+fn serve(settings: Settings) -> ExitCode {
+    let result = actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(settings).await?;
+        // Machine-readable for scripts and tests that start us on port 0.
+        println!("agentstream listening on {}", app.url());
+        let _ = std::io::stdout().flush();
+        tracing::info!(url = %app.url(), "listening");
+        app.run_until_stopped().await?;
+        Ok::<(), Box<dyn std::error::Error>>(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("agentstream: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

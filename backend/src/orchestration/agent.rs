@@ -1,0 +1,313 @@
+//! The actor of one running agent: owns its lifecycle (`initializing` → `running` → `completed` |
+//! `failed` | `terminated`), starts its runner, parses each line its reader feeds it, has the persistence
+//! actor store it, and ends the run exactly once, whatever ends it first.
+
+use std::time::Instant;
+
+use actix::prelude::*;
+use agentstream_wire::{AgentStatus, CompletionResult, ErrorInfo};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::{AgentStopped, Orchestrator};
+use crate::clock;
+use crate::parser::{self, RunOutcome};
+use crate::runners::reader::{LineReader, StopReading};
+use crate::runners::{
+    Feed, FeedRefused, RunnerControl, RunnerEvent, RunnerExit, RunnerSpec, Started,
+};
+use crate::streaming::{AppendMessage, Persistence, SetStatus, StoreError};
+
+/// Stops the agent (DELETE): its runner and process tree stop, its status becomes `terminated`. Replied
+/// once that status is stored (or at once when the agent had already ended).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Terminate;
+
+/// The agent's actor.
+pub struct AgentActor {
+    id: Uuid,
+    spec: Option<RunnerSpec>,
+    persistence: Addr<Persistence>,
+    orchestrator: Addr<Orchestrator>,
+    reader: Option<Addr<LineReader>>,
+    control: Option<Box<dyn RunnerControl>>,
+    started: Instant,
+    outcome: Option<RunOutcome>,
+    last_sequence: i64,
+    /// The runner is being started: stopping must wait for it, to stop what it started.
+    starting: bool,
+    /// The run is ending: no more lines are taken.
+    finishing: bool,
+    /// Told when the actor stops (the DELETEs waiting for it).
+    waiters: Vec<oneshot::Sender<()>>,
+}
+
+impl AgentActor {
+    /// The actor of a stored agent, which will run `spec` once started.
+    pub fn new(
+        id: Uuid,
+        spec: RunnerSpec,
+        persistence: Addr<Persistence>,
+        orchestrator: Addr<Orchestrator>,
+    ) -> Self {
+        AgentActor {
+            id,
+            spec: Some(spec),
+            persistence,
+            orchestrator,
+            reader: None,
+            control: None,
+            started: Instant::now(),
+            outcome: None,
+            last_sequence: 0,
+            starting: false,
+            finishing: false,
+            waiters: Vec::new(),
+        }
+    }
+
+    /// Ends the run once: stops the runner, stores the final status (broadcasting `agent:status`, and
+    /// for a run that ended by itself `agent:error` when it failed and `agent:complete`), then stops.
+    fn finish(&mut self, status: AgentStatus, error: Option<ErrorInfo>, ctx: &mut Context<Self>) {
+        if self.finishing {
+            return;
+        }
+        self.finishing = true;
+        if let Some(reader) = self.reader.take() {
+            reader.do_send(StopReading);
+        }
+        let control = self.control.take();
+        let complete = matches!(status, AgentStatus::Completed | AgentStatus::Failed).then(|| {
+            CompletionResult {
+                status,
+                duration_ms: self.started.elapsed().as_millis() as i64,
+                last_sequence: self.last_sequence,
+                total_cost_usd: self.outcome.as_ref().and_then(|o| o.total_cost_usd),
+                num_turns: self.outcome.as_ref().and_then(|o| o.num_turns),
+                usage: self.outcome.as_ref().and_then(|o| o.usage.clone()),
+            }
+        });
+        let change = SetStatus {
+            completed_at: Some(clock::now()),
+            error,
+            complete,
+            ..SetStatus::new(self.id, status)
+        };
+        let persistence = self.persistence.clone();
+        let id = self.id;
+        ctx.wait(
+            async move {
+                if let Some(mut control) = control {
+                    control.stop().await;
+                }
+                persistence.send(change).await
+            }
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                match res {
+                    Ok(Ok(())) => tracing::info!(agent = %id, %status, "agent ended"),
+                    Ok(Err(StoreError::AgentGone)) => {}
+                    Ok(Err(e)) => {
+                        tracing::error!(agent = %id, error = %e, "cannot store the final status")
+                    }
+                    Err(_) => tracing::error!(agent = %id, "persistence actor gone"),
+                }
+                if !act.starting {
+                    ctx.stop();
+                }
+            }),
+        );
+    }
+
+    /// The agent's row is gone (purged): stop everything without writing.
+    fn abandon(&mut self, ctx: &mut Context<Self>) {
+        if self.finishing {
+            return;
+        }
+        self.finishing = true;
+        if let Some(reader) = self.reader.take() {
+            reader.do_send(StopReading);
+        }
+        let control = self.control.take();
+        ctx.wait(
+            async move {
+                if let Some(mut control) = control {
+                    control.stop().await;
+                }
+            }
+            .into_actor(self)
+            .map(|_, act, ctx| {
+                if !act.starting {
+                    ctx.stop();
+                }
+            }),
+        );
+    }
+
+    /// The final status of a run whose runner ended by itself.
+    fn ended(&self, exit: RunnerExit) -> (AgentStatus, Option<ErrorInfo>) {
+        match (&self.outcome, exit.error) {
+            (Some(outcome), _) => match outcome.error() {
+                Some(error) => (AgentStatus::Failed, Some(error)),
+                None => (AgentStatus::Completed, None),
+            },
+            (None, Some(error)) => (AgentStatus::Failed, Some(error)),
+            (None, None) => (
+                AgentStatus::Failed,
+                Some(ErrorInfo::new(
+                    "no_result",
+                    "the agent ended without reporting a result",
+                )),
+            ),
+        }
+    }
+}
+
+impl Actor for AgentActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let Some(spec) = self.spec.take() else {
+            return;
+        };
+        self.starting = true;
+        ctx.spawn(
+            spec.start()
+                .into_actor(self)
+                .map(|result, act, ctx| act.runner_ready(result, ctx)),
+        );
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.orchestrator.do_send(AgentStopped(self.id));
+        for waiter in self.waiters.drain(..) {
+            let _ = waiter.send(());
+        }
+    }
+}
+
+impl AgentActor {
+    /// The runner could be started, or not.
+    fn runner_ready(&mut self, result: Result<Started, ErrorInfo>, ctx: &mut Context<Self>) {
+        self.starting = false;
+        if self.finishing {
+            // Terminated while the runner was starting: stop what it started, then stop.
+            let control = result.ok().and_then(|s| s.control);
+            ctx.wait(
+                async move {
+                    if let Some(mut control) = control {
+                        control.stop().await;
+                    }
+                }
+                .into_actor(self)
+                .map(|_, _, ctx| ctx.stop()),
+            );
+            return;
+        }
+        let started = match result {
+            Ok(started) => started,
+            Err(error) => return self.finish(AgentStatus::Failed, Some(error), ctx),
+        };
+        self.control = started.control;
+        self.started = Instant::now();
+        let events = started.events;
+        let running = SetStatus {
+            started_at: Some(clock::now()),
+            ..SetStatus::new(self.id, AgentStatus::Running)
+        };
+        ctx.wait(self.persistence.send(running).into_actor(self).map(
+            move |res, act, ctx| match res {
+                Ok(Ok(())) if !act.finishing => {
+                    let reader = LineReader::new(ctx.address().recipient(), events).start();
+                    act.reader = Some(reader);
+                }
+                Ok(Ok(())) => {}
+                Ok(Err(StoreError::AgentGone)) => act.abandon(ctx),
+                _ => act.finish(
+                    AgentStatus::Failed,
+                    Some(ErrorInfo::new(
+                        "storage_error",
+                        "the agent's status could not be stored",
+                    )),
+                    ctx,
+                ),
+            },
+        ));
+    }
+}
+
+impl Handler<Feed> for AgentActor {
+    type Result = AtomicResponse<Self, Result<(), FeedRefused>>;
+
+    fn handle(&mut self, msg: Feed, ctx: &mut Context<Self>) -> Self::Result {
+        if self.finishing {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(FeedRefused))));
+        }
+        let line = match msg.0 {
+            RunnerEvent::Line(line) => line,
+            RunnerEvent::Exited(exit) => {
+                let (status, error) = self.ended(exit);
+                self.finish(status, error, ctx);
+                return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+            }
+        };
+        let Some(parsed) = parser::parse_line(&line) else {
+            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+        };
+        if let Some(outcome) = &parsed.outcome {
+            self.outcome = Some(outcome.clone());
+        }
+        let store = self.persistence.send(AppendMessage {
+            agent_id: self.id,
+            message: parsed,
+        });
+        AtomicResponse::new(Box::pin(store.into_actor(self).map(
+            |res, act, ctx| match res {
+                Ok(Ok(message)) => {
+                    act.last_sequence = message.sequence_number;
+                    Ok(())
+                }
+                Ok(Err(StoreError::AgentGone)) => {
+                    act.abandon(ctx);
+                    Err(FeedRefused)
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(agent = %act.id, error = %e, "cannot store a message");
+                    act.finish(
+                        AgentStatus::Failed,
+                        Some(ErrorInfo::new(
+                            "storage_error",
+                            format!("a message could not be stored: {e}"),
+                        )),
+                        ctx,
+                    );
+                    Err(FeedRefused)
+                }
+                Err(_) => {
+                    act.finish(
+                        AgentStatus::Failed,
+                        Some(ErrorInfo::new(
+                            "storage_error",
+                            "the persistence actor is gone",
+                        )),
+                        ctx,
+                    );
+                    Err(FeedRefused)
+                }
+            },
+        )))
+    }
+}
+
+impl Handler<Terminate> for AgentActor {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: Terminate, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.waiters.push(tx);
+        self.finish(AgentStatus::Terminated, None, ctx);
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}

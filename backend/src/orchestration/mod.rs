@@ -1,0 +1,198 @@
+//! The seed's AgentOrchestrationService, as an actor: creates agents, starts an [`AgentActor`] for each,
+//! enforces the limit of running agents, and terminates or purges them.
+
+pub mod agent;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use actix_web::http::StatusCode;
+use agentstream_wire::{Agent, AgentDeleted, AgentStatus, AgentType, ServerEvent};
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+pub use agent::AgentActor;
+use agent::Terminate as TerminateAgent;
+
+use crate::clock;
+use crate::configuration::Settings;
+use crate::error::ApiError;
+use crate::gateway::registry::{Broadcast, Event, RoomRegistry, Scope};
+use crate::messages;
+use crate::runners::RunnerSpec;
+use crate::streaming::{InsertAgent, Persistence, PurgeAgent, StoreError};
+
+/// Creates an agent and starts it. Replies with the stored agent (status `initializing`).
+#[derive(Message)]
+#[rtype(result = "Result<Agent, ApiError>")]
+pub struct Launch {
+    pub agent_type: AgentType,
+    pub prompt: String,
+    pub spec: RunnerSpec,
+}
+
+/// DELETE: terminates the agent if it runs (status `terminated`), emits `agent:deleted`, and with
+/// `purge` removes it and its messages.
+#[derive(Message)]
+#[rtype(result = "Result<(), ApiError>")]
+pub struct Terminate {
+    pub agent_id: Uuid,
+    pub purge: bool,
+}
+
+/// An agent's actor has stopped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentStopped(pub Uuid);
+
+/// How many agents run now.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct RunningCount;
+
+/// The orchestrator actor.
+pub struct Orchestrator {
+    settings: Arc<Settings>,
+    db: DatabaseConnection,
+    persistence: Addr<Persistence>,
+    registry: Addr<RoomRegistry>,
+    running: HashMap<Uuid, Addr<AgentActor>>,
+    /// Launches whose row is being stored: they count against the limit already.
+    launching: usize,
+}
+
+impl Orchestrator {
+    /// An orchestrator that stores through `persistence` and announces through `registry`.
+    pub fn new(
+        settings: Arc<Settings>,
+        db: DatabaseConnection,
+        persistence: Addr<Persistence>,
+        registry: Addr<RoomRegistry>,
+    ) -> Self {
+        Orchestrator {
+            settings,
+            db,
+            persistence,
+            registry,
+            running: HashMap::new(),
+            launching: 0,
+        }
+    }
+}
+
+impl Actor for Orchestrator {
+    type Context = Context<Self>;
+}
+
+impl Handler<Launch> for Orchestrator {
+    type Result = ResponseActFuture<Self, Result<Agent, ApiError>>;
+
+    fn handle(&mut self, msg: Launch, _: &mut Context<Self>) -> Self::Result {
+        let max = self.settings.agents.max_running;
+        if self.running.len() + self.launching >= max {
+            return Box::pin(fut::ready(Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_agents",
+                format!("{max} agents are running, the most this server allows; try again when one ends"),
+            ))));
+        }
+        self.launching += 1;
+        let id = Uuid::now_v7();
+        let model = entity::agent::Model {
+            id: id.to_string(),
+            agent_type: msg.agent_type.as_str().to_owned(),
+            status: AgentStatus::Initializing.as_str().to_owned(),
+            prompt: msg.prompt,
+            configuration: msg.spec.configuration().to_string(),
+            created_at: clock::now(),
+            started_at: None,
+            completed_at: None,
+            error_code: None,
+            error_message: None,
+        };
+        let spec = msg.spec;
+        Box::pin(
+            self.persistence
+                .send(InsertAgent(model))
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    act.launching -= 1;
+                    let agent = match res {
+                        Ok(Ok(agent)) => agent,
+                        Ok(Err(e)) => {
+                            tracing::error!(error = %e, "cannot store a new agent");
+                            return Err(ApiError::new(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "storage_error",
+                                "the agent could not be stored",
+                            ));
+                        }
+                        Err(_) => return Err(ApiError::unavailable()),
+                    };
+                    let actor =
+                        AgentActor::new(id, spec, act.persistence.clone(), ctx.address()).start();
+                    act.running.insert(id, actor);
+                    tracing::info!(agent = %id, r#type = %agent.agent_type, "agent launched");
+                    Ok(agent)
+                }),
+        )
+    }
+}
+
+impl Handler<Terminate> for Orchestrator {
+    type Result = ResponseFuture<Result<(), ApiError>>;
+
+    fn handle(&mut self, msg: Terminate, _: &mut Context<Self>) -> Self::Result {
+        let actor = self.running.get(&msg.agent_id).cloned();
+        let db = self.db.clone();
+        let persistence = self.persistence.clone();
+        let registry = self.registry.clone();
+        Box::pin(async move {
+            let id = msg.agent_id;
+            if messages::find_agent(&db, id).await?.is_none() {
+                return Err(ApiError::agent_not_found(id));
+            }
+            if let Some(actor) = actor {
+                // A stopped actor (the agent just ended) answers with a mailbox error: nothing to stop.
+                let _ = actor.send(TerminateAgent).await;
+            }
+            if msg.purge {
+                match persistence.send(PurgeAgent(id)).await? {
+                    Ok(()) | Err(StoreError::AgentGone) => {}
+                    Err(e) => {
+                        tracing::error!(agent = %id, error = %e, "cannot purge");
+                        return Err(ApiError::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "storage_error",
+                            "the agent was terminated but could not be removed",
+                        ));
+                    }
+                }
+            }
+            registry.do_send(Broadcast(Event::new(
+                Scope::All,
+                &ServerEvent::AgentDeleted(AgentDeleted {
+                    agent_id: id,
+                    timestamp: clock::now(),
+                    purged: msg.purge,
+                }),
+            )));
+            Ok(())
+        })
+    }
+}
+
+impl Handler<AgentStopped> for Orchestrator {
+    type Result = ();
+    fn handle(&mut self, msg: AgentStopped, _: &mut Context<Self>) {
+        self.running.remove(&msg.0);
+    }
+}
+
+impl Handler<RunningCount> for Orchestrator {
+    type Result = usize;
+    fn handle(&mut self, _: RunningCount, _: &mut Context<Self>) -> usize {
+        self.running.len()
+    }
+}

@@ -1,0 +1,58 @@
+//! The seed's ClaudeMessageParser: turns one line of an agent's output into the message to store, or
+//! into nothing for lines that carry no information a client needs.
+//!
+//! Pure functions, no I/O: what the runners read goes through here, and so does the synthetic agent's
+//! output, so a real agent and the synthetic one share every step after the runner.
+
+pub mod claude;
+
+use agentstream_wire::{ErrorInfo, MessageType};
+use serde_json::Value;
+
+pub use claude::parse_line;
+
+/// A message ready to be stored; the persistence actor gives it an id and a sequence number.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParsedMessage {
+    pub message_type: MessageType,
+    pub role: Option<String>,
+    pub content: String,
+    /// The line it came from.
+    pub raw: String,
+    pub metadata: Value,
+    /// Set on the line that ends a run (`result`): decides the agent's final status.
+    pub outcome: Option<RunOutcome>,
+}
+
+/// What a `result` line says about the run it ends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunOutcome {
+    /// `is_error: true` means failed, whatever `subtype` says.
+    pub is_error: bool,
+    pub subtype: Option<String>,
+    pub result: Option<String>,
+    pub total_cost_usd: Option<f64>,
+    pub num_turns: Option<u64>,
+    pub usage: Option<Value>,
+    pub duration_ms: Option<i64>,
+}
+
+impl RunOutcome {
+    /// The error to report when the run failed.
+    pub fn error(&self) -> Option<ErrorInfo> {
+        self.is_error.then(|| {
+            ErrorInfo::new(
+                "agent_failed",
+                self.result
+                    .clone()
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| {
+                        format!(
+                            "the agent reported an error ({})",
+                            self.subtype.as_deref().unwrap_or("no subtype")
+                        )
+                    }),
+            )
+        })
+    }
+}

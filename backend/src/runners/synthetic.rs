@@ -1,0 +1,286 @@
+//! The `synthetic` runner: a credential-free agent that prints genuine Claude `stream-json` lines
+//! (system init, message_start, content_block_start, N text deltas, content_block_stop, message_delta
+//! with usage, message_stop, result) at a chosen pace. Its lines go through the same parser, persistence
+//! and broadcast as a real agent's.
+
+use std::time::{Duration, Instant};
+
+use agentstream_wire::SyntheticConfig;
+use futures_util::Stream;
+use serde_json::{json, Value};
+
+use super::{RunnerEvent, RunnerExit};
+use crate::configuration::SyntheticSettings;
+use crate::error::ApiError;
+
+/// The answer's words, cycled: readable text, deterministic for a given token count.
+const WORDS: &[&str] = &[
+    "Streaming",
+    "every",
+    "token",
+    "through",
+    "a",
+    "durable",
+    "pipeline:",
+    "parsed,",
+    "stored",
+    "with",
+    "its",
+    "sequence",
+    "number,",
+    "then",
+    "broadcast",
+    "to",
+    "each",
+    "subscriber",
+    "in",
+    "order.",
+];
+
+/// The final `result` text is capped at this many bytes (a real agent's answer is far shorter).
+const MAX_RESULT_BYTES: usize = 1 << 20;
+
+/// A validated synthetic run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyntheticSpec {
+    pub tokens: u64,
+    pub interval_ms: u64,
+    pub prompt_bytes: usize,
+}
+
+impl SyntheticSpec {
+    /// Applies defaults and bounds from the settings.
+    pub fn new(
+        config: SyntheticConfig,
+        prompt: &str,
+        settings: &SyntheticSettings,
+    ) -> Result<Self, ApiError> {
+        let tokens = config.tokens.unwrap_or(settings.default_tokens);
+        if tokens == 0 || tokens > settings.max_tokens {
+            return Err(ApiError::bad_request(
+                "invalid_configuration",
+                format!(
+                    "tokens must be between 1 and {}, got {tokens}",
+                    settings.max_tokens
+                ),
+            ));
+        }
+        let interval_ms = config.interval_ms.unwrap_or(settings.default_interval_ms);
+        if interval_ms > settings.max_interval_ms {
+            return Err(ApiError::bad_request(
+                "invalid_configuration",
+                format!(
+                    "intervalMs must be at most {}, got {interval_ms}",
+                    settings.max_interval_ms
+                ),
+            ));
+        }
+        Ok(SyntheticSpec {
+            tokens,
+            interval_ms,
+            prompt_bytes: prompt.len(),
+        })
+    }
+
+    /// The configuration as stored on the agent.
+    pub fn configuration(&self) -> Value {
+        json!({"tokens": self.tokens, "intervalMs": self.interval_ms})
+    }
+}
+
+/// The text of token `i` (0-based): a word, preceded by a space except for the first.
+pub fn token(i: u64) -> String {
+    let word = WORDS[(i % WORDS.len() as u64) as usize];
+    if i == 0 {
+        word.to_owned()
+    } else {
+        format!(" {word}")
+    }
+}
+
+/// Where the generator is.
+enum Step {
+    Init,
+    MessageStart,
+    BlockStart,
+    Delta(u64),
+    BlockStop,
+    MessageDelta,
+    MessageStop,
+    Result,
+    Exit,
+    Done,
+}
+
+struct State {
+    spec: SyntheticSpec,
+    step: Step,
+    session_id: String,
+    message_id: String,
+    started: Instant,
+    text: String,
+}
+
+/// The run's events, paced by `interval_ms` between tokens.
+pub fn stream(spec: SyntheticSpec) -> impl Stream<Item = RunnerEvent> {
+    let state = State {
+        spec,
+        step: Step::Init,
+        session_id: uuid::Uuid::new_v4().to_string(),
+        message_id: format!("msg_synthetic_{}", uuid::Uuid::new_v4().simple()),
+        started: Instant::now(),
+        text: String::new(),
+    };
+    futures_util::stream::unfold(state, |mut s| async move {
+        let line = match s.step {
+            Step::Init => {
+                s.step = Step::MessageStart;
+                json!({"type": "system", "subtype": "init", "session_id": s.session_id, "model": "synthetic",
+                       "tools": [], "mcp_servers": [], "permissionMode": "default",
+                       "claude_code_version": "synthetic"})
+            }
+            Step::MessageStart => {
+                s.step = Step::BlockStart;
+                s.event(json!({"type": "message_start", "message": {
+                    "id": s.message_id, "type": "message", "role": "assistant", "model": "synthetic",
+                    "content": [], "stop_reason": null, "stop_sequence": null,
+                    "usage": s.usage(1)}}))
+            }
+            Step::BlockStart => {
+                s.step = Step::Delta(0);
+                s.event(json!({"type": "content_block_start", "index": 0,
+                               "content_block": {"type": "text", "text": ""}}))
+            }
+            Step::Delta(i) => {
+                if i > 0 && s.spec.interval_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(s.spec.interval_ms)).await;
+                }
+                s.step = if i + 1 < s.spec.tokens {
+                    Step::Delta(i + 1)
+                } else {
+                    Step::BlockStop
+                };
+                let text = token(i);
+                if s.text.len() + text.len() <= MAX_RESULT_BYTES {
+                    s.text.push_str(&text);
+                }
+                s.event(json!({"type": "content_block_delta", "index": 0,
+                               "delta": {"type": "text_delta", "text": text}}))
+            }
+            Step::BlockStop => {
+                s.step = Step::MessageDelta;
+                s.event(json!({"type": "content_block_stop", "index": 0}))
+            }
+            Step::MessageDelta => {
+                s.step = Step::MessageStop;
+                let usage = s.usage(s.spec.tokens);
+                s.event(json!({"type": "message_delta",
+                               "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                               "usage": usage}))
+            }
+            Step::MessageStop => {
+                s.step = Step::Result;
+                s.event(json!({"type": "message_stop"}))
+            }
+            Step::Result => {
+                s.step = Step::Exit;
+                let ms = s.started.elapsed().as_millis() as u64;
+                json!({"type": "result", "subtype": "success", "is_error": false, "duration_ms": ms,
+                       "duration_api_ms": ms, "num_turns": 1, "result": std::mem::take(&mut s.text),
+                       "stop_reason": "end_turn", "terminal_reason": "completed",
+                       "session_id": s.session_id, "total_cost_usd": 0.0,
+                       "usage": s.usage(s.spec.tokens)})
+            }
+            Step::Exit => {
+                s.step = Step::Done;
+                return Some((RunnerEvent::Exited(RunnerExit::default()), s));
+            }
+            Step::Done => return None,
+        };
+        Some((RunnerEvent::Line(line.to_string()), s))
+    })
+}
+
+impl State {
+    /// Wraps an Anthropic SSE event as Claude Code prints it.
+    fn event(&self, event: Value) -> Value {
+        json!({"type": "stream_event", "event": event, "session_id": self.session_id,
+               "parent_tool_use_id": null, "uuid": uuid::Uuid::new_v4().to_string(),
+               "api_message_id": self.message_id})
+    }
+
+    fn usage(&self, output_tokens: u64) -> Value {
+        json!({"input_tokens": (self.spec.prompt_bytes / 4).max(1), "output_tokens": output_tokens})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parser::parse_line;
+    use agentstream_wire::MessageType;
+    use futures_util::StreamExt;
+
+    fn spec(tokens: u64) -> SyntheticSpec {
+        SyntheticSpec {
+            tokens,
+            interval_ms: 0,
+            prompt_bytes: 10,
+        }
+    }
+
+    #[tokio::test]
+    async fn produces_exactly_n_tokens_through_the_parser() {
+        let events: Vec<RunnerEvent> = stream(spec(25)).collect().await;
+        assert_eq!(
+            events.last(),
+            Some(&RunnerEvent::Exited(RunnerExit::default()))
+        );
+        let parsed: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                RunnerEvent::Line(l) => parse_line(l),
+                RunnerEvent::Exited(_) => None,
+            })
+            .collect();
+        let tokens: Vec<_> = parsed
+            .iter()
+            .filter(|m| m.message_type == MessageType::Assistant)
+            .collect();
+        assert_eq!(tokens.len(), 25);
+        assert!(tokens
+            .iter()
+            .all(|m| m.metadata["eventType"] == "content_delta"));
+        let text: String = tokens.iter().map(|m| m.content.as_str()).collect();
+        let expected: String = (0..25).map(token).collect();
+        assert_eq!(text, expected);
+        // init, usage and result are the only other stored messages.
+        assert_eq!(parsed.len(), 28);
+        let result = parsed.last().unwrap();
+        assert_eq!(result.message_type, MessageType::Result);
+        assert_eq!(result.content, expected);
+        assert!(!result.outcome.as_ref().unwrap().is_error);
+    }
+
+    #[test]
+    fn bounds_are_enforced() {
+        let settings = SyntheticSettings {
+            default_tokens: 5,
+            default_interval_ms: 1,
+            max_tokens: 100,
+            max_interval_ms: 1000,
+        };
+        let ok = SyntheticSpec::new(SyntheticConfig::default(), "p", &settings).unwrap();
+        assert_eq!((ok.tokens, ok.interval_ms), (5, 1));
+        for (tokens, interval) in [(Some(0), None), (Some(101), None), (None, Some(1001))] {
+            let c = SyntheticConfig {
+                tokens,
+                interval_ms: interval,
+            };
+            assert_eq!(
+                SyntheticSpec::new(c, "p", &settings).unwrap_err().code,
+                "invalid_configuration"
+            );
+        }
+    }
+}

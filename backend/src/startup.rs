@@ -1,0 +1,126 @@
+//! Builds the application: opens the database, starts the actors (registry, persistence, orchestrator),
+//! recovers what a previous process left running, and binds the HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix::{Actor, Addr};
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+
+use crate::api::{self, AppState};
+use crate::configuration::Settings;
+use crate::db::{self, DbOpenError};
+use crate::gateway::{self, GatewayState, RoomRegistry};
+use crate::orchestration::Orchestrator;
+use crate::streaming::{InterruptUnfinished, Persistence, StoreError};
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Database(#[from] DbOpenError),
+    #[error("cannot mark interrupted agents: {0}")]
+    Recovery(#[from] StoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("the actor system is not running")]
+    Actors,
+}
+
+/// A built application, listening but not yet serving.
+pub struct Application {
+    host: String,
+    port: u16,
+    server: Server,
+    /// Kept so that the actors outlive the server.
+    _orchestrator: Addr<Orchestrator>,
+}
+
+impl Application {
+    /// Builds everything from `settings`. Must run inside an actix system.
+    pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        let settings = Arc::new(settings);
+        let db = db::connect(&settings.database).await?;
+        let registry = RoomRegistry::default().start();
+        let persistence = Persistence::new(db.clone(), registry.clone()).start();
+        let interrupted = persistence
+            .send(InterruptUnfinished)
+            .await
+            .map_err(|_| StartupError::Actors)??;
+        if !interrupted.is_empty() {
+            tracing::warn!(
+                count = interrupted.len(),
+                "agents left running by a previous process are now interrupted"
+            );
+        }
+        let orchestrator =
+            Orchestrator::new(settings.clone(), db.clone(), persistence, registry.clone()).start();
+
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                address: address.clone(),
+                source,
+            })?
+            .port();
+
+        let app_state = web::Data::new(AppState {
+            db: db.clone(),
+            orchestrator: orchestrator.clone(),
+            settings: settings.clone(),
+        });
+        let gateway_state = web::Data::new(GatewayState {
+            registry,
+            db,
+            settings: settings.websocket.clone(),
+        });
+        let server_settings = settings.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(gateway_state.clone())
+                .configure(|cfg| api::configure(cfg, &server_settings))
+                .route("/ws", web::get().to(gateway::ws_route))
+                .default_service(web::to(api::not_found))
+        })
+        .workers(
+            std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .min(4),
+        )
+        .listen(listener)
+        .map_err(|source| StartupError::Bind { address, source })?
+        .run();
+
+        Ok(Application {
+            host: settings.server.host.clone(),
+            port,
+            server,
+            _orchestrator: orchestrator,
+        })
+    }
+
+    /// The port it listens on (the real one when the settings said 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://host:port`.
+    pub fn url(&self) -> String {
+        format!("http://{}:{}", self.host, self.port)
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

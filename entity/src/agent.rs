@@ -1,0 +1,41 @@
+//! `agents`: one row per launched agent.
+
+use sea_orm::entity::prelude::*;
+
+/// An agent's row.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "agents")]
+pub struct Model {
+    /// UUID string.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    /// `synthetic`, `claude-code`, …
+    #[sea_orm(column_name = "type")]
+    pub agent_type: String,
+    /// `initializing`, `running`, `completed`, `failed`, `terminated`, `interrupted`.
+    pub status: String,
+    pub prompt: String,
+    /// The launch configuration, JSON text.
+    pub configuration: String,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+    /// Why it failed, when it did: a snake_case code and a sentence.
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+}
+
+/// Relations of `agents`.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(has_many = "super::agent_message::Entity")]
+    AgentMessage,
+}
+
+impl Related<super::agent_message::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::AgentMessage.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,311 @@
+//! Spawns the real `agentstream` binary on 127.0.0.1 port 0 with a fresh SQLite file, and talks to it
+//! as a client would: REST with reqwest, WebSocket with tokio-tungstenite.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use agentstream_wire::{Agent, AgentStatus, ErrorBody, Message, ServerEvent};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use uuid::Uuid;
+
+/// How long any single wait in a test may take before it fails.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running server and what it needs.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    child: Child,
+    dir: PathBuf,
+    /// Keeps the folder (database, log) alive for the test; `None` when the caller owns it.
+    _tmp: Option<TempDir>,
+}
+
+impl TestApp {
+    /// A server on a fresh database.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(&[]).await
+    }
+
+    /// A server on a fresh database, with `AGENTSTREAM__…` settings.
+    pub async fn spawn_with(env: &[(&str, &str)]) -> TestApp {
+        let tmp = TempDir::new().expect("temp dir");
+        let dir = tmp.path().to_path_buf();
+        let mut app = Self::spawn_in(&dir, env).await;
+        app._tmp = Some(tmp);
+        app
+    }
+
+    /// A server on the database in `dir` (kept across restarts by the caller).
+    pub async fn spawn_in(dir: &Path, env: &[(&str, &str)]) -> TestApp {
+        let db_url = format!("sqlite://{}/agent.db", dir.display());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))
+            .expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentstream"));
+        cmd.arg("--port")
+            .arg("0")
+            .arg("--host")
+            .arg("127.0.0.1")
+            .arg("--database-url")
+            .arg(&db_url)
+            // A folder with no settings files: only the compiled-in defaults and `env` apply.
+            .arg("--config-dir")
+            .arg(dir.join("no-config"))
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn agentstream");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let address = tokio::time::timeout(TIMEOUT, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = line.strip_prefix("agentstream listening on ") {
+                    return url.to_owned();
+                }
+            }
+            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            panic!("the server exited before listening; its log:\n{log}");
+        })
+        .await
+        .expect("server start timed out");
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let port = address
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        TestApp {
+            address,
+            port,
+            client: reqwest::Client::new(),
+            child,
+            dir: dir.to_path_buf(),
+            _tmp: None,
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// SIGKILLs the server and waits for it to be gone.
+    pub async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// POST /api/agents with any body; returns the raw response.
+    pub async fn post_agent(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/agents"))
+            .json(body)
+            .send()
+            .await
+            .expect("POST /api/agents")
+    }
+
+    /// Launches a synthetic agent and returns it.
+    pub async fn launch(&self, tokens: u64, interval_ms: u64) -> Agent {
+        let response = self
+            .post_agent(&json!({"type": "synthetic", "prompt": "test",
+                                "configuration": {"tokens": tokens, "intervalMs": interval_ms}}))
+            .await;
+        assert_eq!(
+            response.status(),
+            201,
+            "launch failed: {}",
+            response.text().await.unwrap_or_default()
+        );
+        response.json().await.expect("agent json")
+    }
+
+    pub async fn agent(&self, id: Uuid) -> Agent {
+        let response = self
+            .client
+            .get(self.url(&format!("/api/agents/{id}")))
+            .send()
+            .await
+            .expect("GET agent");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("agent json")
+    }
+
+    /// GET …/messages, optionally `?since=`.
+    pub async fn messages(&self, id: Uuid, since: Option<i64>) -> Vec<Message> {
+        let path = match since {
+            Some(s) => format!("/api/agents/{id}/messages?since={s}"),
+            None => format!("/api/agents/{id}/messages"),
+        };
+        let response = self
+            .client
+            .get(self.url(&path))
+            .send()
+            .await
+            .expect("GET messages");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("messages json")
+    }
+
+    /// Waits until the agent's status is terminal.
+    pub async fn wait_finished(&self, id: Uuid) -> Agent {
+        self.wait_status(id, |s| s.is_terminal()).await
+    }
+
+    /// Waits until the agent's status satisfies `pred`.
+    pub async fn wait_status(&self, id: Uuid, pred: impl Fn(AgentStatus) -> bool) -> Agent {
+        tokio::time::timeout(TIMEOUT, async {
+            loop {
+                let agent = self.agent(id).await;
+                if pred(agent.status) {
+                    return agent;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("agent status wait timed out")
+    }
+
+    /// Waits until at least `n` messages are stored.
+    pub async fn wait_messages(&self, id: Uuid, n: usize) {
+        tokio::time::timeout(TIMEOUT, async {
+            while self.messages(id, None).await.len() < n {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("message wait timed out");
+    }
+
+    /// A WebSocket client connected to /ws.
+    pub async fn ws(&self) -> WsClient {
+        let (stream, _) =
+            tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", self.port))
+                .await
+                .expect("websocket connect");
+        WsClient { stream }
+    }
+}
+
+/// Asserts a response is the protocol's error form with this status and code.
+pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) {
+    let got = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    assert_eq!(got, status, "status for {code}: body {text}");
+    let body: ErrorBody =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not the error form ({e}): {text}"));
+    assert_eq!(body.error.code, code, "{text}");
+    assert!(!body.error.message.is_empty());
+}
+
+/// A WebSocket client speaking the protocol.
+pub struct WsClient {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl WsClient {
+    pub async fn send_text(&mut self, text: &str) {
+        self.stream
+            .send(WsMessage::Text(text.to_owned()))
+            .await
+            .expect("ws send");
+    }
+
+    pub async fn subscribe(&mut self, agent: Uuid, since: Option<i64>) {
+        let mut data = json!({"agentId": agent});
+        if let Some(s) = since {
+            data["since"] = json!(s);
+        }
+        self.send_text(&json!({"event": "subscribe", "data": data}).to_string())
+            .await;
+    }
+
+    /// The next protocol event; panics on timeout or close.
+    pub async fn next_event(&mut self) -> ServerEvent {
+        self.try_next_event(TIMEOUT)
+            .await
+            .expect("no websocket event in time")
+    }
+
+    /// The next protocol event within `wait`, or `None`.
+    pub async fn try_next_event(&mut self, wait: Duration) -> Option<ServerEvent> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()??;
+            match frame.expect("ws read") {
+                WsMessage::Text(text) => {
+                    return Some(
+                        serde_json::from_str(&text)
+                            .unwrap_or_else(|e| panic!("bad server frame ({e}): {text}")),
+                    )
+                }
+                WsMessage::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// Reads events until `agent:complete` (or `agent:error` then `agent:complete`) of `agent`; returns its
+    /// `agent:message` messages in arrival order and every event seen.
+    pub async fn collect_until_complete(
+        &mut self,
+        agent: Uuid,
+    ) -> (Vec<Message>, Vec<ServerEvent>) {
+        let mut messages = Vec::new();
+        let mut events = Vec::new();
+        loop {
+            let event = self.next_event().await;
+            match &event {
+                ServerEvent::AgentMessage(m) if m.agent_id == agent => {
+                    messages.push(m.message.clone())
+                }
+                ServerEvent::AgentComplete(c) if c.agent_id == agent => {
+                    events.push(event);
+                    return (messages, events);
+                }
+                _ => {}
+            }
+            events.push(event);
+        }
+    }
+}
+
+/// Asserts `messages` are numbered exactly `first, first+1, …`.
+pub fn assert_contiguous(messages: &[Message], first: i64) {
+    for (i, m) in messages.iter().enumerate() {
+        assert_eq!(
+            m.sequence_number,
+            first + i as i64,
+            "hole or repeat at position {i}"
+        );
+    }
+}

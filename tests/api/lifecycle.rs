@@ -1,0 +1,193 @@
+//! Terminating, purging, and restarting on the same database.
+
+use std::time::Duration;
+
+use agentstream_wire::{AgentStatus, ServerEvent};
+
+use crate::helpers::{assert_contiguous, assert_error, TestApp};
+
+#[tokio::test]
+async fn delete_mid_stream_terminates_and_keeps_a_contiguous_history() {
+    let app = TestApp::spawn().await;
+    let agent = app.launch(5000, 2).await;
+    let mut ws = app.ws().await;
+    ws.subscribe(agent.id, Some(0)).await;
+    app.wait_messages(agent.id, 30).await;
+
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/agents/{}", agent.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    // The DELETE returns once the runner is stopped and the status stored.
+    assert_eq!(app.agent(agent.id).await.status, AgentStatus::Terminated);
+
+    let mut saw_status = false;
+    let mut saw_deleted = false;
+    let mut delivered = Vec::new();
+    while !(saw_status && saw_deleted) {
+        match ws.next_event().await {
+            ServerEvent::AgentMessage(m) => {
+                assert!(!saw_status, "a message after the terminated status");
+                delivered.push(m.message);
+            }
+            ServerEvent::AgentStatus(s) if s.status == AgentStatus::Terminated => saw_status = true,
+            ServerEvent::AgentDeleted(d) => {
+                assert!(saw_status, "agent:deleted comes after agent:status");
+                assert!(!d.purged);
+                saw_deleted = true;
+            }
+            _ => {}
+        }
+    }
+    let stored = app.messages(agent.id, None).await;
+    assert_contiguous(&stored, 1);
+    assert!(stored.len() < 5003, "the runner was stopped early");
+    assert_eq!(delivered, stored);
+    // Nothing more is written after termination.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.messages(agent.id, None).await.len(), stored.len());
+    // DELETE again: still 204, status unchanged.
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/agents/{}", agent.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(app.agent(agent.id).await.status, AgentStatus::Terminated);
+}
+
+#[tokio::test]
+async fn delete_of_a_finished_agent_keeps_its_status() {
+    let app = TestApp::spawn().await;
+    let agent = app.launch(3, 0).await;
+    app.wait_finished(agent.id).await;
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/agents/{}", agent.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(app.agent(agent.id).await.status, AgentStatus::Completed);
+    assert_eq!(app.messages(agent.id, None).await.len(), 6);
+}
+
+#[tokio::test]
+async fn purge_mid_stream_removes_everything_and_the_server_stays_healthy() {
+    let app = TestApp::spawn().await;
+    let keep = app.launch(10, 0).await;
+    let agent = app.launch(5000, 1).await;
+    let mut watcher = app.ws().await;
+    app.wait_messages(agent.id, 20).await;
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/agents/{}?purge=true", agent.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_error(
+        app.client
+            .get(app.url(&format!("/api/agents/{}", agent.id)))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "agent_not_found",
+    )
+    .await;
+    let r = app
+        .client
+        .get(app.url(&format!("/api/agents/{}/messages", agent.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 404, "agent_not_found").await;
+    loop {
+        if let ServerEvent::AgentDeleted(d) = watcher.next_event().await {
+            assert_eq!(d.agent_id, agent.id);
+            assert!(d.purged);
+            break;
+        }
+    }
+    let listed: Vec<agentstream_wire::Agent> = app
+        .client
+        .get(app.url("/api/agents"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(listed.iter().all(|a| a.id != agent.id));
+    assert!(listed.iter().any(|a| a.id == keep.id));
+    app.wait_finished(keep.id).await;
+    assert_contiguous(&app.messages(keep.id, None).await, 1);
+    assert_eq!(
+        app.client
+            .get(app.url("/api/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert!(!app.log().contains("panicked"), "{}", app.log());
+}
+
+#[tokio::test]
+async fn agents_are_listed_newest_first() {
+    let app = TestApp::spawn().await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(app.launch(1, 0).await.id);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let listed: Vec<agentstream_wire::Agent> = app
+        .client
+        .get(app.url("/api/agents"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed: Vec<_> = listed.iter().map(|a| a.id).collect();
+    ids.reverse();
+    assert_eq!(listed, ids);
+}
+
+#[tokio::test]
+async fn restart_on_the_same_file_keeps_history_and_interrupts_what_ran() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut app = TestApp::spawn_in(dir.path(), &[]).await;
+    let done = app.launch(50, 0).await;
+    app.wait_finished(done.id).await;
+    let done_history = app.messages(done.id, None).await;
+    let running = app.launch(100_000, 5).await;
+    app.wait_messages(running.id, 40).await;
+    app.kill().await;
+
+    let app = TestApp::spawn_in(dir.path(), &[]).await;
+    let mut watcher = app.ws().await;
+    assert_eq!(app.messages(done.id, None).await, done_history);
+    assert_eq!(app.agent(done.id).await.status, AgentStatus::Completed);
+    let interrupted = app.agent(running.id).await;
+    assert_eq!(interrupted.status, AgentStatus::Interrupted);
+    let history = app.messages(running.id, None).await;
+    assert!(history.len() >= 40);
+    assert_contiguous(&history, 1);
+    // A subscriber can still read it all, and nothing more comes.
+    watcher.subscribe(running.id, Some(0)).await;
+    let mut replayed = Vec::new();
+    while let Some(event) = watcher.try_next_event(Duration::from_millis(500)).await {
+        if let ServerEvent::AgentMessage(m) = event {
+            replayed.push(m.message);
+        }
+    }
+    assert_eq!(replayed, history);
+}

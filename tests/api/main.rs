@@ -1,0 +1,8 @@
+//! Black-box tests: each spawns the real server on a random port with its own SQLite file and talks to
+//! it over REST and WebSocket like any client.
+
+mod errors;
+mod helpers;
+mod lifecycle;
+mod streaming;
+mod websocket;

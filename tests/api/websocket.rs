@@ -1,0 +1,187 @@
+//! The WebSocket endpoint: bad frames get an `error` event and the socket stays usable; silent clients
+//! are dropped.
+
+use std::time::Duration;
+
+use agentstream_wire::ServerEvent;
+use futures_util::SinkExt;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use uuid::Uuid;
+
+use crate::helpers::TestApp;
+
+fn expect_error(event: ServerEvent, code: &str) {
+    match event {
+        ServerEvent::Error(e) => assert_eq!(e.code, code, "{e:?}"),
+        other => panic!("expected error {code}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn malformed_frames_get_an_error_event_and_the_socket_stays_usable() {
+    let app = TestApp::spawn().await;
+    let agent = app.launch(3, 0).await;
+    app.wait_finished(agent.id).await;
+    let mut ws = app.ws().await;
+    let cases: Vec<(String, &str)> = vec![
+        ("hello".into(), "invalid_json"),
+        ("{\"event\": \"subscribe\"".into(), "invalid_json"),
+        ("[]".into(), "invalid_frame"),
+        ("{\"data\": {}}".into(), "invalid_frame"),
+        (
+            "{\"event\": \"subscribe\", \"data\": \"x\"}".into(),
+            "invalid_frame",
+        ),
+        (
+            "{\"event\": \"subscribe\", \"data\": {}}".into(),
+            "invalid_frame",
+        ),
+        (
+            "{\"event\": \"subscribe\", \"data\": {\"agentId\": \"nope\"}}".into(),
+            "invalid_id",
+        ),
+        (
+            format!(
+                "{{\"event\": \"subscribe\", \"data\": {{\"agentId\": \"{}\", \"since\": -4}}}}",
+                agent.id
+            ),
+            "invalid_since",
+        ),
+        (
+            format!(
+                "{{\"event\": \"subscribe\", \"data\": {{\"agentId\": \"{}\", \"since\": \"2\"}}}}",
+                agent.id
+            ),
+            "invalid_since",
+        ),
+        (
+            format!(
+                "{{\"event\": \"launch\", \"data\": {{\"agentId\": \"{}\"}}}}",
+                agent.id
+            ),
+            "unknown_event",
+        ),
+        (
+            format!(
+                "{{\"event\": \"subscribe\", \"data\": {{\"agentId\": \"{}\"}}}}",
+                Uuid::new_v4()
+            ),
+            "agent_not_found",
+        ),
+    ];
+    for (frame, code) in cases {
+        ws.send_text(&frame).await;
+        expect_error(ws.next_event().await, code);
+    }
+    ws.stream
+        .send(WsMessage::Binary(vec![1, 2, 3]))
+        .await
+        .unwrap();
+    expect_error(ws.next_event().await, "unsupported_frame");
+
+    // Still usable.
+    ws.subscribe(agent.id, Some(0)).await;
+    match ws.next_event().await {
+        ServerEvent::Subscribed(s) => assert_eq!(s.agent_id, agent.id),
+        other => panic!("expected subscribed, got {other:?}"),
+    }
+    let mut replayed = 0;
+    while let Some(ServerEvent::AgentMessage(_)) =
+        ws.try_next_event(Duration::from_millis(300)).await
+    {
+        replayed += 1;
+    }
+    assert_eq!(replayed, 6);
+}
+
+#[tokio::test]
+async fn an_oversized_frame_closes_only_that_socket() {
+    let app = TestApp::spawn().await;
+    let mut big = app.ws().await;
+    let mut other = app.ws().await;
+    let _ = big.stream.send(WsMessage::Text("x".repeat(200_000))).await;
+    assert!(
+        big.try_next_event(Duration::from_secs(5)).await.is_none(),
+        "socket closed"
+    );
+    let agent = app.launch(2, 0).await;
+    other.subscribe(agent.id, Some(0)).await;
+    assert!(matches!(
+        other.next_event().await,
+        ServerEvent::AgentCreated(_) | ServerEvent::Subscribed(_) | ServerEvent::AgentStatus(_)
+    ));
+    assert_eq!(
+        app.client
+            .get(app.url("/api/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn unsubscribe_stops_the_room_events() {
+    let app = TestApp::spawn().await;
+    let agent = app.launch(500, 5).await;
+    let mut ws = app.ws().await;
+    ws.subscribe(agent.id, None).await;
+    assert!(matches!(ws.next_event().await, ServerEvent::Subscribed(_)));
+    ws.send_text(&format!(
+        "{{\"event\":\"unsubscribe\",\"data\":{{\"agentId\":\"{}\"}}}}",
+        agent.id
+    ))
+    .await;
+    // Messages already in flight may precede the reply; none may follow it.
+    loop {
+        match ws.next_event().await {
+            ServerEvent::Unsubscribed(u) => {
+                assert_eq!(u.agent_id, agent.id);
+                break;
+            }
+            ServerEvent::AgentMessage(_) | ServerEvent::AgentStatus(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    while let Some(event) = ws.try_next_event(Duration::from_millis(300)).await {
+        assert!(
+            !matches!(event, ServerEvent::AgentMessage(_)),
+            "message after unsubscribe"
+        );
+    }
+    let _ = app
+        .client
+        .delete(app.url(&format!("/api/agents/{}", agent.id)))
+        .send()
+        .await;
+}
+
+#[tokio::test]
+async fn a_silent_client_is_dropped_by_the_heartbeat() {
+    let app = TestApp::spawn_with(&[
+        ("AGENTSTREAM__WEBSOCKET__HEARTBEAT_INTERVAL_SECS", "1"),
+        ("AGENTSTREAM__WEBSOCKET__CLIENT_TIMEOUT_SECS", "2"),
+    ])
+    .await;
+    let mut silent = app.ws().await;
+    // Not reading means not answering pings: after the timeout the server closes the socket.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut closed = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout(
+            Duration::from_secs(1),
+            futures_util::StreamExt::next(&mut silent.stream),
+        )
+        .await
+        {
+            Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(WsMessage::Close(_)))) => {
+                closed = true;
+                break;
+            }
+            _ => continue,
+        }
+    }
+    assert!(closed, "the silent client was not dropped");
+}
