@@ -20,3 +20,4 @@ pub mod runners;
 pub mod startup;
 pub mod streaming;
 pub mod telemetry;
+pub mod watch;

@@ -52,6 +52,20 @@ struct Cli {
 enum Command {
     /// Serve the API, the WebSocket and the web app (the default).
     Serve,
+    /// Print an agent's messages as they stream (history first), until it ends.
+    Watch {
+        /// The agent's id.
+        agent_id: uuid::Uuid,
+        /// Show only messages after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        since: i64,
+        /// The server.
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        url: String,
+        /// Print each WebSocket frame as a JSON line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl Cli {
@@ -75,6 +89,15 @@ impl Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Watch {
+        agent_id,
+        since,
+        url,
+        json,
+    }) = &cli.command
+    {
+        return watch(url, *agent_id, *since, *json);
+    }
     let settings = match Settings::load(Some(&cli.config_dir), &cli.overrides()) {
         Ok(s) => s,
         Err(e) => {
@@ -83,8 +106,19 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init(&settings.log.level);
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(settings),
+    serve(settings)
+}
+
+fn watch(url: &str, agent: uuid::Uuid, since: i64, json: bool) -> ExitCode {
+    let result =
+        actix_web::rt::System::new().block_on(agentstream::watch::watch(url, agent, since, json));
+    match result {
+        Ok(agentstream_wire::AgentStatus::Completed) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("agentstream watch: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

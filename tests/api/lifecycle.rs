@@ -191,3 +191,56 @@ async fn restart_on_the_same_file_keeps_history_and_interrupts_what_ran() {
     }
     assert_eq!(replayed, history);
 }
+
+#[tokio::test]
+async fn an_agent_deleted_behind_the_servers_back_stops_with_an_error() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let app = TestApp::spawn_in(dir.path(), &[]).await;
+    let agent = app.launch(100_000, 2).await;
+    let mut ws = app.ws().await;
+    ws.subscribe(agent.id, Some(0)).await;
+    app.wait_messages(agent.id, 20).await;
+
+    // Another process removes the row (and, by the cascade, its messages).
+    let url = format!("sqlite://{}/agent.db", dir.path().display());
+    let db = sea_orm::Database::connect(url).await.unwrap();
+    use sea_orm::ConnectionTrait;
+    let deleted = db
+        .execute(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DatabaseBackend::Sqlite,
+            "DELETE FROM agents WHERE id = ?",
+            [agent.id.to_string().into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(deleted.rows_affected(), 1);
+
+    loop {
+        match ws.next_event().await {
+            ServerEvent::AgentError(e) => {
+                assert_eq!(e.agent_id, agent.id);
+                assert_eq!(e.error.code, "agent_deleted");
+                break;
+            }
+            ServerEvent::AgentComplete(c) => panic!("unexpected completion {c:?}"),
+            _ => {}
+        }
+    }
+    let r = app
+        .client
+        .get(app.url(&format!("/api/agents/{}", agent.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 404, "agent_not_found").await;
+    // The runner stopped: nothing is written for it any more, and the server goes on.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    assert_eq!(entity::AgentMessage::find().count(&db).await.unwrap(), 0);
+    let next = app.launch(5, 0).await;
+    assert_eq!(
+        app.wait_finished(next.id).await.status,
+        AgentStatus::Completed
+    );
+    assert!(!app.log().contains("panicked"));
+}
