@@ -97,6 +97,8 @@ impl Application {
                 .map_or(2, |n| n.get())
                 .min(4),
         )
+        // WebSockets never finish on their own: do not wait the default 30 s for them on Ctrl-C.
+        .shutdown_timeout(2)
         .listen(listener)
         .map_err(|source| StartupError::Bind { address, source })?
         .run();

@@ -214,6 +214,16 @@ async fn an_agent_deleted_behind_the_servers_back_stops_with_an_error() {
         .await
         .unwrap();
     assert_eq!(deleted.rows_affected(), 1);
+    // The server put the file in WAL mode (a property of the file, seen by every connection).
+    let mode = db
+        .query_one(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Sqlite,
+            "PRAGMA journal_mode",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(mode.try_get_by_index::<String>(0).unwrap(), "wal");
 
     loop {
         match ws.next_event().await {
