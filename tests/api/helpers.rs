@@ -247,6 +247,19 @@ impl WsClient {
             .await;
     }
 
+    /// Waits for the `subscribed` reply, skipping the events every connection receives meanwhile.
+    pub async fn expect_subscribed(&mut self) -> agentstream_wire::Subscribed {
+        loop {
+            match self.next_event().await {
+                ServerEvent::Subscribed(s) => return s,
+                ServerEvent::AgentCreated(_)
+                | ServerEvent::AgentStatus(_)
+                | ServerEvent::AgentDeleted(_) => {}
+                other => panic!("expected subscribed, got {other:?}"),
+            }
+        }
+    }
+
     /// The next protocol event; panics on timeout or close.
     pub async fn next_event(&mut self) -> ServerEvent {
         self.try_next_event(TIMEOUT)

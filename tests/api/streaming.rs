@@ -81,14 +81,10 @@ async fn subscribe_with_since_replays_exactly_the_tail_of_a_finished_agent() {
     for since in [0i64, 5, 23] {
         let mut ws = app.ws().await;
         ws.subscribe(agent.id, Some(since)).await;
-        match ws.next_event().await {
-            ServerEvent::Subscribed(s) => {
-                assert_eq!(s.agent_id, agent.id);
-                assert_eq!(s.last_sequence, all.len() as i64);
-                assert_eq!(s.status, Some(AgentStatus::Completed));
-            }
-            other => panic!("expected subscribed, got {other:?}"),
-        }
+        let s = ws.expect_subscribed().await;
+        assert_eq!(s.agent_id, agent.id);
+        assert_eq!(s.last_sequence, all.len() as i64);
+        assert_eq!(s.status, Some(AgentStatus::Completed));
         let mut got = Vec::new();
         while let Some(event) = ws
             .try_next_event(std::time::Duration::from_millis(300))
@@ -144,10 +140,7 @@ async fn subscribe_without_since_gets_what_comes_after_now() {
     app.wait_messages(agent.id, 20).await;
     let mut ws = app.ws().await;
     ws.subscribe(agent.id, None).await;
-    let last = match ws.next_event().await {
-        ServerEvent::Subscribed(s) => s.last_sequence,
-        other => panic!("expected subscribed, got {other:?}"),
-    };
+    let last = ws.expect_subscribed().await.last_sequence;
     assert!(last >= 20);
     let (messages, _) = ws.collect_until_complete(agent.id).await;
     assert_contiguous(&messages, last + 1);

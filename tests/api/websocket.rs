@@ -81,10 +81,7 @@ async fn malformed_frames_get_an_error_event_and_the_socket_stays_usable() {
 
     // Still usable.
     ws.subscribe(agent.id, Some(0)).await;
-    match ws.next_event().await {
-        ServerEvent::Subscribed(s) => assert_eq!(s.agent_id, agent.id),
-        other => panic!("expected subscribed, got {other:?}"),
-    }
+    assert_eq!(ws.expect_subscribed().await.agent_id, agent.id);
     let mut replayed = 0;
     while let Some(ServerEvent::AgentMessage(_)) =
         ws.try_next_event(Duration::from_millis(300)).await
@@ -127,7 +124,7 @@ async fn unsubscribe_stops_the_room_events() {
     let agent = app.launch(500, 5).await;
     let mut ws = app.ws().await;
     ws.subscribe(agent.id, None).await;
-    assert!(matches!(ws.next_event().await, ServerEvent::Subscribed(_)));
+    ws.expect_subscribed().await;
     ws.send_text(&format!(
         "{{\"event\":\"unsubscribe\",\"data\":{{\"agentId\":\"{}\"}}}}",
         agent.id

@@ -5,11 +5,13 @@
 //! output, so a real agent and the synthetic one share every step after the runner.
 
 pub mod claude;
+#[cfg(test)]
+mod fixtures;
 
 use agentstream_wire::{ErrorInfo, MessageType};
 use serde_json::Value;
 
-pub use claude::parse_line;
+pub use claude::{parse_bytes, parse_line};
 
 /// A message ready to be stored; the persistence actor gives it an id and a sequence number.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,6 +24,15 @@ pub struct ParsedMessage {
     pub metadata: Value,
     /// Set on the line that ends a run (`result`): decides the agent's final status.
     pub outcome: Option<RunOutcome>,
+    /// Set on the line that starts a session (`system/init`): kept on the agent.
+    pub session: Option<SessionInfo>,
+}
+
+/// The agent CLI's session, from its init line: what `--resume` needs later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub session_id: String,
+    pub model: Option<String>,
 }
 
 /// What a `result` line says about the run it ends.
