@@ -93,7 +93,7 @@ fn unknown(raw: &str) -> ParsedMessage {
     )
 }
 
-fn str_of<'a>(v: Option<&'a Value>) -> Option<&'a str> {
+fn str_of(v: Option<&Value>) -> Option<&str> {
     v.and_then(Value::as_str)
 }
 
