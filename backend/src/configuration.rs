@@ -19,6 +19,39 @@ pub struct Settings {
     pub synthetic: SyntheticSettings,
     pub websocket: WebSocketSettings,
     pub log: LogSettings,
+    pub runners: RunnerSettings,
+    pub claude: ClaudeSettings,
+    pub proxy: ProxySettings,
+}
+
+/// Limits on what runners read.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RunnerSettings {
+    pub max_line_bytes: usize,
+}
+
+/// How `claude-code` agents run.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ClaudeSettings {
+    pub transport: agentstream_wire::ClaudeTransport,
+    pub cli_path: PathBuf,
+    pub extra_args: Vec<String>,
+    pub proxy_url: String,
+    pub stop_grace_ms: u64,
+}
+
+impl ClaudeSettings {
+    /// How long each signal of a stop is given.
+    pub fn stop_grace(&self) -> Duration {
+        Duration::from_millis(self.stop_grace_ms)
+    }
+}
+
+/// `agentstream proxy`'s listening address.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ProxySettings {
+    pub host: String,
+    pub port: u16,
 }
 
 /// Where and how the HTTP server listens.

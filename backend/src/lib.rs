@@ -8,6 +8,7 @@
 //! AgentFactory), `parser` (ClaudeMessageParser), `db` (DatabaseService).
 
 pub mod api;
+pub mod claude_proxy;
 pub mod clock;
 pub mod configuration;
 pub mod db;

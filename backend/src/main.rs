@@ -52,6 +52,9 @@ struct Cli {
 enum Command {
     /// Serve the API, the WebSocket and the web app (the default).
     Serve,
+    /// Serve the Claude proxy contract (POST /agent/stream, /agent/start, /agent/stop/{id}, GET /health)
+    /// by spawning the Claude CLI; --host/--port set where it listens (default 127.0.0.1:8000).
+    Proxy,
     /// Print an agent's messages as they stream (history first), until it ends.
     Watch {
         /// The agent's id.
@@ -71,11 +74,15 @@ enum Command {
 impl Cli {
     fn overrides(&self) -> Vec<(&'static str, String)> {
         let mut o = Vec::new();
+        let proxy = matches!(self.command, Some(Command::Proxy));
         if let Some(h) = &self.host {
-            o.push(("server.host", h.clone()));
+            o.push((if proxy { "proxy.host" } else { "server.host" }, h.clone()));
         }
         if let Some(p) = self.port {
-            o.push(("server.port", p.to_string()));
+            o.push((
+                if proxy { "proxy.port" } else { "server.port" },
+                p.to_string(),
+            ));
         }
         if let Some(u) = &self.database_url {
             o.push(("database.url", u.clone()));
@@ -106,7 +113,27 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init(&settings.log.level);
-    serve(settings)
+    match cli.command {
+        Some(Command::Proxy) => proxy(settings),
+        _ => serve(settings),
+    }
+}
+
+fn proxy(settings: Settings) -> ExitCode {
+    let result = actix_web::rt::System::new().block_on(async move {
+        let server = agentstream::claude_proxy::ProxyServer::build(settings)?;
+        println!("agentstream proxy listening on {}", server.url());
+        let _ = std::io::stdout().flush();
+        tracing::info!(url = %server.url(), "proxy listening");
+        server.run_until_stopped().await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("agentstream proxy: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn watch(url: &str, agent: uuid::Uuid, since: i64, json: bool) -> ExitCode {

@@ -2,7 +2,7 @@
 //! conversion of rows into the protocol's shapes. Reads run anywhere; the writes are executed only by the
 //! persistence actor (`streaming`).
 
-use agentstream_wire::{Agent, AgentStatus, Message};
+use agentstream_wire::{Agent, AgentStatus, ErrorInfo, Message};
 use entity::{agent, agent_message};
 use sea_orm::sea_query::{Expr, Func, Query};
 use sea_orm::{
@@ -30,6 +30,12 @@ pub fn agent_to_wire(m: agent::Model) -> Result<Agent, DbErr> {
         started_at: m.started_at,
         completed_at: m.completed_at,
         configuration: serde_json::from_str(&m.configuration).unwrap_or(Value::Null),
+        session_id: m.session_id,
+        model: m.model,
+        error: match (m.error_code, m.error_message) {
+            (Some(code), message) => Some(ErrorInfo::new(code, message.unwrap_or_default())),
+            _ => None,
+        },
     })
 }
 

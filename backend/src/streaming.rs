@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::clock;
 use crate::gateway::registry::{Broadcast, Event, RoomRegistry, Scope};
 use crate::messages;
-use crate::parser::ParsedMessage;
+use crate::parser::{ParsedMessage, SessionInfo};
 
 /// Why a write was refused.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
@@ -80,6 +80,14 @@ impl SetStatus {
     }
 }
 
+/// Keeps the agent CLI's session id and model on the agent.
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct SetSession {
+    pub agent_id: Uuid,
+    pub session: SessionInfo,
+}
+
 /// Removes an agent and (by the foreign key's cascade) all its messages.
 #[derive(Message)]
 #[rtype(result = "Result<(), StoreError>")]
@@ -96,6 +104,7 @@ enum Op {
     InsertAgent(agent::Model),
     Append(Uuid, ParsedMessage),
     SetStatus(SetStatus),
+    SetSession(Uuid, SessionInfo),
     Purge(Uuid),
     Interrupt,
 }
@@ -224,6 +233,19 @@ impl Handler<SetStatus> for Persistence {
             Done::Unit => Some(()),
             _ => None,
         })
+    }
+}
+
+impl Handler<SetSession> for Persistence {
+    type Result = ResponseFuture<Result<(), StoreError>>;
+    fn handle(&mut self, msg: SetSession, ctx: &mut Context<Self>) -> Self::Result {
+        reply(
+            self.enqueue(Op::SetSession(msg.agent_id, msg.session), ctx),
+            |d| match d {
+                Done::Unit => Some(()),
+                _ => None,
+            },
+        )
     }
 }
 
@@ -402,6 +424,18 @@ async fn write_one(txn: &impl ConnectionTrait, op: &Op) -> Result<(Done, Vec<Eve
                 return Err(DbErr::RecordNotUpdated);
             }
             Ok((Done::Unit, status_events(change)))
+        }
+        Op::SetSession(agent_id, session) => {
+            entity::Agent::update_many()
+                .col_expr(
+                    agent::Column::SessionId,
+                    Expr::value(session.session_id.clone()),
+                )
+                .col_expr(agent::Column::Model, Expr::value(session.model.clone()))
+                .filter(agent::Column::Id.eq(agent_id.to_string()))
+                .exec(txn)
+                .await?;
+            Ok((Done::Unit, vec![]))
         }
         Op::Purge(agent_id) => {
             entity::Agent::delete_by_id(agent_id.to_string())

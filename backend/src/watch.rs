@@ -4,7 +4,9 @@
 
 use std::io::Write;
 
-use agentstream_wire::{AgentStatus, MessageType, ServerEvent};
+use std::collections::HashSet;
+
+use agentstream_wire::{AgentStatus, Message, MessageType, ServerEvent};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -55,7 +57,7 @@ pub async fn watch(
     let mut last_seen = since;
     let mut target: Option<(i64, AgentStatus)> = None;
     let mut ended: Option<AgentStatus> = None;
-    let mut mid_line = false;
+    let mut renderer = Renderer::default();
     while let Some(frame) = socket.next().await {
         let text = match frame? {
             WsMessage::Text(text) => text,
@@ -75,36 +77,13 @@ pub async fn watch(
             ServerEvent::AgentMessage(m) if m.agent_id == agent => {
                 last_seen = m.message.sequence_number;
                 if !raw_json {
-                    let msg = m.message;
-                    let token = msg.message_type == MessageType::Assistant
-                        && msg.metadata["eventType"] == "content_delta";
-                    if token {
-                        let _ = write!(out, "{}", msg.content);
-                        mid_line = true;
-                    } else if msg.message_type != MessageType::System || !msg.content.is_empty() {
-                        if mid_line {
-                            let _ = writeln!(out);
-                            mid_line = false;
-                        }
-                        let content = if msg.message_type == MessageType::Result {
-                            "(final result)".to_owned()
-                        } else {
-                            msg.content
-                        };
-                        let _ = writeln!(
-                            out,
-                            "[{} #{}] {}",
-                            msg.message_type, msg.sequence_number, content
-                        );
-                    }
+                    renderer.render(&m.message, &mut out);
                     let _ = out.flush();
                 }
             }
             ServerEvent::AgentComplete(c) if c.agent_id == agent => {
                 if !raw_json {
-                    if mid_line {
-                        let _ = writeln!(out);
-                    }
+                    renderer.end_line(&mut out);
                     let _ = writeln!(
                         out,
                         "[{}] {} messages in {} ms",
@@ -140,13 +119,75 @@ pub async fn watch(
         };
         if let Some(status) = finished {
             if !raw_json {
-                if mid_line {
-                    let _ = writeln!(out);
-                }
+                renderer.end_line(&mut out);
                 let _ = writeln!(out, "[{status}]");
             }
             return Ok(status);
         }
     }
     Err(WatchError::Closed)
+}
+
+/// Turns messages into terminal text: streamed text inline, one line for everything else, and never the
+/// same text twice (a whole `assistant_message` block is shown only when its deltas were not).
+#[derive(Default)]
+struct Renderer {
+    /// The cursor is after inline text.
+    mid_line: bool,
+    /// Message ids whose deltas were shown.
+    streamed: HashSet<String>,
+}
+
+impl Renderer {
+    fn end_line(&mut self, out: &mut impl Write) {
+        if self.mid_line {
+            let _ = writeln!(out);
+            self.mid_line = false;
+        }
+    }
+
+    fn line(&mut self, out: &mut impl Write, label: &str, text: &str) {
+        self.end_line(out);
+        let _ = writeln!(out, "[{label}] {text}");
+    }
+
+    fn render(&mut self, m: &Message, out: &mut impl Write) {
+        let event = m.metadata["eventType"].as_str().unwrap_or_default();
+        let message_id = m.metadata["messageId"].as_str().map(str::to_owned);
+        match event {
+            "content_delta" | "thinking_delta" | "tool_input_delta" => {
+                if let Some(id) = message_id {
+                    self.streamed.insert(id);
+                }
+                let _ = write!(out, "{}", m.content);
+                self.mid_line = true;
+            }
+            "tool_use" => {
+                // The tool's input streams in after its name, on the same line.
+                self.end_line(out);
+                let _ = write!(out, "[tool {}] ", m.content);
+                self.mid_line = true;
+            }
+            "assistant_message" => {
+                if !message_id.is_some_and(|id| self.streamed.contains(&id)) {
+                    self.line(out, "assistant", &m.content);
+                }
+            }
+            "abandoned_blocks" => {
+                if let Some(id) = &message_id {
+                    self.streamed.remove(id);
+                }
+                self.line(
+                    out,
+                    "abandoned",
+                    "the partial message above was discarded; it is sent again",
+                );
+            }
+            "tool_result" => self.line(out, "tool result", &m.content),
+            "result" => self.end_line(out),
+            "message_delta" | "signature_delta" => {}
+            _ if m.message_type == MessageType::System && m.content.is_empty() => {}
+            _ => self.line(out, m.message_type.as_str(), &m.content),
+        }
+    }
 }

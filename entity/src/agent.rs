@@ -23,6 +23,10 @@ pub struct Model {
     /// Why it failed, when it did: a snake_case code and a sentence.
     pub error_code: Option<String>,
     pub error_message: Option<String>,
+    /// The agent CLI's session id, from its init line.
+    pub session_id: Option<String>,
+    /// The model the agent CLI reported.
+    pub model: Option<String>,
 }
 
 /// Relations of `agents`.

@@ -227,10 +227,10 @@ async fn too_many_running_agents_is_429() {
 }
 
 #[tokio::test]
-async fn claude_code_is_known_but_not_runnable_yet() {
+async fn gemini_is_known_but_not_runnable_yet() {
     let app = TestApp::spawn().await;
     let r = app
-        .post_agent(&json!({"type": "claude-code", "prompt": "hi"}))
+        .post_agent(&json!({"type": "gemini-cli", "prompt": "hi"}))
         .await;
     assert_error(r, 501, "agent_type_unavailable").await;
 }

@@ -196,6 +196,15 @@ pub struct Agent {
     /// Extension: the configuration the agent was launched with (`{}` when none).
     #[serde(default)]
     pub configuration: Value,
+    /// Extension: the agent CLI's session id, once it reported one (what `resume` takes).
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// Extension: the model the agent CLI reported.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Extension: why the agent failed, when it did.
+    #[serde(default)]
+    pub error: Option<ErrorInfo>,
 }
 
 /// One stored message (a row of `agent_messages`).
@@ -260,6 +269,52 @@ pub struct SyntheticConfig {
     pub tokens: Option<u64>,
     /// Pause between two tokens, in milliseconds.
     pub interval_ms: Option<u64>,
+}
+
+/// How a `claude-code` agent reaches the Claude CLI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClaudeTransport {
+    /// The server spawns the CLI itself.
+    Cli,
+    /// The server streams from a proxy that spawns it (`POST {proxyUrl}/agent/stream`, SSE).
+    Proxy,
+}
+
+/// `configuration` of a `claude-code` agent; every field optional.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClaudeConfig {
+    /// `--model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The folder the agent works in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_directory: Option<String>,
+    /// `--session-id`: start a session with this UUID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// `--resume`: continue the session with this UUID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
+    /// `--allowedTools`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_tools: Option<Vec<String>>,
+    /// `--disallowedTools`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disallowed_tools: Option<Vec<String>>,
+    /// `--permission-mode`: `default`, `acceptEdits`, `bypassPermissions` or `plan`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_mode: Option<String>,
+    /// `--mcp-config`: a JSON object (or a path to one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_config: Option<Value>,
+    /// `--strict-mcp-config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_strict: Option<bool>,
+    /// Overrides the server's `claude.transport` setting for this agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<ClaudeTransport>,
 }
 
 /// `GET /api/health` body.

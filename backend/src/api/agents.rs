@@ -69,11 +69,17 @@ pub async fn create(
         request.configuration.as_ref(),
         &state.settings,
     )?;
+    let configuration = spec
+        .configuration()
+        .or(request.configuration)
+        .filter(|c| !c.is_null())
+        .unwrap_or_else(|| serde_json::json!({}));
     let agent = state
         .orchestrator
         .send(Launch {
             agent_type,
             prompt: request.prompt,
+            configuration,
             spec,
         })
         .await??;

@@ -16,7 +16,7 @@ use crate::runners::reader::{LineReader, StopReading};
 use crate::runners::{
     Feed, FeedRefused, RunnerControl, RunnerEvent, RunnerExit, RunnerSpec, Started,
 };
-use crate::streaming::{AppendMessage, Persistence, SetStatus, StoreError};
+use crate::streaming::{AppendMessage, Persistence, SetSession, SetStatus, StoreError};
 
 /// Stops the agent (DELETE): its runner and process tree stop, its status becomes `terminated`. Replied
 /// once that status is stored (or at once when the agent had already ended).
@@ -41,6 +41,8 @@ pub struct AgentActor {
     finishing: bool,
     /// Told when the actor stops (the DELETEs waiting for it).
     waiters: Vec<oneshot::Sender<()>>,
+    /// For the message that reports a line cut at this length.
+    max_line_bytes: usize,
 }
 
 impl AgentActor {
@@ -50,6 +52,7 @@ impl AgentActor {
         spec: RunnerSpec,
         persistence: Addr<Persistence>,
         orchestrator: Addr<Orchestrator>,
+        max_line_bytes: usize,
     ) -> Self {
         AgentActor {
             id,
@@ -64,6 +67,7 @@ impl AgentActor {
             starting: false,
             finishing: false,
             waiters: Vec::new(),
+            max_line_bytes,
         }
     }
 
@@ -244,19 +248,33 @@ impl Handler<Feed> for AgentActor {
         if self.finishing {
             return AtomicResponse::new(Box::pin(fut::ready(Err(FeedRefused))));
         }
-        let line = match msg.0 {
-            RunnerEvent::Line(line) => line,
+        let parsed = match msg.0 {
+            RunnerEvent::Line(line) => parser::parse_line(&line),
+            RunnerEvent::Bytes(bytes) => parser::parse_bytes(&bytes),
+            RunnerEvent::Oversized { len, head } => {
+                Some(parser::oversized_line(len, &head, self.max_line_bytes))
+            }
             RunnerEvent::Exited(exit) => {
                 let (status, error) = self.ended(exit);
                 self.finish(status, error, ctx);
                 return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
             }
         };
-        let Some(parsed) = parser::parse_line(&line) else {
+        let Some(parsed) = parsed else {
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
         };
         if let Some(outcome) = &parsed.outcome {
             self.outcome = Some(outcome.clone());
+            // The agent said its last word: closing its input lets it exit.
+            if let Some(control) = self.control.as_mut() {
+                control.end_input();
+            }
+        }
+        if let Some(session) = &parsed.session {
+            self.persistence.do_send(SetSession {
+                agent_id: self.id,
+                session: session.clone(),
+            });
         }
         let store = self.persistence.send(AppendMessage {
             agent_id: self.id,

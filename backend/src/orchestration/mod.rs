@@ -29,6 +29,8 @@ use crate::streaming::{InsertAgent, Persistence, PurgeAgent, StoreError};
 pub struct Launch {
     pub agent_type: AgentType,
     pub prompt: String,
+    /// Kept on the agent's row.
+    pub configuration: serde_json::Value,
     pub spec: RunnerSpec,
 }
 
@@ -104,12 +106,14 @@ impl Handler<Launch> for Orchestrator {
             agent_type: msg.agent_type.as_str().to_owned(),
             status: AgentStatus::Initializing.as_str().to_owned(),
             prompt: msg.prompt,
-            configuration: msg.spec.configuration().to_string(),
+            configuration: msg.configuration.to_string(),
             created_at: clock::now(),
             started_at: None,
             completed_at: None,
             error_code: None,
             error_message: None,
+            session_id: None,
+            model: None,
         };
         let spec = msg.spec;
         Box::pin(
@@ -130,8 +134,14 @@ impl Handler<Launch> for Orchestrator {
                         }
                         Err(_) => return Err(ApiError::unavailable()),
                     };
-                    let actor =
-                        AgentActor::new(id, spec, act.persistence.clone(), ctx.address()).start();
+                    let actor = AgentActor::new(
+                        id,
+                        spec,
+                        act.persistence.clone(),
+                        ctx.address(),
+                        act.settings.runners.max_line_bytes,
+                    )
+                    .start();
                     act.running.insert(id, actor);
                     tracing::info!(agent = %id, r#type = %agent.agent_type, "agent launched");
                     Ok(agent)

@@ -28,6 +28,26 @@ pub struct ParsedMessage {
     pub session: Option<SessionInfo>,
 }
 
+/// How many bytes of a cut line are kept in its message's `raw`.
+const OVERSIZED_RAW_BYTES: usize = 4096;
+
+/// The `error` message that stands for a line longer than the limit (its first bytes kept in `raw`).
+pub fn oversized_line(len: usize, head: &str, max: usize) -> ParsedMessage {
+    let mut cut = head.len().min(OVERSIZED_RAW_BYTES);
+    while !head.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    ParsedMessage {
+        message_type: MessageType::Error,
+        role: None,
+        content: format!("the agent printed a line of {len} bytes, more than the {max} allowed (runners.max_line_bytes); it was not parsed"),
+        raw: head[..cut].to_owned(),
+        metadata: serde_json::json!({"eventType": "line_too_long", "length": len}),
+        outcome: None,
+        session: None,
+    }
+}
+
 /// The agent CLI's session, from its init line: what `--resume` needs later.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionInfo {

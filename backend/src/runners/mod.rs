@@ -9,6 +9,9 @@
 //! Runners: `synthetic` here; the Claude runners (an SSE reader of the Python proxy's stream, and a child
 //! process whose stdout is read line by line) plug into the same seam.
 
+pub mod claude;
+pub mod process;
+pub mod proxy;
 pub mod reader;
 pub mod synthetic;
 
@@ -28,6 +31,10 @@ use crate::error::ApiError;
 pub enum RunnerEvent {
     /// One line of output (stream-json), without its newline.
     Line(String),
+    /// One line as raw bytes, not yet known to be UTF-8 (a child process's stdout).
+    Bytes(Vec<u8>),
+    /// A line longer than the limit: its length, and its first bytes.
+    Oversized { len: usize, head: String },
     /// The runner ended; nothing follows.
     Exited(RunnerExit),
 }
@@ -44,7 +51,10 @@ pub struct RunnerExit {
 pub type EventStream = Pin<Box<dyn Stream<Item = RunnerEvent>>>;
 
 /// Stops what dropping the event stream does not stop (a process tree, a remote run).
-pub trait RunnerControl {
+pub trait RunnerControl: Send {
+    /// The agent said its last word (its `result`): close its input so that it exits.
+    fn end_input(&mut self) {}
+
     /// Stops the run; resolves once it is stopped.
     fn stop(&mut self) -> LocalBoxFuture<'static, ()>;
 }
@@ -68,6 +78,10 @@ pub struct FeedRefused;
 #[derive(Clone, Debug, PartialEq)]
 pub enum RunnerSpec {
     Synthetic(synthetic::SyntheticSpec),
+    /// A child process (the Claude CLI spawned here).
+    Process(process::ProcessSpec),
+    /// An SSE stream from a proxy that runs the CLI (the seed's Python proxy, or `agentstream proxy`).
+    Proxy(proxy::ProxySpec),
 }
 
 impl RunnerSpec {
@@ -92,18 +106,20 @@ impl RunnerSpec {
                 synthetic::SyntheticSpec::new(config, prompt, &settings.synthetic)
                     .map(RunnerSpec::Synthetic)
             }
+            AgentType::ClaudeCode => claude::spec(prompt, configuration, settings),
             other => Err(ApiError::new(
                 actix_web::http::StatusCode::NOT_IMPLEMENTED,
                 "agent_type_unavailable",
-                format!("agents of type {other} cannot run on this server yet; use \"synthetic\""),
+                format!("agents of type {other} cannot run on this server yet"),
             )),
         }
     }
 
-    /// The configuration to keep on the agent's row (defaults filled in).
-    pub fn configuration(&self) -> Value {
+    /// The configuration to keep on the agent's row, when the runner fills in defaults.
+    pub fn configuration(&self) -> Option<Value> {
         match self {
-            RunnerSpec::Synthetic(s) => s.configuration(),
+            RunnerSpec::Synthetic(s) => Some(s.configuration()),
+            RunnerSpec::Process(_) | RunnerSpec::Proxy(_) => None,
         }
     }
 
@@ -114,6 +130,8 @@ impl RunnerSpec {
                 events: Box::pin(synthetic::stream(spec)),
                 control: None,
             }),
+            RunnerSpec::Process(spec) => process::spawn(spec),
+            RunnerSpec::Proxy(spec) => proxy::start(spec).await,
         }
     }
 }

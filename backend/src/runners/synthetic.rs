@@ -240,7 +240,7 @@ mod tests {
             .iter()
             .filter_map(|e| match e {
                 RunnerEvent::Line(l) => parse_line(l),
-                RunnerEvent::Exited(_) => None,
+                _ => None,
             })
             .collect();
         let tokens: Vec<_> = parsed

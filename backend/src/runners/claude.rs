@@ -1,0 +1,338 @@
+//! `claude-code` agents: validates their configuration and turns it into a runner — the CLI spawned
+//! here, or a proxy's SSE stream (the seed's ClaudePythonProxyAdapter).
+//!
+//! The CLI runs in streaming-JSON mode both ways (`-p --input-format stream-json --output-format
+//! stream-json --verbose --include-partial-messages`): the prompt is the first message on its stdin, and
+//! stdin stays open until the agent's `result`, so later input can follow. (`-p <prompt>` with an open
+//! stdin would make the CLI wait 3 s for input before it starts.)
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use agentstream_wire::{ClaudeConfig, ClaudeTransport};
+use serde_json::{json, Value};
+
+use super::process::ProcessSpec;
+use super::proxy::ProxySpec;
+use super::RunnerSpec;
+use crate::configuration::Settings;
+use crate::error::ApiError;
+
+/// Permission modes the CLI accepts.
+const PERMISSION_MODES: [&str; 4] = ["default", "acceptEdits", "bypassPermissions", "plan"];
+
+/// Bounds on configuration values (they end up on a command line).
+const MAX_TOOLS: usize = 200;
+const MAX_ITEM_BYTES: usize = 1024;
+const MAX_MCP_CONFIG_BYTES: usize = 64 * 1024;
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_configuration", message)
+}
+
+/// Parses and checks a `claude-code` configuration.
+pub fn parse_config(configuration: Option<&Value>) -> Result<ClaudeConfig, ApiError> {
+    let config: ClaudeConfig = match configuration {
+        None | Some(Value::Null) => ClaudeConfig::default(),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| invalid(format!("claude-code configuration: {e}")))?,
+    };
+    if let Some(model) = &config.model {
+        let ok = !model.is_empty()
+            && model.len() <= 200
+            && model
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._:/@[]-".contains(c));
+        if !ok {
+            return Err(invalid(format!("model {model:?} is not a model name")));
+        }
+    }
+    for (name, id) in [
+        ("sessionId", &config.session_id),
+        ("resume", &config.resume),
+    ] {
+        if let Some(id) = id {
+            if uuid::Uuid::parse_str(id).is_err() {
+                return Err(invalid(format!("{name} must be a UUID, got {id:?}")));
+            }
+        }
+    }
+    if config.session_id.is_some() && config.resume.is_some() {
+        return Err(invalid(
+            "give sessionId (a new session) or resume (an existing one), not both",
+        ));
+    }
+    for (name, tools) in [
+        ("allowedTools", &config.allowed_tools),
+        ("disallowedTools", &config.disallowed_tools),
+    ] {
+        let tools = tools.as_deref().unwrap_or_default();
+        if tools.len() > MAX_TOOLS {
+            return Err(invalid(format!(
+                "{name} has {} entries; at most {MAX_TOOLS}",
+                tools.len()
+            )));
+        }
+        if let Some(bad) = tools.iter().find(|t| !plain_arg(t) || t.starts_with('-')) {
+            return Err(invalid(format!("{name} entry {bad:?} is not a tool name")));
+        }
+    }
+    if let Some(mode) = &config.permission_mode {
+        if !PERMISSION_MODES.contains(&mode.as_str()) {
+            return Err(invalid(format!(
+                "permissionMode must be one of {}, got {mode:?}",
+                PERMISSION_MODES.join(", ")
+            )));
+        }
+    }
+    if let Some(mcp) = &config.mcp_config {
+        let ok = match mcp {
+            Value::Object(_) => mcp.to_string().len() <= MAX_MCP_CONFIG_BYTES,
+            Value::String(path) => plain_arg(path),
+            _ => false,
+        };
+        if !ok {
+            return Err(invalid(
+                "mcpConfig must be a JSON object (at most 64 KiB) or a path",
+            ));
+        }
+    }
+    if let Some(dir) = &config.working_directory {
+        if !plain_arg(dir) {
+            return Err(invalid("workingDirectory is not a path"));
+        }
+    }
+    Ok(config)
+}
+
+/// Non-empty, bounded, no control characters: safe as one argument.
+fn plain_arg(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_ITEM_BYTES && !s.chars().any(char::is_control)
+}
+
+/// The runner of a `claude-code` agent.
+pub fn spec(
+    prompt: &str,
+    configuration: Option<&Value>,
+    settings: &Settings,
+) -> Result<RunnerSpec, ApiError> {
+    if prompt.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "a claude-code agent needs a prompt",
+        ));
+    }
+    let config = parse_config(configuration)?;
+    match config.transport.unwrap_or(settings.claude.transport) {
+        ClaudeTransport::Cli => {
+            if let Some(dir) = &config.working_directory {
+                if !Path::new(dir).is_dir() {
+                    return Err(invalid(format!(
+                        "workingDirectory {dir:?} is not a folder on this server"
+                    )));
+                }
+            }
+            Ok(RunnerSpec::Process(cli_spec(prompt, &config, settings)))
+        }
+        ClaudeTransport::Proxy => Ok(RunnerSpec::Proxy(ProxySpec {
+            base_url: settings.claude.proxy_url.trim_end_matches('/').to_owned(),
+            body: proxy_body(prompt, &config),
+            max_line_bytes: settings.runners.max_line_bytes,
+        })),
+    }
+}
+
+/// The CLI's command line and stdin for one run.
+pub fn cli_spec(prompt: &str, config: &ClaudeConfig, settings: &Settings) -> ProcessSpec {
+    let mut args: Vec<OsString> = [
+        "-p",
+        "--input-format",
+        "stream-json",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--include-partial-messages",
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect();
+    let mut flag = |name: &str, value: &str| {
+        args.push(name.into());
+        args.push(value.into());
+    };
+    if let Some(model) = &config.model {
+        flag("--model", model);
+    }
+    if let Some(id) = &config.session_id {
+        flag("--session-id", id);
+    }
+    if let Some(id) = &config.resume {
+        flag("--resume", id);
+    }
+    if let Some(mode) = &config.permission_mode {
+        flag("--permission-mode", mode);
+    }
+    for tool in config.allowed_tools.iter().flatten() {
+        flag("--allowedTools", tool);
+    }
+    for tool in config.disallowed_tools.iter().flatten() {
+        flag("--disallowedTools", tool);
+    }
+    match &config.mcp_config {
+        Some(Value::String(path)) => flag("--mcp-config", path),
+        Some(object) => flag("--mcp-config", &object.to_string()),
+        None => {}
+    }
+    if config.mcp_strict == Some(true) {
+        args.push("--strict-mcp-config".into());
+    }
+    args.extend(settings.claude.extra_args.iter().map(OsString::from));
+    let first_message = json!({"type": "user", "message": {"role": "user", "content": prompt}});
+    ProcessSpec {
+        name: "claude".to_owned(),
+        program: settings.claude.cli_path.clone(),
+        args,
+        cwd: config.working_directory.as_ref().map(PathBuf::from),
+        env: Vec::new(),
+        stdin_lines: vec![first_message.to_string()],
+        max_line_bytes: settings.runners.max_line_bytes,
+        stop_grace: settings.claude.stop_grace(),
+        program_setting: "claude.cli_path (AGENTSTREAM__CLAUDE__CLI_PATH)".to_owned(),
+    }
+}
+
+/// The original proxy's request body: `{prompt, session_id, model, working_directory, mcp_config,
+/// mcp_strict, allowed_tools, disallowed_tools}`.
+pub fn proxy_body(prompt: &str, config: &ClaudeConfig) -> Value {
+    json!({
+        "prompt": prompt,
+        "session_id": config.session_id.as_ref().or(config.resume.as_ref()),
+        "model": config.model,
+        "working_directory": config.working_directory,
+        "mcp_config": config.mcp_config,
+        "mcp_strict": config.mcp_strict.unwrap_or(false),
+        "allowed_tools": config.allowed_tools,
+        "disallowed_tools": config.disallowed_tools,
+        "permission_mode": config.permission_mode,
+        "resume": config.resume.is_some(),
+    })
+}
+
+/// The configuration a proxy request stands for (the inverse of [`proxy_body`]).
+pub fn config_from_proxy_body(body: &Value) -> ClaudeConfig {
+    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
+    let list = |k: &str| {
+        body.get(k).and_then(Value::as_array).map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+    };
+    let session = text("session_id");
+    let resume = body.get("resume").and_then(Value::as_bool).unwrap_or(false);
+    ClaudeConfig {
+        model: text("model"),
+        working_directory: text("working_directory"),
+        session_id: if resume { None } else { session.clone() },
+        resume: if resume { session } else { None },
+        allowed_tools: list("allowed_tools"),
+        disallowed_tools: list("disallowed_tools"),
+        permission_mode: text("permission_mode"),
+        mcp_config: body.get("mcp_config").filter(|v| !v.is_null()).cloned(),
+        mcp_strict: body
+            .get("mcp_strict")
+            .and_then(Value::as_bool)
+            .filter(|strict| *strict),
+        transport: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings::load(Some(Path::new("/nonexistent")), &[]).unwrap()
+    }
+
+    #[test]
+    fn configuration_is_checked() {
+        let bad = [
+            json!({"model": "gpt; rm -rf /"}),
+            json!({"sessionId": "abc"}),
+            json!({"sessionId": uuid::Uuid::nil(), "resume": uuid::Uuid::nil()}),
+            json!({"allowedTools": ["--dangerously-skip-permissions"]}),
+            json!({"allowedTools": ["a\nb"]}),
+            json!({"permissionMode": "yolo"}),
+            json!({"mcpConfig": 5}),
+            json!({"unknown": 1}),
+            json!({"transport": "carrier-pigeon"}),
+        ];
+        for config in bad {
+            assert_eq!(
+                parse_config(Some(&config)).unwrap_err().code,
+                "invalid_configuration",
+                "{config}"
+            );
+        }
+        let ok = json!({"model": "claude-opus-5-5", "allowedTools": ["Bash(git log:*)", "Read"],
+                        "permissionMode": "acceptEdits", "mcpConfig": {"mcpServers": {}}, "mcpStrict": true});
+        assert!(parse_config(Some(&ok)).is_ok());
+    }
+
+    #[test]
+    fn cli_arguments_follow_the_configuration() {
+        let config = parse_config(Some(
+            &json!({"model": "m", "resume": uuid::Uuid::nil(), "allowedTools": ["Read", "Bash"],
+                                               "permissionMode": "plan", "mcpStrict": true}),
+        ))
+        .unwrap();
+        let spec = cli_spec("do it", &config, &settings());
+        let args: Vec<String> = spec
+            .args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let joined = args.join(" ");
+        assert!(joined.starts_with("-p --input-format stream-json --output-format stream-json --verbose --include-partial-messages"));
+        for part in [
+            "--model m",
+            "--resume 00000000-0000-0000-0000-000000000000",
+            "--allowedTools Read --allowedTools Bash",
+            "--permission-mode plan",
+            "--strict-mcp-config",
+        ] {
+            assert!(joined.contains(part), "{joined} lacks {part}");
+        }
+        let first: Value = serde_json::from_str(&spec.stdin_lines[0]).unwrap();
+        assert_eq!(
+            first,
+            json!({"type": "user", "message": {"role": "user", "content": "do it"}})
+        );
+    }
+
+    #[test]
+    fn proxy_body_round_trips() {
+        let config = parse_config(Some(
+            &json!({"model": "m", "sessionId": uuid::Uuid::nil(), "allowedTools": ["Read"]}),
+        ))
+        .unwrap();
+        let body = proxy_body("p", &config);
+        assert_eq!(body["prompt"], "p");
+        assert_eq!(body["allowed_tools"], json!(["Read"]));
+        assert_eq!(config_from_proxy_body(&body), config);
+    }
+
+    #[test]
+    fn a_missing_working_directory_is_refused_for_the_cli() {
+        let e = spec(
+            "p",
+            Some(&json!({"workingDirectory": "/no/such/dir"})),
+            &settings(),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, "invalid_configuration");
+        assert!(spec("  ", None, &settings()).is_err());
+    }
+}

@@ -1,0 +1,672 @@
+//! A runner that is a child process: started in a process group of its own, its stdout read line by line
+//! (each line bounded), the tail of its stderr kept for error messages, stdin open for input until told
+//! to close, and stopped as a whole — SIGINT first (an agent CLI then writes a clean end), SIGTERM, then
+//! SIGKILL — so that nothing it started is left behind.
+//!
+//! "As a whole" means more than its process group: the Claude CLI runs each Bash tool in a group of its
+//! own, so a group kill alone would orphan a tool's `sleep 300` when the CLI dies without cleaning up.
+//! The supervisor therefore keeps a snapshot of the process's descendants (from `/proc`) and, once the
+//! process has ended by any means, kills whatever of them is still there.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agentstream_wire::ErrorInfo;
+use futures_util::future::LocalBoxFuture;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::{mpsc, watch};
+
+use super::{RunnerControl, RunnerEvent, RunnerExit, Started};
+
+/// How often the descendants of a running process are listed.
+const TREE_SNAPSHOT_EVERY: Duration = Duration::from_millis(500);
+
+/// How many bytes of stderr are kept for error messages.
+const STDERR_TAIL_BYTES: usize = 4096;
+
+/// How many events may wait between the process and its agent: beyond it, reading pauses, the pipe
+/// fills, and the process waits on its own writes.
+const CHANNEL_DEPTH: usize = 64;
+
+/// What to run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProcessSpec {
+    /// Shown in messages (`claude`).
+    pub name: String,
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<(String, String)>,
+    /// Written to stdin at start, each followed by a newline.
+    pub stdin_lines: Vec<String>,
+    /// Lines longer than this are cut (and reported).
+    pub max_line_bytes: usize,
+    /// How long each signal of a stop is given before the next one.
+    pub stop_grace: Duration,
+    /// The setting that names the program, for "not found" messages.
+    pub program_setting: String,
+}
+
+/// Starts the process. Fails at once when it cannot be started (not found, not executable).
+pub fn spawn(spec: ProcessSpec) -> Result<Started, ErrorInfo> {
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(cwd) = &spec.cwd {
+        cmd.current_dir(cwd);
+    }
+    let mut child = cmd.spawn().map_err(|e| spawn_error(&spec, &e))?;
+    let pgid = child.id().map(|id| id as i32);
+    let (stdout, stderr, stdin) =
+        match (child.stdout.take(), child.stderr.take(), child.stdin.take()) {
+            (Some(o), Some(e), Some(i)) => (o, e, i),
+            _ => {
+                return Err(ErrorInfo::new(
+                    "process_failed",
+                    format!("{}: its pipes could not be opened", spec.name),
+                ))
+            }
+        };
+    let stdin = Arc::new(tokio::sync::Mutex::new(Some(stdin)));
+    let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_BYTES)));
+    let tree = Arc::new(Mutex::new(Vec::new()));
+    let (events_tx, events_rx) = mpsc::channel(CHANNEL_DEPTH);
+    let (exited_tx, exited_rx) = watch::channel(false);
+    if let Some(pid) = pgid {
+        tokio::spawn(watch_tree(pid, tree.clone(), exited_rx.clone()));
+    }
+
+    tokio::spawn(write_lines(stdin.clone(), spec.stdin_lines.clone()));
+    tokio::spawn(keep_tail(stderr, tail.clone()));
+    tokio::spawn(supervise(
+        child,
+        stdout,
+        spec.clone(),
+        pgid,
+        tail,
+        tree.clone(),
+        events_tx,
+        exited_tx,
+    ));
+
+    let events = futures_util::stream::unfold(events_rx, |mut rx| async move {
+        rx.recv().await.map(|event| (event, rx))
+    });
+    Ok(Started {
+        events: Box::pin(events),
+        control: Some(Box::new(ProcessControl {
+            pgid,
+            stdin,
+            tree,
+            exited: exited_rx,
+            grace: spec.stop_grace,
+        })),
+    })
+}
+
+fn spawn_error(spec: &ProcessSpec, e: &std::io::Error) -> ErrorInfo {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => ErrorInfo::new(
+            "cli_not_found",
+            format!(
+                "the {} program {:?} was not found; install it or point the setting {} at it",
+                spec.name,
+                spec.program.display().to_string(),
+                spec.program_setting
+            ),
+        ),
+        _ => ErrorInfo::new(
+            "cli_spawn_failed",
+            format!(
+                "the {} program {:?} could not be started: {e}",
+                spec.name,
+                spec.program.display().to_string()
+            ),
+        ),
+    }
+}
+
+async fn write_lines(stdin: Arc<tokio::sync::Mutex<Option<ChildStdin>>>, lines: Vec<String>) {
+    let mut guard = stdin.lock().await;
+    if let Some(pipe) = guard.as_mut() {
+        for line in lines {
+            if pipe.write_all(line.as_bytes()).await.is_err()
+                || pipe.write_all(b"\n").await.is_err()
+            {
+                break;
+            }
+        }
+        let _ = pipe.flush().await;
+    }
+}
+
+/// Keeps the last bytes of stderr.
+async fn keep_tail(mut stderr: tokio::process::ChildStderr, tail: Arc<Mutex<VecDeque<u8>>>) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = stderr.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        if let Ok(mut tail) = tail.lock() {
+            tail.extend(&buf[..n]);
+            let excess = tail.len().saturating_sub(STDERR_TAIL_BYTES);
+            tail.drain(..excess);
+        }
+    }
+}
+
+fn tail_text(tail: &Mutex<VecDeque<u8>>) -> String {
+    let bytes: Vec<u8> = tail
+        .lock()
+        .map(|t| t.iter().copied().collect())
+        .unwrap_or_default();
+    String::from_utf8_lossy(&bytes).trim().to_owned()
+}
+
+/// Reads stdout to its end, reports the exit, and leaves no process of the tree behind.
+#[allow(clippy::too_many_arguments)]
+async fn supervise(
+    mut child: Child,
+    stdout: tokio::process::ChildStdout,
+    spec: ProcessSpec,
+    pgid: Option<i32>,
+    tail: Arc<Mutex<VecDeque<u8>>>,
+    tree: Arc<Mutex<Vec<Proc>>>,
+    events: mpsc::Sender<RunnerEvent>,
+    exited: watch::Sender<bool>,
+) {
+    let progress = Arc::new(ReadProgress::default());
+    let mut reading = tokio::spawn(read_stdout(
+        stdout,
+        spec.max_line_bytes,
+        events.clone(),
+        progress.clone(),
+    ));
+    // The leader's exit decides, not stdout's end: a tool that inherited stdout may hold it open.
+    let status = tokio::select! {
+        status = child.wait() => status,
+        _ = &mut reading => child.wait().await,
+    };
+    if let Some(pgid) = pgid {
+        // Whatever the agent started (a tool's `sleep 300`, in its group or not) ends with it.
+        signal_group(pgid, libc::SIGKILL);
+        kill_tree(&tree, libc::SIGKILL);
+    }
+    // Drain what is left. Waiting on a slow agent is progress; a pipe silent for a while is not.
+    let mut last = progress.lines.load(Ordering::Relaxed);
+    let mut idle = Duration::ZERO;
+    while !reading.is_finished() {
+        tokio::time::sleep(DRAIN_POLL).await;
+        let now = progress.lines.load(Ordering::Relaxed);
+        if now != last || progress.sending.load(Ordering::Relaxed) {
+            last = now;
+            idle = Duration::ZERO;
+        } else {
+            idle += DRAIN_POLL;
+            if idle >= DRAIN_IDLE_LIMIT {
+                tracing::warn!("the agent's stdout stayed open after it exited; closing it");
+                reading.abort();
+                break;
+            }
+        }
+    }
+    let _ = exited.send(true);
+    let error = match status {
+        Ok(status) => exit_error(&spec.name, status, &tail_text(&tail)),
+        Err(e) => Some(ErrorInfo::new(
+            "process_failed",
+            format!("{}: cannot wait for it: {e}", spec.name),
+        )),
+    };
+    let _ = events.send(RunnerEvent::Exited(RunnerExit { error })).await;
+}
+
+/// How the stdout reader is doing, for the drain after the process exited.
+#[derive(Default)]
+struct ReadProgress {
+    /// Lines read so far.
+    lines: AtomicUsize,
+    /// The reader waits for the agent to take a line (progress, not a stall).
+    sending: AtomicBool,
+}
+
+/// How often, and for how long at most, a silent stdout is waited for after the process exited.
+const DRAIN_POLL: Duration = Duration::from_millis(100);
+const DRAIN_IDLE_LIMIT: Duration = Duration::from_secs(2);
+
+/// Reads stdout to its end, line by line, into `events`.
+async fn read_stdout(
+    stdout: tokio::process::ChildStdout,
+    max_line_bytes: usize,
+    events: mpsc::Sender<RunnerEvent>,
+    progress: Arc<ReadProgress>,
+) {
+    let mut reader = BufReader::with_capacity(64 * 1024, stdout);
+    let mut listening = true;
+    loop {
+        let line = match read_bounded_line(&mut reader, max_line_bytes).await {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the agent's stdout failed");
+                break;
+            }
+        };
+        progress.lines.fetch_add(1, Ordering::Relaxed);
+        // Once the agent stops listening, keep draining so the process never blocks on a full pipe.
+        if listening {
+            progress.sending.store(true, Ordering::Relaxed);
+            listening = events.send(line).await.is_ok();
+            progress.sending.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The error an exit status means, with the end of stderr.
+fn exit_error(name: &str, status: ExitStatus, stderr: &str) -> Option<ErrorInfo> {
+    use std::os::unix::process::ExitStatusExt;
+    let detail = if stderr.is_empty() {
+        String::new()
+    } else {
+        format!(": {stderr}")
+    };
+    if let Some(signal) = status.signal() {
+        return Some(ErrorInfo::new(
+            "cli_killed",
+            format!("{name} was killed by signal {signal}{detail}"),
+        ));
+    }
+    match status.code() {
+        Some(0) => None,
+        Some(code) => Some(ErrorInfo::new(
+            "cli_exit",
+            format!("{name} exited with code {code}{detail}"),
+        )),
+        None => Some(ErrorInfo::new(
+            "cli_exit",
+            format!("{name} ended without an exit code{detail}"),
+        )),
+    }
+}
+
+/// Reads one line without its newline, at most `max` bytes of it: a longer line becomes
+/// [`RunnerEvent::Oversized`] carrying its first `max` bytes, and the rest is skipped. `None` at the end.
+pub async fn read_bounded_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+) -> std::io::Result<Option<RunnerEvent>> {
+    let mut line: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    loop {
+        let chunk = reader.fill_buf().await?;
+        if chunk.is_empty() {
+            if total == 0 {
+                return Ok(None);
+            }
+            break;
+        }
+        let (part, found) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (&chunk[..i], true),
+            None => (chunk, false),
+        };
+        let room = max.saturating_sub(line.len());
+        line.extend_from_slice(&part[..part.len().min(room)]);
+        total += part.len();
+        let consumed = part.len() + usize::from(found);
+        reader.consume(consumed);
+        if found {
+            break;
+        }
+    }
+    if line.last() == Some(&b'\r') && total <= max {
+        line.pop();
+    }
+    Ok(Some(if total > max {
+        RunnerEvent::Oversized {
+            len: total,
+            head: String::from_utf8_lossy(&line).into_owned(),
+        }
+    } else {
+        RunnerEvent::Bytes(line)
+    }))
+}
+
+/// A process seen in the tree: its pid and start time (so a reused pid is never signalled).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Proc {
+    pid: i32,
+    start: u64,
+}
+
+/// `(ppid, start time)` of a process, from `/proc/{pid}/stat`; `None` when it is gone or a zombie.
+fn stat(pid: i32) -> Option<(i32, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: the fields start after the last ')'.
+    let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    let ppid = fields.get(1)?.parse().ok()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some((ppid, start))
+}
+
+/// Every live descendant of `root`.
+fn descendants(root: i32) -> Vec<Proc> {
+    let mut children: std::collections::HashMap<i32, Vec<Proc>> = std::collections::HashMap::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if let Some((ppid, start)) = stat(pid) {
+                children.entry(ppid).or_default().push(Proc { pid, start });
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![root];
+    while let Some(pid) = stack.pop() {
+        for child in children.remove(&pid).unwrap_or_default() {
+            stack.push(child.pid);
+            out.push(child);
+        }
+    }
+    out
+}
+
+/// Keeps `tree` up to date with the descendants of `pid` while it runs.
+async fn watch_tree(pid: i32, tree: Arc<Mutex<Vec<Proc>>>, mut exited: watch::Receiver<bool>) {
+    loop {
+        let now = tokio::task::spawn_blocking(move || descendants(pid))
+            .await
+            .unwrap_or_default();
+        if *exited.borrow() {
+            return;
+        }
+        if let Ok(mut tree) = tree.lock() {
+            // Keep what was seen before too: a child that outlives its parent is still ours.
+            for p in now {
+                if !tree.contains(&p) {
+                    tree.push(p);
+                }
+            }
+            tree.retain(|p| stat(p.pid).is_some_and(|(_, start)| start == p.start));
+        }
+        if tokio::time::timeout(TREE_SNAPSHOT_EVERY, exited.wait_for(|done| *done))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+}
+
+/// Signals every process of the snapshot that is still the same process.
+fn kill_tree(tree: &Mutex<Vec<Proc>>, signal: i32) {
+    let procs = tree.lock().map(|t| t.clone()).unwrap_or_default();
+    for p in procs {
+        if stat(p.pid).is_some_and(|(_, start)| start == p.start) {
+            // SAFETY: kill(2) on a pid just checked to be the process seen; it touches no memory of ours.
+            unsafe {
+                libc::kill(p.pid, signal);
+            }
+        }
+    }
+}
+
+fn signal_group(pgid: i32, signal: i32) {
+    if pgid > 1 {
+        // SAFETY: kill(2) with a negative pid signals the process group; it touches no memory of ours.
+        unsafe {
+            libc::kill(-pgid, signal);
+        }
+    }
+}
+
+/// Stops a process runner.
+struct ProcessControl {
+    pgid: Option<i32>,
+    stdin: Arc<tokio::sync::Mutex<Option<ChildStdin>>>,
+    tree: Arc<Mutex<Vec<Proc>>>,
+    exited: watch::Receiver<bool>,
+    grace: Duration,
+}
+
+impl RunnerControl for ProcessControl {
+    fn end_input(&mut self) {
+        let stdin = self.stdin.clone();
+        tokio::spawn(async move {
+            stdin.lock().await.take();
+        });
+    }
+
+    fn stop(&mut self) -> LocalBoxFuture<'static, ()> {
+        let pgid = self.pgid;
+        let stdin = self.stdin.clone();
+        let mut exited = self.exited.clone();
+        let grace = self.grace;
+        let tree = self.tree.clone();
+        Box::pin(async move {
+            let Some(pgid) = pgid else { return };
+            for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGKILL] {
+                if *exited.borrow() {
+                    break;
+                }
+                signal_group(pgid, signal);
+                if signal == libc::SIGINT {
+                    stdin.lock().await.take();
+                } else {
+                    // Past the polite request, the tools (in groups of their own) are stopped too.
+                    let now = tokio::task::spawn_blocking(move || descendants(pgid))
+                        .await
+                        .unwrap_or_default();
+                    if let Ok(mut t) = tree.lock() {
+                        t.extend(now);
+                    }
+                    kill_tree(&tree, signal);
+                }
+                let _ = tokio::time::timeout(grace, exited.wait_for(|done| *done)).await;
+            }
+            // The leader is gone; so is the rest of what it started.
+            signal_group(pgid, libc::SIGKILL);
+            kill_tree(&tree, libc::SIGKILL);
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn lines(input: &[u8], max: usize) -> Vec<RunnerEvent> {
+        let mut reader = BufReader::with_capacity(8, input);
+        let mut out = Vec::new();
+        while let Some(e) = read_bounded_line(&mut reader, max).await.unwrap() {
+            out.push(e);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn lines_are_split_and_bounded() {
+        let got = lines(b"one\ntwo\r\n\nthree-is-long\nlast", 5).await;
+        assert_eq!(
+            got,
+            vec![
+                RunnerEvent::Bytes(b"one".to_vec()),
+                RunnerEvent::Bytes(b"two".to_vec()),
+                RunnerEvent::Bytes(Vec::new()),
+                RunnerEvent::Oversized {
+                    len: 13,
+                    head: "three".into()
+                },
+                RunnerEvent::Bytes(b"last".to_vec()),
+            ]
+        );
+    }
+
+    fn spec(program: &str, args: &[&str]) -> ProcessSpec {
+        ProcessSpec {
+            name: "test".into(),
+            program: program.into(),
+            args: args.iter().map(OsString::from).collect(),
+            cwd: None,
+            env: vec![],
+            stdin_lines: vec!["hello".into()],
+            max_line_bytes: 1024,
+            stop_grace: Duration::from_millis(500),
+            program_setting: "test.program".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_names_its_setting() {
+        let e = spawn(spec("/no/such/program", &[])).err().unwrap();
+        assert_eq!(e.code, "cli_not_found");
+        assert!(e.message.contains("test.program"));
+    }
+
+    #[tokio::test]
+    async fn output_exit_code_and_stderr_tail_are_reported() {
+        use futures_util::StreamExt;
+        let started = spawn(spec(
+            "sh",
+            &["-c", "read x; echo got $x; echo oops >&2; exit 3"],
+        ))
+        .unwrap();
+        let events: Vec<_> = started.events.collect().await;
+        assert_eq!(events[0], RunnerEvent::Bytes(b"got hello".to_vec()));
+        let RunnerEvent::Exited(exit) = &events[1] else {
+            panic!("{events:?}")
+        };
+        let error = exit.error.clone().unwrap();
+        assert_eq!(error.code, "cli_exit");
+        assert!(error.message.contains("code 3: oops"), "{}", error.message);
+    }
+
+    #[tokio::test]
+    async fn stop_ends_the_whole_group() {
+        use futures_util::StreamExt;
+        let dir = tempfile_path();
+        let pidfile = dir.join("pid");
+        let script = format!(
+            "sleep 300 & echo $! > {}; trap '' INT; echo ready; wait",
+            pidfile.display()
+        );
+        let mut started = spawn(spec("sh", &["-c", &script])).unwrap();
+        assert_eq!(
+            started.events.next().await,
+            Some(RunnerEvent::Bytes(b"ready".to_vec()))
+        );
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        started.control.as_mut().unwrap().stop().await;
+        let exit = started.events.next().await;
+        assert!(matches!(exit, Some(RunnerEvent::Exited(_))), "{exit:?}");
+        // The grandchild is gone too (dead or a zombie waiting for init to reap it).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!alive(pid), "sleep 300 survived");
+    }
+
+    #[tokio::test]
+    async fn a_tool_in_its_own_session_dies_with_its_killed_parent() {
+        use futures_util::StreamExt;
+        let dir = tempfile_path();
+        let pidfile = dir.join("pid");
+        // Like the CLI's Bash tool: a child in a process group of its own.
+        let script = format!(
+            "setsid sleep 300 & echo $! > {}; echo ready; wait",
+            pidfile.display()
+        );
+        let mut started = spawn(spec("sh", &["-c", &script])).unwrap();
+        assert_eq!(
+            started.events.next().await,
+            Some(RunnerEvent::Bytes(b"ready".to_vec()))
+        );
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        tokio::time::sleep(TREE_SNAPSHOT_EVERY * 2).await;
+        // Someone SIGKILLs the parent: it cannot clean up, the supervisor must.
+        let parent = descendants(std::process::id() as i32)
+            .into_iter()
+            .find(|p| descendants(p.pid).iter().any(|c| c.pid == pid))
+            .expect("the shell");
+        unsafe { libc::kill(parent.pid, libc::SIGKILL) };
+        let exit = started.events.next().await;
+        let Some(RunnerEvent::Exited(RunnerExit { error: Some(e) })) = exit else {
+            panic!("{exit:?}")
+        };
+        assert_eq!(e.code, "cli_killed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!alive(pid), "the tool survived its parent");
+    }
+
+    #[tokio::test]
+    async fn stop_reaches_a_tool_in_its_own_session() {
+        use futures_util::StreamExt;
+        let dir = tempfile_path();
+        let pidfile = dir.join("pid");
+        let script = format!(
+            "setsid sleep 300 & echo $! > {}; trap '' INT TERM; echo ready; wait",
+            pidfile.display()
+        );
+        let mut started = spawn(spec("sh", &["-c", &script])).unwrap();
+        assert_eq!(
+            started.events.next().await,
+            Some(RunnerEvent::Bytes(b"ready".to_vec()))
+        );
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        started.control.as_mut().unwrap().stop().await;
+        assert!(matches!(
+            started.events.next().await,
+            Some(RunnerEvent::Exited(_))
+        ));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!alive(pid), "the tool survived the stop");
+    }
+
+    /// True if `pid` runs (exists and is not a zombie).
+    pub(crate) fn alive(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => {
+                stat.rsplit(')')
+                    .next()
+                    .and_then(|s| s.split_whitespace().next())
+                    != Some("Z")
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn tempfile_path() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("agentstream-proc-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}
