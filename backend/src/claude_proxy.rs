@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use crate::configuration::Settings;
-use crate::runners::{claude, process, RunnerControl, RunnerEvent, Started};
+use crate::runners::{claude, process, EventStream, RunnerControl, RunnerEvent, Started};
 
 /// The runs under way, by the id given in `X-Agent-Id`.
 #[derive(Default)]
@@ -98,8 +98,9 @@ fn error(status: StatusCode, message: impl Into<String>) -> HttpResponse {
     HttpResponse::build(status).json(json!({"error": message.into()}))
 }
 
-/// Validates a request and starts the CLI; on failure, the status and message to answer with.
-fn launch(state: &ProxyState, body: &Value) -> Result<Started, (StatusCode, String)> {
+/// Validates a request, starts the CLI and registers the run; its id and events, or the status and
+/// message to answer with.
+fn launch(state: &ProxyState, body: &Value) -> Result<(String, EventStream), (StatusCode, String)> {
     let prompt = body
         .get("prompt")
         .and_then(Value::as_str)
@@ -112,7 +113,13 @@ fn launch(state: &ProxyState, body: &Value) -> Result<Started, (StatusCode, Stri
     let config = claude::parse_config(Some(&config_json))
         .map_err(|e| (StatusCode::BAD_REQUEST, e.message))?;
     let spec = claude::cli_spec(prompt, &config, &state.settings);
-    process::spawn(spec).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.message))
+    let Started { events, control } =
+        process::spawn(spec).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.message))?;
+    let id = uuid::Uuid::new_v4().to_string();
+    if let Some(control) = control {
+        state.runs.insert(&id, control);
+    }
+    Ok((id, events))
 }
 
 /// Stops the run when its client goes away before it ended.
@@ -132,20 +139,16 @@ impl Drop for StopOnDrop {
 
 /// `POST /agent/stream`: runs the CLI, its stdout as SSE.
 async fn stream(state: web::Data<ProxyState>, body: web::Json<Value>) -> HttpResponse {
-    let started = match launch(&state, &body) {
-        Ok(s) => s,
+    let (id, events) = match launch(&state, &body) {
+        Ok(run) => run,
         Err((status, message)) => return error(status, message),
     };
-    let id = uuid::Uuid::new_v4().to_string();
-    if let Some(control) = started.control {
-        state.runs.insert(&id, control);
-    }
     let begun = Instant::now();
     let guard = StopOnDrop {
         state: state.clone(),
         id: id.clone(),
     };
-    let frames = started.events.map(move |event| {
+    let frames = events.map(move |event| {
         let _keep = &guard;
         let frame = match event {
             RunnerEvent::Line(line) => format!("data: {line}\n\n"),
@@ -174,16 +177,12 @@ async fn stream(state: web::Data<ProxyState>, body: web::Json<Value>) -> HttpRes
 
 /// `POST /agent/start`: runs the CLI in the background; its output is not kept. `{"agent_id"}`.
 async fn start(state: web::Data<ProxyState>, body: web::Json<Value>) -> HttpResponse {
-    let started = match launch(&state, &body) {
-        Ok(s) => s,
+    let (id, events) = match launch(&state, &body) {
+        Ok(run) => run,
         Err((status, message)) => return error(status, message),
     };
-    let id = uuid::Uuid::new_v4().to_string();
-    if let Some(control) = started.control {
-        state.runs.insert(&id, control);
-    }
     let (run, runs) = (id.clone(), state.clone());
-    let mut events = started.events;
+    let mut events = events;
     actix_web::rt::spawn(async move {
         while let Some(event) = events.next().await {
             if let RunnerEvent::Exited(_) = event {

@@ -560,58 +560,59 @@ mod tests {
         assert!(error.message.contains("code 3: oops"), "{}", error.message);
     }
 
-    #[tokio::test]
-    async fn stop_ends_the_whole_group() {
+    /// Starts `sh` running `sleep 300` in the background (`setsid`: in a session of its own, like the
+    /// CLI's Bash tool), then `shell_setup`, then prints `ready`; returns the runner and the sleeper's pid.
+    async fn start_sleeper(setsid: bool, shell_setup: &str) -> (Started, i32) {
         use futures_util::StreamExt;
-        let dir = tempfile_path();
-        let pidfile = dir.join("pid");
+        let pidfile = tempfile_path().join("pid");
         let script = format!(
-            "sleep 300 & echo $! > {}; trap '' INT; echo ready; wait",
+            "{} sleep 300 & echo $! > {}; {shell_setup} echo ready; wait",
+            if setsid { "setsid" } else { "" },
             pidfile.display()
         );
         let mut started = spawn(spec("sh", &["-c", &script])).unwrap();
-        assert_eq!(
-            started.events.next().await,
-            Some(RunnerEvent::Bytes(b"ready".to_vec()))
-        );
-        let pid: i32 = std::fs::read_to_string(&pidfile)
+        let ready = started.events.next().await;
+        assert_eq!(ready, Some(RunnerEvent::Bytes(b"ready".to_vec())));
+        let pid = std::fs::read_to_string(&pidfile)
             .unwrap()
             .trim()
             .parse()
             .unwrap();
+        (started, pid)
+    }
+
+    /// Stops the runner and checks that its end is reported and the sleeper is gone.
+    async fn stop_and_check(mut started: Started, sleeper: i32) {
+        use futures_util::StreamExt;
         started.control.as_mut().unwrap().stop().await;
         let exit = started.events.next().await;
         assert!(matches!(exit, Some(RunnerEvent::Exited(_))), "{exit:?}");
-        // The grandchild is gone too (dead or a zombie waiting for init to reap it).
+        // Dead, or a zombie waiting for init to reap it.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(!alive(pid), "sleep 300 survived");
+        assert!(!alive(sleeper), "sleep 300 survived");
+    }
+
+    #[tokio::test]
+    async fn stop_ends_the_whole_group() {
+        let (started, sleeper) = start_sleeper(false, "trap '' INT;").await;
+        stop_and_check(started, sleeper).await;
+    }
+
+    #[tokio::test]
+    async fn stop_reaches_a_tool_in_its_own_session() {
+        let (started, sleeper) = start_sleeper(true, "trap '' INT TERM;").await;
+        stop_and_check(started, sleeper).await;
     }
 
     #[tokio::test]
     async fn a_tool_in_its_own_session_dies_with_its_killed_parent() {
         use futures_util::StreamExt;
-        let dir = tempfile_path();
-        let pidfile = dir.join("pid");
-        // Like the CLI's Bash tool: a child in a process group of its own.
-        let script = format!(
-            "setsid sleep 300 & echo $! > {}; echo ready; wait",
-            pidfile.display()
-        );
-        let mut started = spawn(spec("sh", &["-c", &script])).unwrap();
-        assert_eq!(
-            started.events.next().await,
-            Some(RunnerEvent::Bytes(b"ready".to_vec()))
-        );
-        let pid: i32 = std::fs::read_to_string(&pidfile)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let (mut started, sleeper) = start_sleeper(true, "").await;
         tokio::time::sleep(TREE_SNAPSHOT_EVERY * 2).await;
         // Someone SIGKILLs the parent: it cannot clean up, the supervisor must.
         let parent = descendants(std::process::id() as i32)
             .into_iter()
-            .find(|p| descendants(p.pid).iter().any(|c| c.pid == pid))
+            .find(|p| descendants(p.pid).iter().any(|c| c.pid == sleeper))
             .expect("the shell");
         unsafe { libc::kill(parent.pid, libc::SIGKILL) };
         let exit = started.events.next().await;
@@ -620,35 +621,7 @@ mod tests {
         };
         assert_eq!(e.code, "cli_killed");
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(!alive(pid), "the tool survived its parent");
-    }
-
-    #[tokio::test]
-    async fn stop_reaches_a_tool_in_its_own_session() {
-        use futures_util::StreamExt;
-        let dir = tempfile_path();
-        let pidfile = dir.join("pid");
-        let script = format!(
-            "setsid sleep 300 & echo $! > {}; trap '' INT TERM; echo ready; wait",
-            pidfile.display()
-        );
-        let mut started = spawn(spec("sh", &["-c", &script])).unwrap();
-        assert_eq!(
-            started.events.next().await,
-            Some(RunnerEvent::Bytes(b"ready".to_vec()))
-        );
-        let pid: i32 = std::fs::read_to_string(&pidfile)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        started.control.as_mut().unwrap().stop().await;
-        assert!(matches!(
-            started.events.next().await,
-            Some(RunnerEvent::Exited(_))
-        ));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(!alive(pid), "the tool survived the stop");
+        assert!(!alive(sleeper), "the tool survived its parent");
     }
 
     /// True if `pid` runs (exists and is not a zombie).
