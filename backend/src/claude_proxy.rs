@@ -32,6 +32,15 @@ impl Runs {
         self.0.lock().ok().and_then(|mut runs| runs.remove(id))
     }
 
+    /// The run's agent said its last word: close its input so that it exits.
+    fn end_input(&self, id: &str) {
+        if let Ok(mut runs) = self.0.lock() {
+            if let Some(control) = runs.get_mut(id) {
+                control.end_input();
+            }
+        }
+    }
+
     fn len(&self) -> usize {
         self.0.lock().map(|r| r.len()).unwrap_or(0)
     }
@@ -152,7 +161,13 @@ async fn stream(state: web::Data<ProxyState>, body: web::Json<Value>) -> HttpRes
         let _keep = &guard;
         let frame = match event {
             RunnerEvent::Line(line) => format!("data: {line}\n\n"),
-            RunnerEvent::Bytes(bytes) => format!("data: {}\n\n", String::from_utf8_lossy(&bytes)),
+            RunnerEvent::Bytes(bytes) => {
+                let line = String::from_utf8_lossy(&bytes);
+                if is_result(&line) {
+                    guard.state.runs.end_input(&guard.id);
+                }
+                format!("data: {line}\n\n")
+            }
             RunnerEvent::Oversized { head, .. } => format!("data: {head}\n\n"),
             RunnerEvent::Exited(exit) => {
                 // Ended by itself: nothing left to stop.
@@ -175,6 +190,13 @@ async fn stream(state: web::Data<ProxyState>, body: web::Json<Value>) -> HttpRes
         .streaming(frames)
 }
 
+/// True for the CLI's `result` line, which ends a one-shot run.
+fn is_result(line: &str) -> bool {
+    line.contains("\"result\"")
+        && serde_json::from_str::<Value>(line)
+            .is_ok_and(|v| v.get("type").and_then(Value::as_str) == Some("result"))
+}
+
 /// `POST /agent/start`: runs the CLI in the background; its output is not kept. `{"agent_id"}`.
 async fn start(state: web::Data<ProxyState>, body: web::Json<Value>) -> HttpResponse {
     let (id, events) = match launch(&state, &body) {
@@ -185,8 +207,14 @@ async fn start(state: web::Data<ProxyState>, body: web::Json<Value>) -> HttpResp
     let mut events = events;
     actix_web::rt::spawn(async move {
         while let Some(event) = events.next().await {
-            if let RunnerEvent::Exited(_) = event {
-                runs.runs.take(&run);
+            match event {
+                RunnerEvent::Bytes(line) if is_result(&String::from_utf8_lossy(&line)) => {
+                    runs.runs.end_input(&run)
+                }
+                RunnerEvent::Exited(_) => {
+                    runs.runs.take(&run);
+                }
+                _ => {}
             }
         }
     });

@@ -26,6 +26,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     child: Child,
     dir: PathBuf,
+    log_name: String,
     /// Keeps the folder (database, log) alive for the test; `None` when the caller owns it.
     _tmp: Option<TempDir>,
 }
@@ -47,14 +48,24 @@ impl TestApp {
 
     /// A server on the database in `dir` (kept across restarts by the caller).
     pub async fn spawn_in(dir: &Path, env: &[(&str, &str)]) -> TestApp {
+        Self::spawn_command(dir, "serve", env).await
+    }
+
+    /// `agentstream proxy` (the Claude proxy contract) on a random port, logging into `dir`.
+    pub async fn spawn_proxy(dir: &Path, env: &[(&str, &str)]) -> TestApp {
+        Self::spawn_command(dir, "proxy", env).await
+    }
+
+    async fn spawn_command(dir: &Path, command: &str, env: &[(&str, &str)]) -> TestApp {
         let db_url = format!("sqlite://{}/agent.db", dir.display());
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(dir.join("server.log"))
+            .open(dir.join(format!("{command}.log")))
             .expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentstream"));
-        cmd.arg("--port")
+        cmd.arg(command)
+            .arg("--port")
             .arg("0")
             .arg("--host")
             .arg("127.0.0.1")
@@ -80,11 +91,12 @@ impl TestApp {
         let mut lines = BufReader::new(stdout).lines();
         let address = tokio::time::timeout(TIMEOUT, async {
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(url) = line.strip_prefix("agentstream listening on ") {
+                if let Some((_, url)) = line.split_once(" listening on ") {
                     return url.to_owned();
                 }
             }
-            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            let log =
+                std::fs::read_to_string(dir.join(format!("{command}.log"))).unwrap_or_default();
             panic!("the server exited before listening; its log:\n{log}");
         })
         .await
@@ -102,13 +114,19 @@ impl TestApp {
             client: reqwest::Client::new(),
             child,
             dir: dir.to_path_buf(),
+            log_name: format!("{command}.log"),
             _tmp: None,
         }
     }
 
     /// The server's log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.join(&self.log_name)).unwrap_or_default()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> Option<i32> {
+        self.child.id().map(|id| id as i32)
     }
 
     /// SIGKILLs the server and waits for it to be gone.

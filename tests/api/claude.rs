@@ -1,0 +1,470 @@
+//! `claude-code` agents end to end: the REAL Claude CLI (npm `@anthropic-ai/claude-code@2.1.330`, put in
+//! `.tools/claude` by `.ci/run`) runs against the in-repo fake Anthropic API, through both transports —
+//! `cli` (spawned by the server) and `proxy` (spawned by `agentstream proxy`, read as SSE).
+//!
+//! Without the CLI these tests print a loud SKIPPED line and pass, unless `AGENTSTREAM_REQUIRE_CLAUDE=1`
+//! (set by `.ci/run`), which turns a missing CLI into a failure.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use agentstream_wire::{Agent, AgentStatus, Message, MessageType, ServerEvent};
+use fake_anthropic::FakeAnthropic;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+use crate::helpers::{assert_contiguous, TestApp, TIMEOUT};
+
+/// The CLI version the tests are written against.
+const CLI_VERSION: &str = "2.1.330";
+
+#[derive(Clone, Copy, Debug)]
+enum Transport {
+    Cli,
+    Proxy,
+}
+
+/// A fake API, a server (and for `Proxy` a proxy) wired to the real CLI.
+struct Claude {
+    app: TestApp,
+    _proxy: Option<TestApp>,
+    fake: FakeAnthropic,
+    /// Set in the environment of the process that spawns the CLI, so its processes can be found.
+    marker: String,
+    _home: TempDir,
+    _dir: TempDir,
+}
+
+fn cli_path() -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("AGENTSTREAM_TEST_CLAUDE") {
+        return Some(PathBuf::from(path));
+    }
+    let local =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/claude/node_modules/.bin/claude");
+    local.exists().then_some(local)
+}
+
+impl Claude {
+    /// `None` (after saying so loudly) when the CLI is not installed.
+    async fn start(transport: Transport) -> Option<Claude> {
+        let Some(cli) = cli_path() else {
+            let hint = format!(
+                "the Claude CLI is not installed: run .ci/run, or `npm install --prefix .tools/claude @anthropic-ai/claude-code@{CLI_VERSION}`"
+            );
+            if std::env::var("AGENTSTREAM_REQUIRE_CLAUDE").as_deref() == Ok("1") {
+                panic!("{hint}");
+            }
+            eprintln!("\n*** SKIPPED (claude-code end-to-end test): {hint} ***\n");
+            return None;
+        };
+        let fake = FakeAnthropic::start();
+        let home = TempDir::new().unwrap();
+        let dir = TempDir::new().unwrap();
+        let marker = uuid::Uuid::new_v4().to_string();
+        let cli_path = cli.display().to_string();
+        let home_path = home.path().display().to_string();
+        let fake_url = fake.url();
+        let mut cli_env: Vec<(&str, &str)> = vec![
+            ("ANTHROPIC_BASE_URL", &fake_url),
+            ("ANTHROPIC_API_KEY", "test"),
+            ("HOME", &home_path),
+            ("DISABLE_AUTOUPDATER", "1"),
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+            ("DISABLE_TELEMETRY", "1"),
+            ("DISABLE_ERROR_REPORTING", "1"),
+            ("CLAUDE_CODE_MAX_RETRIES", "1"),
+            ("AGENTSTREAM__CLAUDE__CLI_PATH", &cli_path),
+            ("AGENTSTREAM_TEST_MARKER", &marker),
+            // A stop gives the CLI this long per signal.
+            ("AGENTSTREAM__CLAUDE__STOP_GRACE_MS", "2000"),
+        ];
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            cli_env.push(("IS_SANDBOX", "1"));
+        }
+        let (app, proxy) = match transport {
+            Transport::Cli => (TestApp::spawn_in(dir.path(), &cli_env).await, None),
+            Transport::Proxy => {
+                let proxy = TestApp::spawn_proxy(dir.path(), &cli_env).await;
+                let app = TestApp::spawn_in(
+                    dir.path(),
+                    &[
+                        ("AGENTSTREAM__CLAUDE__TRANSPORT", "proxy"),
+                        ("AGENTSTREAM__CLAUDE__PROXY_URL", &proxy.address),
+                    ],
+                )
+                .await;
+                (app, Some(proxy))
+            }
+        };
+        Some(Claude {
+            app,
+            _proxy: proxy,
+            fake,
+            marker,
+            _home: home,
+            _dir: dir,
+        })
+    }
+
+    async fn launch(&self, prompt: &str, configuration: Value) -> Agent {
+        let r = self
+            .app
+            .post_agent(
+                &json!({"type": "claude-code", "prompt": prompt, "configuration": configuration}),
+            )
+            .await;
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+        r.json().await.unwrap()
+    }
+
+    /// Runs an agent to its end, watching it over the WebSocket; returns the agent, what the socket
+    /// delivered, and every event.
+    async fn run(
+        &self,
+        prompt: &str,
+        configuration: Value,
+    ) -> (Agent, Vec<Message>, Vec<ServerEvent>) {
+        let mut ws = self.app.ws().await;
+        let agent = self.launch(prompt, configuration).await;
+        ws.subscribe(agent.id, Some(0)).await;
+        let (messages, events) = ws.collect_until_complete(agent.id).await;
+        let agent = self.app.wait_finished(agent.id).await;
+        assert_eq!(
+            self.app.messages(agent.id, None).await,
+            messages,
+            "REST and WebSocket agree"
+        );
+        assert_contiguous(&messages, 1);
+        (agent, messages, events)
+    }
+
+    /// Pids of live processes carrying this test's marker (the CLI and everything it started).
+    fn processes(&self) -> Vec<i32> {
+        let needle = format!("AGENTSTREAM_TEST_MARKER={}", self.marker);
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| {
+                    s.rsplit_once(')')
+                        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+                })
+                .unwrap_or(true);
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            let ours = environ.split(|&b| b == 0).any(|kv| kv == needle.as_bytes());
+            // The agentstream processes carry the marker too; count only what they started.
+            let is_agentstream = Some(pid) == self.app.pid()
+                || Some(pid) == self._proxy.as_ref().and_then(TestApp::pid);
+            if ours && !zombie && !is_agentstream {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// Waits until a process whose command line contains `needle` runs; returns its pid.
+    async fn wait_process(&self, needle: &str) -> i32 {
+        tokio::time::timeout(TIMEOUT, async {
+            loop {
+                for pid in self.processes() {
+                    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                    if cmdline.contains(needle) {
+                        return pid;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no process running {needle:?}"))
+    }
+
+    /// Waits until none of this test's processes is left.
+    async fn assert_no_process_left(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = self.processes();
+            if left.is_empty() {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "processes left behind: {left:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn of_event<'a>(messages: &'a [Message], event_type: &str) -> Vec<&'a Message> {
+    messages
+        .iter()
+        .filter(|m| m.metadata["eventType"] == event_type)
+        .collect()
+}
+
+fn joined(messages: &[Message], event_type: &str) -> String {
+    of_event(messages, event_type)
+        .iter()
+        .map(|m| m.content.as_str())
+        .collect()
+}
+
+fn result_of(messages: &[Message]) -> &Message {
+    messages
+        .iter()
+        .rfind(|m| m.message_type == MessageType::Result)
+        .expect("a result message")
+}
+
+async fn short_answer(transport: Transport) {
+    let Some(c) = Claude::start(transport).await else {
+        return;
+    };
+    let (agent, messages, _) = c.run("say hello [[scenario:hello]]", json!({})).await;
+    assert_eq!(agent.status, AgentStatus::Completed, "{agent:?}");
+    let answer = &result_of(&messages).content;
+    assert!(answer.starts_with("Hello!"), "{answer}");
+    assert_eq!(&joined(&messages, "content_delta"), answer);
+    // The whole block arrives too, marked so that a client does not show it twice.
+    assert_eq!(&joined(&messages, "assistant_message"), answer);
+    assert!(
+        agent.session_id.is_some(),
+        "the session id is kept on the agent"
+    );
+    assert_eq!(agent.model.as_deref(), Some("claude-opus-5-5"));
+    assert_eq!(c.fake.message_requests().len(), 1);
+    c.assert_no_process_left().await;
+}
+
+async fn two_thousand_tokens_in_order(transport: Transport) {
+    let Some(c) = Claude::start(transport).await else {
+        return;
+    };
+    let (agent, messages, _) = c.run("count [[scenario:long n=2000]]", json!({})).await;
+    assert_eq!(agent.status, AgentStatus::Completed);
+    let tokens = of_event(&messages, "content_delta");
+    assert_eq!(tokens.len(), 2000);
+    assert!(tokens
+        .windows(2)
+        .all(|w| w[0].sequence_number + 1 == w[1].sequence_number));
+    assert_eq!(
+        joined(&messages, "content_delta"),
+        result_of(&messages).content
+    );
+}
+
+async fn tool_round_trip(transport: Transport) {
+    let Some(c) = Claude::start(transport).await else {
+        return;
+    };
+    let (agent, messages, _) = c
+        .run(
+            "run it [[scenario:tool]]",
+            json!({"permissionMode": "bypassPermissions"}),
+        )
+        .await;
+    assert_eq!(agent.status, AgentStatus::Completed, "{agent:?}");
+    let tool = of_event(&messages, "tool_use");
+    assert_eq!(tool.len(), 1);
+    assert_eq!(
+        (tool[0].message_type, tool[0].content.as_str()),
+        (MessageType::Tool, "Bash")
+    );
+    let input: Value = serde_json::from_str(&joined(&messages, "tool_input_delta")).unwrap();
+    assert_eq!(input["command"], "echo hi");
+    let result = of_event(&messages, "tool_result");
+    assert_eq!(result.len(), 1);
+    assert_eq!(
+        (result[0].message_type, result[0].content.as_str()),
+        (MessageType::Tool, "hi")
+    );
+    assert_eq!(
+        result[0].metadata["toolUseId"],
+        tool[0].metadata["toolUseId"]
+    );
+    assert!(result_of(&messages).content.contains("hi"));
+    assert_eq!(c.fake.message_requests().len(), 2, "two turns");
+}
+
+async fn api_error_fails_with_the_apis_message(transport: Transport) {
+    let Some(c) = Claude::start(transport).await else {
+        return;
+    };
+    let (agent, messages, events) = c.run("fail [[scenario:err500]]", json!({})).await;
+    assert_eq!(agent.status, AgentStatus::Failed);
+    let error = agent.error.expect("the failure is on the agent");
+    assert!(error.message.contains("API Error: 500"), "{error:?}");
+    assert!(events.iter().any(
+        |e| matches!(e, ServerEvent::AgentError(a) if a.error.message.contains("API Error: 500"))
+    ));
+    assert!(of_event(&messages, "system")
+        .iter()
+        .any(|m| m.metadata["subtype"] == "api_retry"));
+    c.assert_no_process_left().await;
+}
+
+async fn terminate_mid_stream_leaves_no_process(transport: Transport) {
+    let Some(c) = Claude::start(transport).await else {
+        return;
+    };
+    // The Bash tool runs `sleep 300` in a process group of its own.
+    let agent = c
+        .launch(
+            "wait [[scenario:tool cmd=echo%20start%20%26%26%20sleep%20300]]",
+            json!({"permissionMode": "bypassPermissions"}),
+        )
+        .await;
+    c.wait_process("sleep 300").await;
+    let begun = std::time::Instant::now();
+    let r = c
+        .app
+        .client
+        .delete(c.app.url(&format!("/api/agents/{}", agent.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let elapsed = begun.elapsed();
+    assert_eq!(c.app.agent(agent.id).await.status, AgentStatus::Terminated);
+    c.assert_no_process_left().await;
+    assert_contiguous(&c.app.messages(agent.id, None).await, 1);
+    eprintln!("terminate ({transport:?}) took {elapsed:?}");
+}
+
+async fn a_killed_cli_fails_the_agent(transport: Transport) {
+    let Some(c) = Claude::start(transport).await else {
+        return;
+    };
+    let agent = c
+        .launch("slowly [[scenario:slow n=2000 delay_ms=20]]", json!({}))
+        .await;
+    c.app.wait_messages(agent.id, 10).await;
+    let cli = c.wait_process("stream-json").await;
+    // SAFETY: kill(2) on a pid of this test's own CLI.
+    unsafe { libc::kill(cli, libc::SIGKILL) };
+    let agent = c.app.wait_finished(agent.id).await;
+    assert_eq!(agent.status, AgentStatus::Failed);
+    let error = agent.error.expect("an error");
+    assert!(error.message.contains("signal 9"), "{error:?}");
+    c.assert_no_process_left().await;
+}
+
+#[tokio::test]
+async fn cli_short_answer() {
+    short_answer(Transport::Cli).await;
+}
+
+#[tokio::test]
+async fn proxy_short_answer() {
+    short_answer(Transport::Proxy).await;
+}
+
+#[tokio::test]
+async fn cli_two_thousand_tokens_in_order() {
+    two_thousand_tokens_in_order(Transport::Cli).await;
+}
+
+#[tokio::test]
+async fn proxy_two_thousand_tokens_in_order() {
+    two_thousand_tokens_in_order(Transport::Proxy).await;
+}
+
+#[tokio::test]
+async fn cli_tool_round_trip() {
+    tool_round_trip(Transport::Cli).await;
+}
+
+#[tokio::test]
+async fn proxy_tool_round_trip() {
+    tool_round_trip(Transport::Proxy).await;
+}
+
+#[tokio::test]
+async fn cli_api_error_fails_with_the_apis_message() {
+    api_error_fails_with_the_apis_message(Transport::Cli).await;
+}
+
+#[tokio::test]
+async fn proxy_api_error_fails_with_the_apis_message() {
+    api_error_fails_with_the_apis_message(Transport::Proxy).await;
+}
+
+#[tokio::test]
+async fn cli_terminate_mid_stream_leaves_no_process() {
+    terminate_mid_stream_leaves_no_process(Transport::Cli).await;
+}
+
+#[tokio::test]
+async fn proxy_terminate_mid_stream_leaves_no_process() {
+    terminate_mid_stream_leaves_no_process(Transport::Proxy).await;
+}
+
+#[tokio::test]
+async fn cli_killed_cli_fails_the_agent() {
+    a_killed_cli_fails_the_agent(Transport::Cli).await;
+}
+
+#[tokio::test]
+async fn proxy_killed_cli_fails_the_agent() {
+    a_killed_cli_fails_the_agent(Transport::Proxy).await;
+}
+
+#[tokio::test]
+async fn a_missing_cli_fails_the_agent_and_names_the_setting() {
+    let app =
+        TestApp::spawn_with(&[("AGENTSTREAM__CLAUDE__CLI_PATH", "/nonexistent/claude")]).await;
+    let r = app
+        .post_agent(&json!({"type": "claude-code", "prompt": "hi"}))
+        .await;
+    assert_eq!(r.status(), 201);
+    let agent: Agent = r.json().await.unwrap();
+    let agent = app.wait_finished(agent.id).await;
+    assert_eq!(agent.status, AgentStatus::Failed);
+    let error = agent.error.unwrap();
+    assert_eq!(error.code, "cli_not_found");
+    assert!(error.message.contains("claude.cli_path"), "{error:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_proxy_fails_the_agent() {
+    let app = TestApp::spawn_with(&[
+        ("AGENTSTREAM__CLAUDE__TRANSPORT", "proxy"),
+        ("AGENTSTREAM__CLAUDE__PROXY_URL", "http://127.0.0.1:9"),
+    ])
+    .await;
+    let r = app
+        .post_agent(&json!({"type": "claude-code", "prompt": "hi"}))
+        .await;
+    let agent: Agent = r.json().await.unwrap();
+    let agent = app.wait_finished(agent.id).await;
+    assert_eq!(agent.status, AgentStatus::Failed);
+    assert_eq!(agent.error.unwrap().code, "proxy_unreachable");
+}
+
+#[tokio::test]
+async fn bad_claude_configurations_are_refused() {
+    let app = TestApp::spawn().await;
+    for configuration in [
+        json!({"permissionMode": "yolo"}),
+        json!({"sessionId": "not-a-uuid"}),
+        json!({"workingDirectory": "/no/such/folder"}),
+        json!({"allowedTools": ["--dangerously-skip-permissions"]}),
+        json!({"model": "a b"}),
+    ] {
+        let r = app
+            .post_agent(
+                &json!({"type": "claude-code", "prompt": "hi", "configuration": configuration}),
+            )
+            .await;
+        crate::helpers::assert_error(r, 400, "invalid_configuration").await;
+    }
+}
