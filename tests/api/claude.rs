@@ -468,3 +468,176 @@ async fn bad_claude_configurations_are_refused() {
         crate::helpers::assert_error(r, 400, "invalid_configuration").await;
     }
 }
+
+/// Writes an executable shell script standing in for the CLI.
+fn fake_cli(dir: &std::path::Path, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("fake-claude.sh");
+    std::fs::write(&path, format!("#!/bin/sh\nread first_message\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn malformed_cli_output_is_stored_as_errors_and_the_stream_goes_on() {
+    let dir = TempDir::new().unwrap();
+    let script = fake_cli(
+        dir.path(),
+        r#"echo '{"type":"system","subtype":"init","session_id":"s1","model":"m"}'
+echo 'this is not json'
+printf '{"type":"x","bad":"\377\376"}\n'
+printf '{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a\\u0000b"}}}\n'
+head -c 5000 /dev/zero | tr '\0' 'x'; echo
+echo '{"type":"brand_new_kind","n":1}'
+echo '{"type":"result","subtype":"success","is_error":false,"result":"done"'
+echo '{"type":"result","subtype":"success","is_error":false,"result":"done","num_turns":1}'"#,
+    );
+    let app = TestApp::spawn_with(&[
+        ("AGENTSTREAM__CLAUDE__CLI_PATH", &script),
+        ("AGENTSTREAM__RUNNERS__MAX_LINE_BYTES", "1000"),
+    ])
+    .await;
+    let r = app
+        .post_agent(&json!({"type": "claude-code", "prompt": "go"}))
+        .await;
+    let agent: Agent = r.json().await.unwrap();
+    let agent = app.wait_finished(agent.id).await;
+    assert_eq!(agent.status, AgentStatus::Completed, "{agent:?}");
+    let messages = app.messages(agent.id, None).await;
+    assert_contiguous(&messages, 1);
+    let kinds: Vec<(MessageType, &str)> = messages
+        .iter()
+        .map(|m| {
+            (
+                m.message_type,
+                m.metadata["eventType"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (MessageType::System, "system"),
+            (MessageType::Error, "parse_error"),
+            (MessageType::Error, "parse_error"),
+            (MessageType::Assistant, "content_delta"),
+            (MessageType::Error, "line_too_long"),
+            (MessageType::System, "unknown"),
+            (MessageType::Error, "parse_error"),
+            (MessageType::Result, "result"),
+        ]
+    );
+    assert!(messages[2].content.contains("UTF-8"));
+    assert_eq!(
+        messages[3].content, "a\u{0}b",
+        "a NUL inside JSON text is kept as is"
+    );
+    assert!(messages[4].content.contains("5000 bytes"));
+    assert!(messages[4].raw.as_ref().unwrap().len() <= 1000);
+    assert_eq!(agent.session_id.as_deref(), Some("s1"));
+}
+
+#[tokio::test]
+async fn a_cli_that_exits_badly_fails_with_its_code_and_stderr() {
+    let dir = TempDir::new().unwrap();
+    let script = fake_cli(dir.path(), "echo 'something broke' >&2\nexit 3");
+    let app = TestApp::spawn_with(&[("AGENTSTREAM__CLAUDE__CLI_PATH", &script)]).await;
+    let agent: Agent = app
+        .post_agent(&json!({"type": "claude-code", "prompt": "go"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let agent = app.wait_finished(agent.id).await;
+    assert_eq!(agent.status, AgentStatus::Failed);
+    let error = agent.error.unwrap();
+    assert_eq!(error.code, "cli_exit");
+    assert!(
+        error.message.contains("code 3: something broke"),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_proxy_serves_the_original_contract() {
+    let dir = TempDir::new().unwrap();
+    let script = fake_cli(
+        dir.path(),
+        r#"echo '{"type":"system","subtype":"init","session_id":"s"}'
+echo '{"type":"result","subtype":"success","is_error":false,"result":"ok"}'
+cat >/dev/null"#,
+    );
+    let proxy =
+        TestApp::spawn_proxy(dir.path(), &[("AGENTSTREAM__CLAUDE__CLI_PATH", &script)]).await;
+    let c = &proxy.client;
+    let health: Value = c
+        .get(proxy.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health, json!({"status": "ok", "running": 0}));
+
+    let r = c
+        .post(proxy.url("/agent/stream"))
+        .json(&json!({"prompt": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("x-agent-id"));
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let body = r.text().await.unwrap();
+    let frames: Vec<&str> = body.split("\n\n").filter(|f| !f.is_empty()).collect();
+    assert_eq!(frames.len(), 3, "{body}");
+    assert!(frames[0].starts_with("data: {\"type\":\"system\""));
+    assert!(frames[1].starts_with("data: {\"type\":\"result\""));
+    assert!(
+        frames[2].starts_with("event: complete\ndata: {\"status\":\"success\""),
+        "{body}"
+    );
+
+    let r = c
+        .post(proxy.url("/agent/stream"))
+        .json(&json!({"prompt": " "}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = c.post(proxy.url("/agent/stop/nope")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+
+    let started: Value = c
+        .post(proxy.url("/agent/start"))
+        .json(&json!({"prompt": "hi"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(started["status"], "started");
+    assert!(started["agent_id"].is_string());
+}
+
+#[tokio::test]
+async fn the_proxy_reports_a_failed_cli_as_an_error_event() {
+    let dir = TempDir::new().unwrap();
+    let script = fake_cli(dir.path(), "echo 'no credentials' >&2\nexit 1");
+    let proxy =
+        TestApp::spawn_proxy(dir.path(), &[("AGENTSTREAM__CLAUDE__CLI_PATH", &script)]).await;
+    let body = proxy
+        .client
+        .post(proxy.url("/agent/stream"))
+        .json(&json!({"prompt": "hi"}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.starts_with("event: error\ndata: "), "{body}");
+    assert!(body.contains("code 1: no credentials"), "{body}");
+}
