@@ -641,3 +641,59 @@ async fn the_proxy_reports_a_failed_cli_as_an_error_event() {
     assert!(body.starts_with("event: error\ndata: "), "{body}");
     assert!(body.contains("code 1: no credentials"), "{body}");
 }
+
+#[tokio::test]
+async fn a_proxy_answering_non_2xx_fails_the_agent_with_its_status() {
+    // Any HTTP server without the proxy's routes will do: the fake model API answers 404.
+    let not_a_proxy = FakeAnthropic::start();
+    let url = not_a_proxy.url();
+    let app = TestApp::spawn_with(&[
+        ("AGENTSTREAM__CLAUDE__TRANSPORT", "proxy"),
+        ("AGENTSTREAM__CLAUDE__PROXY_URL", &url),
+    ])
+    .await;
+    let agent: Agent = app
+        .post_agent(&json!({"type": "claude-code", "prompt": "hi"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let agent = app.wait_finished(agent.id).await;
+    assert_eq!(agent.status, AgentStatus::Failed);
+    let error = agent.error.unwrap();
+    assert_eq!(error.code, "proxy_http_error");
+    assert!(error.message.contains("404"), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_proxy_that_dies_mid_stream_fails_the_agent_and_keeps_what_arrived() {
+    let dir = TempDir::new().unwrap();
+    let script = fake_cli(
+        dir.path(),
+        r#"i=0; while [ $i -lt 1000 ]; do
+  echo '{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"t"}}}'
+  i=$((i+1)); sleep 0.01
+done"#,
+    );
+    let mut proxy =
+        TestApp::spawn_proxy(dir.path(), &[("AGENTSTREAM__CLAUDE__CLI_PATH", &script)]).await;
+    let app = TestApp::spawn_with(&[
+        ("AGENTSTREAM__CLAUDE__TRANSPORT", "proxy"),
+        ("AGENTSTREAM__CLAUDE__PROXY_URL", &proxy.address),
+    ])
+    .await;
+    let agent: Agent = app
+        .post_agent(&json!({"type": "claude-code", "prompt": "hi"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    app.wait_messages(agent.id, 10).await;
+    proxy.kill().await;
+    let agent = app.wait_finished(agent.id).await;
+    assert_eq!(agent.status, AgentStatus::Failed);
+    assert_eq!(agent.error.unwrap().code, "stream_cut");
+    let messages = app.messages(agent.id, None).await;
+    assert!(messages.len() >= 10);
+    assert_contiguous(&messages, 1);
+}
