@@ -1,8 +1,16 @@
-# Multi-stage build of the agentstream server.
+# Multi-stage build of the agentstream server and its web app.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
+# The web tools first (wasm32 target, trunk, wasm-bindgen-cli of Cargo.lock's wasm-bindgen): a layer that
+# only changes with the lock file or Trunk.toml.
+COPY scripts/install-tools scripts/
+COPY Cargo.lock ./
+COPY frontend-yew/Trunk.toml frontend-yew/
+RUN ./scripts/install-tools web
 COPY . .
-RUN cargo build --release --locked -p agentstream
+# The app (trunk, offline) into frontend-yew/dist/, then the server.
+RUN ./scripts/build-web --force \
+ && cargo build --release --locked -p agentstream
 
 FROM debian:bookworm-slim
 RUN apt-get update \
@@ -12,8 +20,10 @@ RUN apt-get update \
  && mkdir -p /app/data && chown agentstream /app/data
 WORKDIR /app
 COPY --from=build /src/target/release/agentstream /usr/local/bin/agentstream
+COPY --from=build /src/frontend-yew/dist /app/web
 COPY config ./config
 ENV AGENTSTREAM_ENVIRONMENT=production
+ENV AGENTSTREAM__SERVER__STATIC_DIR=/app/web
 USER agentstream
 VOLUME ["/app/data"]
 EXPOSE 3000

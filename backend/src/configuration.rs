@@ -60,6 +60,8 @@ pub struct ServerSettings {
     pub host: String,
     pub port: u16,
     pub max_body_bytes: usize,
+    /// The built web app's folder (trunk's `dist/`), served at `/`.
+    pub static_dir: PathBuf,
 }
 
 /// Which database, and how hard to try to keep what is written.
@@ -176,6 +178,7 @@ mod tests {
         assert_eq!(s.server.host, "127.0.0.1");
         assert_eq!(s.server.port, 3000);
         assert_eq!(s.database.synchronous, SyncMode::Normal);
+        assert_eq!(s.server.static_dir, PathBuf::from("frontend-yew/dist"));
     }
 
     #[test]

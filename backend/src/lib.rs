@@ -5,7 +5,8 @@
 //! `api` (AgentController), `gateway` (AgentGateway: room registry and WebSocket sessions), `streaming`
 //! (StreamingService: the persistence actor, store then broadcast), `messages` (AgentMessageService:
 //! queries), `orchestration` (AgentOrchestrationService and the per-agent actor), `runners` (adapters and
-//! AgentFactory), `parser` (ClaudeMessageParser), `db` (DatabaseService).
+//! AgentFactory), `parser` (ClaudeMessageParser), `db` (DatabaseService); `web_app` serves the built Yew
+//! app at `/`.
 
 pub mod api;
 pub mod claude_proxy;
@@ -22,3 +23,4 @@ pub mod startup;
 pub mod streaming;
 pub mod telemetry;
 pub mod watch;
+pub mod web_app;

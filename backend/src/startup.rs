@@ -14,6 +14,7 @@ use crate::db::{self, DbOpenError};
 use crate::gateway::{self, GatewayState, RoomRegistry};
 use crate::orchestration::Orchestrator;
 use crate::streaming::{InterruptUnfinished, Persistence, StoreError};
+use crate::web_app::{self, WebApp};
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
@@ -83,14 +84,26 @@ impl Application {
             db,
             settings: settings.websocket.clone(),
         });
+        let web_app = web::Data::new(WebApp::new(&settings.server.static_dir));
+        if web_app.is_built() {
+            tracing::info!(dir = %web_app.root().display(), "serving the web app");
+        } else {
+            tracing::warn!(
+                dir = %web_app.root().display(),
+                "the web app is not built (no index.html): `/` says so; ./scripts/run or \
+                 ./scripts/build-web builds it"
+            );
+        }
         let server_settings = settings.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
                 .app_data(gateway_state.clone())
+                .app_data(web_app.clone())
                 .configure(|cfg| api::configure(cfg, &server_settings))
                 .route("/ws", web::get().to(gateway::ws_route))
-                .default_service(web::to(api::not_found))
+                // Everything else: the web app for GETs outside /api and /ws, the JSON 404 otherwise.
+                .default_service(web::to(web_app::serve))
         })
         .workers(
             std::thread::available_parallelism()

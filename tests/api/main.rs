@@ -6,5 +6,6 @@ mod cli;
 mod errors;
 mod helpers;
 mod lifecycle;
+mod static_files;
 mod streaming;
 mod websocket;

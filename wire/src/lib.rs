@@ -269,6 +269,10 @@ pub struct SyntheticConfig {
     pub tokens: Option<u64>,
     /// Pause between two tokens, in milliseconds.
     pub interval_ms: Option<u64>,
+    /// Stamp each token line with the emitting moment (`emittedNs`, CLOCK_MONOTONIC nanoseconds) so a
+    /// client on the same machine can measure emit-to-receipt latency (the benchmark does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<bool>,
 }
 
 /// How a `claude-code` agent reaches the Claude CLI.

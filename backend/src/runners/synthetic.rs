@@ -46,6 +46,8 @@ pub struct SyntheticSpec {
     pub tokens: u64,
     pub interval_ms: u64,
     pub prompt_bytes: usize,
+    /// Token lines carry `emittedNs` (see `SyntheticConfig::stamp`).
+    pub stamp: bool,
 }
 
 impl SyntheticSpec {
@@ -79,12 +81,17 @@ impl SyntheticSpec {
             tokens,
             interval_ms,
             prompt_bytes: prompt.len(),
+            stamp: config.stamp.unwrap_or(false),
         })
     }
 
     /// The configuration as stored on the agent.
     pub fn configuration(&self) -> Value {
-        json!({"tokens": self.tokens, "intervalMs": self.interval_ms})
+        let mut c = json!({"tokens": self.tokens, "intervalMs": self.interval_ms});
+        if self.stamp {
+            c["stamp"] = json!(true);
+        }
+        c
     }
 }
 
@@ -153,7 +160,10 @@ pub fn stream(spec: SyntheticSpec) -> impl Stream<Item = RunnerEvent> {
             }
             Step::Delta(i) => {
                 if i > 0 && s.spec.interval_ms > 0 {
-                    tokio::time::sleep(Duration::from_millis(s.spec.interval_ms)).await;
+                    // A fixed rate: token i is due at start + i × interval, whatever the work took.
+                    let due =
+                        s.started + Duration::from_millis(s.spec.interval_ms.saturating_mul(i));
+                    tokio::time::sleep_until(due.into()).await;
                 }
                 s.step = if i + 1 < s.spec.tokens {
                     Step::Delta(i + 1)
@@ -164,8 +174,12 @@ pub fn stream(spec: SyntheticSpec) -> impl Stream<Item = RunnerEvent> {
                 if s.text.len() + text.len() <= MAX_RESULT_BYTES {
                     s.text.push_str(&text);
                 }
-                s.event(json!({"type": "content_block_delta", "index": 0,
-                               "delta": {"type": "text_delta", "text": text}}))
+                let mut line = s.event(json!({"type": "content_block_delta", "index": 0,
+                               "delta": {"type": "text_delta", "text": text}}));
+                if s.spec.stamp {
+                    line["emittedNs"] = json!(monotonic_ns());
+                }
+                line
             }
             Step::BlockStop => {
                 s.step = Step::MessageDelta;
@@ -201,6 +215,19 @@ pub fn stream(spec: SyntheticSpec) -> impl Stream<Item = RunnerEvent> {
     })
 }
 
+/// CLOCK_MONOTONIC in nanoseconds: one clock for every process of the machine.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
 impl State {
     /// Wraps an Anthropic SSE event as Claude Code prints it.
     fn event(&self, event: Value) -> Value {
@@ -226,6 +253,7 @@ mod tests {
             tokens,
             interval_ms: 0,
             prompt_bytes: 10,
+            stamp: false,
         }
     }
 
@@ -276,6 +304,7 @@ mod tests {
             let c = SyntheticConfig {
                 tokens,
                 interval_ms: interval,
+                stamp: None,
             };
             assert_eq!(
                 SyntheticSpec::new(c, "p", &settings).unwrap_err().code,

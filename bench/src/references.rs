@@ -1,0 +1,147 @@
+//! Two references measured on the same disk in the same run, with rows like the server's:
+//! - **seed-style**: the original design's persistence — SQLite with the DELETE journal (synchronous FULL,
+//!   SQLite's default there), one INSERT with the `MAX(sequence_number)+1` subquery per transaction,
+//!   then the SELECT that reads the number back;
+//! - **raw bulk insert**: the same rows in one transaction through one prepared statement, in the
+//!   server's own durability mode (WAL, synchronous NORMAL) — the physical limit of the storage.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sea_orm::sqlx::{self, Connection, Executor, SqliteConnection};
+
+use crate::server::BenchResult;
+use crate::{per_second, Row};
+
+const SCHEMA: &str = "
+CREATE TABLE agents (id TEXT PRIMARY KEY NOT NULL);
+CREATE TABLE agent_messages (
+  id TEXT PRIMARY KEY NOT NULL,
+  agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+  sequence_number INTEGER NOT NULL,
+  type TEXT NOT NULL, role TEXT, content TEXT NOT NULL, raw TEXT, metadata TEXT, created_at TEXT NOT NULL,
+  UNIQUE(agent_id, sequence_number));
+CREATE INDEX idx_agent_messages_created_at ON agent_messages(created_at);
+INSERT INTO agents (id) VALUES ('agent');
+";
+
+/// A token row's raw line, as long as the synthetic runner's.
+fn raw_line(i: u64) -> String {
+    format!(
+        r#"{{"type":"stream_event","event":{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":" word{i}"}}}},"session_id":"0c45e3a8-1158-4dae-b739-8831e5b76594","parent_tool_use_id":null,"uuid":"{}","api_message_id":"msg_synthetic_30610bce79d34fb092b452741fb8a166"}}"#,
+        uuid::Uuid::new_v4()
+    )
+}
+
+const METADATA: &str = r#"{"eventType":"content_delta","blockIndex":0,"messageId":"msg_synthetic_30610bce79d34fb092b452741fb8a166"}"#;
+
+async fn open(
+    path: &Path,
+    journal: SqliteJournalMode,
+    sync: SqliteSynchronous,
+) -> BenchResult<SqliteConnection> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(journal)
+        .synchronous(sync)
+        .foreign_keys(true);
+    let mut conn = SqliteConnection::connect_with(&options)
+        .await
+        .map_err(|e| e.to_string())?;
+    conn.execute(SCHEMA).await.map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+/// Both references; `dir` is on the disk the server uses.
+pub async fn references(_binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> {
+    let dir = tempfile::TempDir::new().map_err(|e| e.to_string())?;
+    let (seed_rows, bulk_rows) = if smoke {
+        (200u64, 20_000u64)
+    } else {
+        (3_000, 300_000)
+    };
+
+    let mut seed = open(
+        &dir.path().join("seed.db"),
+        SqliteJournalMode::Delete,
+        SqliteSynchronous::Full,
+    )
+    .await?;
+    let begun = Instant::now();
+    for i in 0..seed_rows {
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO agent_messages (id, agent_id, sequence_number, type, role, content, raw, metadata, created_at) \
+             VALUES (?1, ?2, (SELECT COALESCE(MAX(sequence_number), 0) + 1 FROM agent_messages WHERE agent_id = ?2), \
+             'assistant', NULL, ?3, ?4, ?5, ?6)",
+        )
+        .bind(&id)
+        .bind("agent")
+        .bind(format!(" word{i}"))
+        .bind(raw_line(i))
+        .bind(METADATA)
+        .bind(chrono::Utc::now().to_rfc3339())
+        .execute(&mut seed)
+        .await
+        .map_err(|e| e.to_string())?;
+        sqlx::query("SELECT sequence_number FROM agent_messages WHERE id = ?1")
+            .bind(&id)
+            .fetch_one(&mut seed)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let seed_rate = per_second(seed_rows, begun.elapsed());
+
+    let mut bulk = open(
+        &dir.path().join("bulk.db"),
+        SqliteJournalMode::Wal,
+        SqliteSynchronous::Normal,
+    )
+    .await?;
+    let rows: Vec<(String, String, String)> = (0..bulk_rows)
+        .map(|i| {
+            (
+                uuid::Uuid::now_v7().to_string(),
+                format!(" word{i}"),
+                raw_line(i),
+            )
+        })
+        .collect();
+    let begun = Instant::now();
+    let mut tx = bulk.begin().await.map_err(|e| e.to_string())?;
+    for (i, (id, content, raw)) in rows.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO agent_messages (id, agent_id, sequence_number, type, role, content, raw, metadata, created_at) \
+             VALUES (?1, 'agent', ?2, 'assistant', NULL, ?3, ?4, ?5, ?6)",
+        )
+        .bind(id)
+        .bind(i as i64 + 1)
+        .bind(content)
+        .bind(raw)
+        .bind(METADATA)
+        .bind("2026-11-26T10:00:00.000Z")
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    tx.commit().await.map_err(|e| e.to_string())?;
+    let bulk_rate = per_second(bulk_rows, begun.elapsed());
+    Ok(vec![
+        Row {
+            scenario: "seed-style",
+            metric: format!(
+                "{seed_rows} rows: DELETE journal, one INSERT(MAX+1) + SELECT per transaction"
+            ),
+            value: format!("{seed_rate:.0} msg/s"),
+            target: "reference",
+        },
+        Row {
+            scenario: "raw bulk insert",
+            metric: format!("{bulk_rows} rows: WAL/NORMAL, one transaction, prepared statement"),
+            value: format!("{bulk_rate:.0} msg/s"),
+            target: "reference (physical limit)",
+        },
+    ])
+}

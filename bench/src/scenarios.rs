@@ -1,0 +1,265 @@
+//! The scenarios run against the server over real sockets.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use futures_util::future::try_join_all;
+
+use crate::server::{BenchResult, Server};
+use crate::{per_second, Row};
+
+/// Throughput: A agents × T tokens at full speed, one subscriber each; messages/s from the first launch
+/// to the last `agent:complete`.
+pub async fn throughput(binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> {
+    let (agents, tokens) = if smoke { (10, 200) } else { (100, 2000) };
+    let server = Server::start(&binary, &[]).await?;
+    let begun = Instant::now();
+    let counts = try_join_all((0..agents).map(|_| {
+        let server = &server;
+        async move {
+            let mut ws = server.ws().await?;
+            let agent = server.launch(tokens, 0, false).await?;
+            ws.subscribe(agent.id, 0).await?;
+            let seen = ws.watch(agent.id, false).await?;
+            if seen.count != tokens + 3 {
+                return Err(format!(
+                    "agent {}: {} messages, expected {}",
+                    agent.id,
+                    seen.count,
+                    tokens + 3
+                ));
+            }
+            Ok::<u64, String>(seen.count)
+        }
+    }))
+    .await?;
+    let elapsed = begun.elapsed();
+    let total: u64 = counts.iter().sum();
+    let rate = per_second(total, elapsed);
+    Ok(vec![Row {
+        scenario: "throughput",
+        metric: format!("{agents} agents × {tokens} tokens: {total} msgs stored+delivered"),
+        value: format!("{rate:.0} msg/s ({:.2} s)", elapsed.as_secs_f64()),
+        target: ">= 50,000 msg/s",
+    }])
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)] as f64 / 1e6
+}
+
+/// Latency: a fixed offered load spread over many agents; runner-emit → WebSocket-receipt latency.
+pub async fn latency(binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> {
+    let (rate, agents, seconds) = if smoke {
+        (1000u64, 10u64, 2u64)
+    } else {
+        (10_000, 100, 10)
+    };
+    let per_agent = rate / agents;
+    let interval_ms = 1000 / per_agent.max(1);
+    let tokens = per_agent * seconds;
+    let server = Server::start(&binary, &[]).await?;
+    let results = try_join_all((0..agents).map(|_| {
+        let server = &server;
+        async move {
+            let mut ws = server.ws().await?;
+            let agent = server.launch(tokens, interval_ms, true).await?;
+            ws.subscribe(agent.id, 0).await?;
+            ws.watch(agent.id, true).await
+        }
+    }))
+    .await?;
+    let mut all: Vec<u64> = results.into_iter().flat_map(|w| w.latencies_ns).collect();
+    if all.len() as u64 != agents * tokens {
+        return Err(format!(
+            "{} stamped tokens arrived, expected {}",
+            all.len(),
+            agents * tokens
+        ));
+    }
+    all.sort_unstable();
+    let value = format!(
+        "p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        percentile(&all, 0.5),
+        percentile(&all, 0.99),
+        percentile(&all, 0.999),
+        percentile(&all, 1.0)
+    );
+    Ok(vec![Row {
+        scenario: "latency",
+        metric: format!(
+            "{rate} msg/s offered over {agents} agents, {} tokens",
+            all.len()
+        ),
+        value,
+        target: "p99 <= 10 ms",
+    }])
+}
+
+/// Fan-out: one agent, many subscribers; deliveries/s.
+pub async fn fanout(binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> {
+    let (subscribers, tokens) = if smoke { (50, 200) } else { (1000, 2000) };
+    let server = Server::start(&binary, &[]).await?;
+    let mut sockets = Vec::with_capacity(subscribers);
+    for _ in 0..subscribers {
+        sockets.push(server.ws().await?);
+    }
+    // The first tokens wait a little, so that every subscriber is in before most of the stream.
+    let agent = server.launch(tokens, 0, false).await?;
+    let begun = Instant::now();
+    let counts = try_join_all(sockets.into_iter().map(|mut ws| async move {
+        ws.subscribe(agent.id, 0).await?;
+        ws.watch(agent.id, false).await.map(|w| w.count)
+    }))
+    .await?;
+    let elapsed = begun.elapsed();
+    let total: u64 = counts.iter().sum();
+    if counts.iter().any(|&c| c != tokens + 3) {
+        return Err("a subscriber missed messages".into());
+    }
+    Ok(vec![Row {
+        scenario: "fanout",
+        metric: format!("1 agent × {tokens} tokens → {subscribers} subscribers"),
+        value: format!(
+            "{:.0} deliveries/s ({:.2} s)",
+            per_second(total, elapsed),
+            elapsed.as_secs_f64()
+        ),
+        target: ">= 200,000 deliveries/s",
+    }])
+}
+
+/// Idle connections: server memory per open WebSocket.
+pub async fn connections(binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> {
+    let n = if smoke { 200 } else { 10_000 };
+    let server = Server::start(&binary, &[]).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = server.rss();
+    let mut sockets = Vec::with_capacity(n);
+    for _ in 0..n {
+        sockets.push(server.ws().await?);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = server.rss();
+    let health = server
+        .client
+        .get(format!("{}/api/health", server.base))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !health.status().is_success() {
+        return Err("the server is unhealthy with the connections open".into());
+    }
+    drop(sockets);
+    let per = after.saturating_sub(before) as f64 / n as f64;
+    Ok(vec![Row {
+        scenario: "connections",
+        metric: format!(
+            "{n} idle WebSockets (RSS {:.1} → {:.1} MiB)",
+            before as f64 / 1048576.0,
+            after as f64 / 1048576.0
+        ),
+        value: format!("{:.1} KB each", per / 1024.0),
+        target: "<= 20 KB each",
+    }])
+}
+
+/// History: a tail read at many stored rows, and the full history of a big agent.
+pub async fn history(binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> {
+    let (agents, tokens) = if smoke { (4, 2_500) } else { (10, 99_997) };
+    let server = Server::start(&binary, &[]).await?;
+    let begun = Instant::now();
+    let launched = try_join_all((0..agents).map(|_| server.launch(tokens, 0, false))).await?;
+    for agent in &launched {
+        let mut ws = server.ws().await?;
+        ws.subscribe(agent.id, i64::MAX / 2).await?;
+        ws.wait_complete(agent.id).await?;
+    }
+    let rows = agents * (tokens + 3);
+    let filled = begun.elapsed();
+    let target = launched[agents as usize / 2].id;
+    let last = (tokens + 3) as i64;
+    let mut samples = Vec::new();
+    for i in 0..100 {
+        let since = last - 10 - (i % 5);
+        let t = Instant::now();
+        let tail = server.messages(target, since).await?;
+        samples.push(t.elapsed());
+        if tail.len() as i64 != last - since
+            || tail.first().map(|m| m.sequence_number) != Some(since + 1)
+        {
+            return Err(format!(
+                "tail since {since}: wrong answer ({} messages)",
+                tail.len()
+            ));
+        }
+    }
+    samples.sort();
+    let rss_before = server.rss();
+    let t = Instant::now();
+    let full = server.messages(target, 0).await?;
+    let full_time = t.elapsed();
+    let rss_after = server.rss();
+    if full.len() as i64 != last
+        || full
+            .windows(2)
+            .any(|w| w[1].sequence_number != w[0].sequence_number + 1)
+    {
+        return Err("the full history is not 1..k".into());
+    }
+    Ok(vec![
+        Row {
+            scenario: "history",
+            metric: format!(
+                "tail read (?since=last-10) at {rows} stored rows (filled in {:.1} s)",
+                filled.as_secs_f64()
+            ),
+            value: format!(
+                "median {:.2} ms, max {:.2} ms",
+                samples[50].as_secs_f64() * 1e3,
+                samples[99].as_secs_f64() * 1e3
+            ),
+            target: "<= 5 ms",
+        },
+        Row {
+            scenario: "history",
+            metric: format!("full history of a {last}-message agent"),
+            value: format!(
+                "{:.0} ms; server RSS {:.1} → {:.1} MiB",
+                full_time.as_secs_f64() * 1e3,
+                rss_before as f64 / 1048576.0,
+                rss_after as f64 / 1048576.0
+            ),
+            target: "not held in memory twice",
+        },
+    ])
+}
+
+/// The throughput row's ratios to the two references measured in the same run.
+pub fn ratios(rows: &[Row]) -> Vec<Row> {
+    let number = |scenario: &str| {
+        rows.iter().find(|r| r.scenario == scenario).and_then(|r| {
+            r.value
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+    };
+    let (Some(ours), Some(seed), Some(raw)) = (
+        number("throughput"),
+        number("seed-style"),
+        number("raw bulk insert"),
+    ) else {
+        return Vec::new();
+    };
+    vec![Row {
+        scenario: "ratios",
+        metric: "throughput / seed-style; throughput / raw bulk insert".into(),
+        value: format!("{:.1}x; {:.2}x", ours / seed, ours / raw),
+        target: ">= 40x; >= 0.5x",
+    }]
+}

@@ -1,0 +1,418 @@
+//! One agent, live: loads its history over REST, subscribes with `since` = the last sequence number it
+//! has (again after every reconnect), deduplicates, fills gaps, and shows the transcript.
+//!
+//! Messages go into a store outside Yew's state (no clone per token); the view is re-rendered at most
+//! once per animation frame, and then only the blocks whose version changed are diffed.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use agentstream_wire::{Agent, AgentStatus, CompletionResult, ErrorInfo, Message, ServerEvent};
+use uuid::Uuid;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+use yew::prelude::*;
+
+use crate::api;
+use crate::connection::Connection;
+use crate::time;
+use crate::timeline::{Pushed, Timeline};
+use crate::transcript::{BlockKind, BlockRef, Transcript};
+
+#[derive(Properties, PartialEq)]
+pub struct Props {
+    pub id: Uuid,
+    /// The agent as the list knows it (its status is kept live there).
+    pub listed: Option<Agent>,
+    pub conn: Connection,
+    pub on_purged: Callback<Uuid>,
+}
+
+/// Everything known of the agent's stream.
+#[derive(Default)]
+struct Store {
+    timeline: Timeline,
+    transcript: Transcript,
+    agent: Option<Agent>,
+    status: Option<AgentStatus>,
+    error: Option<ErrorInfo>,
+    complete: Option<CompletionResult>,
+    /// A gap fill is under way.
+    filling: bool,
+    /// A render is scheduled for the next frame.
+    frame_pending: bool,
+    /// The agent does not exist (any more).
+    gone: bool,
+}
+
+type StoreRef = Rc<RefCell<Store>>;
+
+/// Re-renders at the next animation frame (once, however many messages arrive before it).
+fn schedule(store: &StoreRef, force: &UseForceUpdateHandle) {
+    if std::mem::replace(&mut store.borrow_mut().frame_pending, true) {
+        return;
+    }
+    let (store, force) = (store.clone(), force.clone());
+    let frame = Closure::once_into_js(move || {
+        store.borrow_mut().frame_pending = false;
+        force.force_update();
+    });
+    if let Some(window) = web_sys::window() {
+        if window
+            .request_animation_frame(frame.unchecked_ref())
+            .is_err()
+        {
+            let _ = window
+                .set_timeout_with_callback_and_timeout_and_arguments_0(frame.unchecked_ref(), 16);
+        }
+    }
+}
+
+/// Takes messages from anywhere (history, live, gap fill); fills a gap when one shows.
+fn take(store: &StoreRef, force: &UseForceUpdateHandle, id: Uuid, messages: Vec<Message>) {
+    let gap = {
+        let mut s = store.borrow_mut();
+        let s = &mut *s;
+        let (applied, gap) = s.timeline.push_all(messages);
+        for m in &applied {
+            s.transcript.apply(m);
+        }
+        gap
+    };
+    if let Some(since) = gap {
+        fill(store, force, id, since);
+    }
+    schedule(store, force);
+}
+
+/// Fetches what follows `since` (one fill at a time; it repeats while a gap remains).
+fn fill(store: &StoreRef, force: &UseForceUpdateHandle, id: Uuid, since: i64) {
+    if std::mem::replace(&mut store.borrow_mut().filling, true) {
+        return;
+    }
+    let (store, force) = (store.clone(), force.clone());
+    wasm_bindgen_futures::spawn_local(async move {
+        let fetched = api::messages_since(id, since).await;
+        store.borrow_mut().filling = false;
+        match fetched {
+            Ok(messages) => take(&store, &force, id, messages),
+            Err(e) => store.borrow_mut().error = Some(e),
+        }
+    });
+}
+
+fn on_event(store: &StoreRef, force: &UseForceUpdateHandle, id: Uuid, event: ServerEvent) {
+    match event {
+        ServerEvent::AgentMessage(e) => {
+            let pushed = store.borrow_mut().timeline.push(e.message);
+            match pushed {
+                Pushed::Applied(applied) => {
+                    let mut s = store.borrow_mut();
+                    for m in &applied {
+                        s.transcript.apply(m);
+                    }
+                }
+                Pushed::Gap { since } => fill(store, force, id, since),
+                Pushed::Duplicate => {}
+            }
+        }
+        ServerEvent::AgentComplete(c) => {
+            let mut s = store.borrow_mut();
+            s.status = Some(c.result.status);
+            s.complete = Some(c.result);
+        }
+        ServerEvent::AgentError(e) => store.borrow_mut().error = Some(e.error),
+        ServerEvent::AgentStatus(s) => store.borrow_mut().status = Some(s.status),
+        ServerEvent::Subscribed(s) => {
+            if let Some(status) = s.status {
+                store.borrow_mut().status = Some(status);
+            }
+        }
+        ServerEvent::AgentDeleted(d) if d.purged => store.borrow_mut().gone = true,
+        ServerEvent::Error(e) if e.code == "agent_not_found" => store.borrow_mut().gone = true,
+        _ => return,
+    }
+    schedule(store, force);
+}
+
+#[function_component(AgentView)]
+pub fn agent_view(props: &Props) -> Html {
+    let store: StoreRef = use_mut_ref(Store::default);
+    let force = use_force_update();
+    let scroller = use_node_ref();
+    let pinned = use_mut_ref(|| true);
+    let show_jump = use_state(|| false);
+    let acting = use_state(|| false);
+
+    // Load, then watch; stop watching when leaving.
+    {
+        let (store, force, conn, id) = (store.clone(), force.clone(), props.conn.clone(), props.id);
+        use_effect_with(id, move |_| {
+            let alive = Rc::new(Cell::new(true));
+            let (store2, force2, conn2, alive2) =
+                (store.clone(), force.clone(), conn.clone(), alive.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                match api::get_agent(id).await {
+                    Ok(agent) => {
+                        let mut s = store2.borrow_mut();
+                        s.status = Some(agent.status);
+                        s.error = agent.error.clone();
+                        s.agent = Some(agent);
+                    }
+                    Err(e) if e.code == "agent_not_found" => store2.borrow_mut().gone = true,
+                    Err(e) => store2.borrow_mut().error = Some(e),
+                }
+                if let Ok(history) = api::messages_since(id, 0).await {
+                    take(&store2, &force2, id, history);
+                }
+                if alive2.get() {
+                    let (s, f) = (store2.clone(), force2.clone());
+                    let since_store = store2.clone();
+                    conn2.join(
+                        id,
+                        move || since_store.borrow().timeline.last_sequence(),
+                        move |event| on_event(&s, &f, id, event),
+                    );
+                }
+                schedule(&store2, &force2);
+            });
+            move || {
+                alive.set(false);
+                conn.leave(id);
+            }
+        });
+    }
+
+    // Follow the bottom unless the reader scrolled up.
+    {
+        let (scroller, pinned) = (scroller.clone(), pinned.clone());
+        use_effect(move || {
+            if *pinned.borrow() {
+                if let Some(el) = scroller.cast::<web_sys::Element>() {
+                    el.set_scroll_top(el.scroll_height());
+                }
+            }
+        });
+    }
+    let onscroll = {
+        let (scroller, pinned, show_jump) = (scroller.clone(), pinned.clone(), show_jump.clone());
+        Callback::from(move |_: Event| {
+            if let Some(el) = scroller.cast::<web_sys::Element>() {
+                let at_bottom = el.scroll_height() - el.scroll_top() - el.client_height() < 48;
+                *pinned.borrow_mut() = at_bottom;
+                if *show_jump == at_bottom {
+                    show_jump.set(!at_bottom);
+                }
+            }
+        })
+    };
+    let jump = {
+        let (scroller, pinned, show_jump) = (scroller.clone(), pinned.clone(), show_jump.clone());
+        Callback::from(move |_: MouseEvent| {
+            *pinned.borrow_mut() = true;
+            show_jump.set(false);
+            if let Some(el) = scroller.cast::<web_sys::Element>() {
+                el.set_scroll_top(el.scroll_height());
+            }
+        })
+    };
+
+    let terminate = {
+        let (id, acting, store) = (props.id, acting.clone(), store.clone());
+        Callback::from(move |_: MouseEvent| {
+            acting.set(true);
+            let (acting, store) = (acting.clone(), store.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Err(e) = api::delete(id, false).await {
+                    store.borrow_mut().error = Some(e);
+                }
+                acting.set(false);
+            });
+        })
+    };
+    let delete = {
+        let (id, acting, store, on_purged) = (
+            props.id,
+            acting.clone(),
+            store.clone(),
+            props.on_purged.clone(),
+        );
+        Callback::from(move |_: MouseEvent| {
+            let confirmed = web_sys::window()
+                .and_then(|w| {
+                    w.confirm_with_message("Delete this agent and its whole history?")
+                        .ok()
+                })
+                .unwrap_or(false);
+            if !confirmed {
+                return;
+            }
+            acting.set(true);
+            let (acting, store, on_purged) = (acting.clone(), store.clone(), on_purged.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                match api::delete(id, true).await {
+                    Ok(()) => on_purged.emit(id),
+                    Err(e) => store.borrow_mut().error = Some(e),
+                }
+                acting.set(false);
+            });
+        })
+    };
+
+    let s = store.borrow();
+    if s.gone {
+        return html! {
+            <div class="empty" data-testid="agent-gone"><h2>{ "This agent does not exist (any more)." }</h2></div>
+        };
+    }
+    let agent = s.agent.clone().or_else(|| props.listed.clone());
+    // The stream's status is the freshest (the room hears every change); the list's until it loads.
+    let status = s.status.or(props.listed.as_ref().map(|a| a.status));
+    let running = status.is_some_and(|st| !st.is_terminal());
+    let blocks: Vec<BlockRef> = s.transcript.blocks().to_vec();
+    html! {
+        <section class="agent-view" data-testid="agent-view" data-agent-id={props.id.to_string()}>
+            <header class="agent-head">
+                <div class="title">
+                    <span class="type">{ agent.as_ref().map(|a| a.agent_type.as_str()).unwrap_or("agent") }</span>
+                    <span class={classes!("badge", status.map(|s| s.as_str()))} data-testid="agent-status-badge">
+                        { status.map(|s| s.as_str()).unwrap_or("loading") }
+                    </span>
+                    if let Some(c) = &s.complete {
+                        <span class="done">{ format!("{} messages · {}", c.last_sequence, time::duration(c.duration_ms)) }</span>
+                    }
+                </div>
+                <div class="actions">
+                    if running {
+                        <button data-testid="terminate" onclick={terminate} disabled={*acting}>{ "Terminate" }</button>
+                    }
+                    <button class="danger" data-testid="delete" onclick={delete} disabled={*acting}>{ "Delete" }</button>
+                </div>
+                if let Some(a) = &agent {
+                    <p class="agent-prompt">{ a.prompt.clone() }</p>
+                    <p class="times">
+                        { format!("created {}", time::age(&a.created_at)) }
+                        if let Some(m) = &a.model { { format!(" · {m}") } }
+                        if let Some(sid) = &a.session_id { <span title="session id">{ format!(" · session {}", &sid[..sid.len().min(8)]) }</span> }
+                    </p>
+                }
+            </header>
+            if let Some(e) = &s.error {
+                <div class="error-banner" data-testid="error-banner" role="alert"><strong>{ e.code.clone() }</strong>{ ": " }{ e.message.clone() }</div>
+            }
+            <div class="transcript" data-testid="transcript" ref={scroller} onscroll={onscroll}
+                 data-message-count={s.timeline.applied().to_string()} data-last-sequence={s.timeline.last_sequence().to_string()}>
+                { for blocks.into_iter().filter(|b| !b.borrow().discarded).map(|b| {
+                    let (key, version) = { let b = b.borrow(); (b.key, b.version) };
+                    html! { <BlockView key={key} block={b} version={version} /> }
+                }) }
+                if running {
+                    <div class="typing" aria-hidden="true"><span></span><span></span><span></span></div>
+                }
+            </div>
+            if *show_jump {
+                <button class="jump" data-testid="jump-latest" onclick={jump}>{ "↓ Jump to latest" }</button>
+            }
+        </section>
+    }
+}
+
+#[derive(Properties)]
+struct BlockProps {
+    block: BlockRef,
+    /// The block's version when rendered: a new one re-renders it.
+    version: u64,
+}
+
+impl PartialEq for BlockProps {
+    fn eq(&self, other: &Self) -> bool {
+        self.version == other.version && Rc::ptr_eq(&self.block, &other.block)
+    }
+}
+
+/// A tool's input, pretty when it is JSON.
+fn pretty(input: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(input)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| input.to_owned())
+}
+
+#[function_component(BlockView)]
+fn block_view(props: &BlockProps) -> Html {
+    let b = props.block.borrow();
+    let seq = if b.first_sequence == b.last_sequence {
+        format!("#{}", b.first_sequence)
+    } else {
+        format!("#{}–{}", b.first_sequence, b.last_sequence)
+    };
+    let meta = html! {
+        <div class="meta" title={b.raw.clone()}>{ format!("{} · {} · {}", b.message_type.as_str(), time::clock(&b.created_at), seq) }</div>
+    };
+    match &b.kind {
+        BlockKind::Text { text, .. } => html! {
+            <div class="block turn assistant">{ meta }<div class="text" data-testid="assistant-text">{ text.clone() }</div></div>
+        },
+        BlockKind::Thinking { text } => html! {
+            <details class="block thinking"><summary>{ "thinking" }</summary>{ meta }<pre>{ text.clone() }</pre></details>
+        },
+        BlockKind::Tool {
+            name,
+            input,
+            result,
+            is_error,
+        } => html! {
+            <details class={classes!("block", "tool", is_error.then_some("failed"))} data-testid="tool-card" open={result.is_none()}>
+                <summary>
+                    <span class="tool-name">{ name.clone() }</span>
+                    <span class="tool-state">{ match (result, is_error) { (None, _) => "running…", (Some(_), true) => "error", (Some(_), false) => "done" } }</span>
+                </summary>
+                { meta }
+                if !input.is_empty() { <pre class="input">{ pretty(input) }</pre> }
+                if let Some(r) = result { <pre class="output">{ r.clone() }</pre> }
+            </details>
+        },
+        BlockKind::User { text } => {
+            html! { <div class="block turn user">{ meta }<div class="text">{ text.clone() }</div></div> }
+        }
+        BlockKind::System { subtype, text } => html! {
+            <div class="block system" title={b.raw.clone()}><span class="subtype">{ subtype.clone() }</span>{ " " }{ text.clone() }</div>
+        },
+        BlockKind::Error { text } => {
+            html! { <div class="block error-line">{ meta }{ text.clone() }</div> }
+        }
+        BlockKind::Result {
+            text,
+            is_error,
+            cost_usd,
+            output_tokens,
+            duration_ms,
+            num_turns,
+        } => {
+            let mut parts = vec![if *is_error {
+                "✗ failed".to_owned()
+            } else {
+                "✓ done".to_owned()
+            }];
+            if let Some(c) = cost_usd {
+                parts.push(format!("${c:.4}"));
+            }
+            if let Some(t) = output_tokens {
+                parts.push(format!("{t} tokens"));
+            }
+            if let Some(d) = duration_ms {
+                parts.push(time::duration(*d));
+            }
+            if let Some(n) = num_turns {
+                parts.push(format!("{n} turn{}", if *n == 1 { "" } else { "s" }));
+            }
+            html! {
+                <div class={classes!("block", "result", is_error.then_some("failed"))} data-testid="result">
+                    { meta }
+                    <div class="summary">{ parts.join(" · ") }</div>
+                    if *is_error { <div class="text">{ text.clone() }</div> }
+                </div>
+            }
+        }
+    }
+}

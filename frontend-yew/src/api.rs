@@ -1,0 +1,75 @@
+//! The REST calls the app makes (same origin), with the protocol's error form decoded.
+
+use agentstream_wire::{Agent, CreateAgentRequest, ErrorBody, ErrorInfo, Message};
+use gloo_net::http::{Request, Response};
+use uuid::Uuid;
+
+/// What a failed call says: the server's error form, or a transport failure.
+pub type ApiResult<T> = Result<T, ErrorInfo>;
+
+fn network(e: gloo_net::Error) -> ErrorInfo {
+    ErrorInfo::new("network", format!("the server could not be reached: {e}"))
+}
+
+async fn decode<T: serde::de::DeserializeOwned>(response: Response) -> ApiResult<T> {
+    if response.ok() {
+        response
+            .json::<T>()
+            .await
+            .map_err(|e| ErrorInfo::new("bad_response", format!("unexpected answer: {e}")))
+    } else {
+        Err(error_of(response).await)
+    }
+}
+
+async fn error_of(response: Response) -> ErrorInfo {
+    let status = response.status();
+    match response.json::<ErrorBody>().await {
+        Ok(body) => body.error,
+        Err(_) => ErrorInfo::new("http_error", format!("the server answered {status}")),
+    }
+}
+
+/// `GET /api/agents`.
+pub async fn list_agents() -> ApiResult<Vec<Agent>> {
+    decode(Request::get("/api/agents").send().await.map_err(network)?).await
+}
+
+/// `GET /api/agents/{id}`.
+pub async fn get_agent(id: Uuid) -> ApiResult<Agent> {
+    decode(
+        Request::get(&format!("/api/agents/{id}"))
+            .send()
+            .await
+            .map_err(network)?,
+    )
+    .await
+}
+
+/// `GET /api/agents/{id}/messages?since=N`.
+pub async fn messages_since(id: Uuid, since: i64) -> ApiResult<Vec<Message>> {
+    let url = format!("/api/agents/{id}/messages?since={since}");
+    decode(Request::get(&url).send().await.map_err(network)?).await
+}
+
+/// `POST /api/agents`.
+pub async fn launch(request: &CreateAgentRequest) -> ApiResult<Agent> {
+    let response = Request::post("/api/agents")
+        .json(request)
+        .map_err(network)?
+        .send()
+        .await
+        .map_err(network)?;
+    decode(response).await
+}
+
+/// `DELETE /api/agents/{id}[?purge=true]`.
+pub async fn delete(id: Uuid, purge: bool) -> ApiResult<()> {
+    let url = format!("/api/agents/{id}{}", if purge { "?purge=true" } else { "" });
+    let response = Request::delete(&url).send().await.map_err(network)?;
+    if response.ok() {
+        Ok(())
+    } else {
+        Err(error_of(response).await)
+    }
+}

@@ -1,0 +1,214 @@
+//! The app's root: one WebSocket connection, the live agent list (newest first), the launch form, the
+//! selected agent's view, and routing (`/` and `/agents/<id>`, with the browser's history).
+
+use std::rc::Rc;
+
+use agentstream_wire::{Agent, ServerEvent};
+use uuid::Uuid;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+use yew::prelude::*;
+
+use crate::agent_list::AgentList;
+use crate::agent_view::AgentView;
+use crate::api;
+use crate::connection::{ConnState, Connection};
+use crate::launch::LaunchForm;
+
+/// Where the app is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    Home,
+    Agent(Uuid),
+}
+
+impl Route {
+    fn current() -> Route {
+        let path = web_sys::window()
+            .and_then(|w| w.location().pathname().ok())
+            .unwrap_or_default();
+        path.strip_prefix("/agents/")
+            .and_then(|id| Uuid::parse_str(id.trim_end_matches('/')).ok())
+            .map_or(Route::Home, Route::Agent)
+    }
+
+    fn path(self) -> String {
+        match self {
+            Route::Home => "/".to_owned(),
+            Route::Agent(id) => format!("/agents/{id}"),
+        }
+    }
+}
+
+/// The list of agents, newest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Agents(pub Rc<Vec<Agent>>);
+
+/// Changes to the list.
+pub enum AgentsAction {
+    Load(Vec<Agent>),
+    Upsert(Agent),
+    Event(ServerEvent),
+}
+
+impl Reducible for Agents {
+    type Action = AgentsAction;
+
+    fn reduce(self: Rc<Self>, action: AgentsAction) -> Rc<Self> {
+        let mut list = (*self.0).clone();
+        match action {
+            AgentsAction::Load(agents) => list = agents,
+            AgentsAction::Upsert(agent) => upsert(&mut list, agent),
+            AgentsAction::Event(ServerEvent::AgentCreated(c)) => upsert(&mut list, c.agent),
+            AgentsAction::Event(ServerEvent::AgentStatus(s)) => {
+                if let Some(a) = list.iter_mut().find(|a| a.id == s.agent_id) {
+                    a.status = s.status;
+                }
+            }
+            AgentsAction::Event(ServerEvent::AgentDeleted(d)) if d.purged => {
+                list.retain(|a| a.id != d.agent_id)
+            }
+            AgentsAction::Event(_) => return self,
+        }
+        Rc::new(Agents(Rc::new(list)))
+    }
+}
+
+/// Inserts or replaces, keeping newest first.
+fn upsert(list: &mut Vec<Agent>, agent: Agent) {
+    match list.iter_mut().find(|a| a.id == agent.id) {
+        Some(existing) => *existing = agent,
+        None => {
+            let at = list
+                .iter()
+                .position(|a| a.created_at < agent.created_at)
+                .unwrap_or(list.len());
+            list.insert(at, agent);
+        }
+    }
+}
+
+/// Goes to `route`, adding a history entry.
+pub fn navigate(route: Route, set: &UseStateHandle<Route>) {
+    if let Some(history) = web_sys::window().and_then(|w| w.history().ok()) {
+        let _ = history.push_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&route.path()));
+    }
+    set.set(route);
+}
+
+#[function_component(App)]
+pub fn app() -> Html {
+    let agents = use_reducer(Agents::default);
+    let route = use_state(Route::current);
+    let state = use_state(|| ConnState::Connecting);
+
+    let conn = {
+        let agents = agents.dispatcher();
+        let state = state.setter();
+        use_memo((), move |_| {
+            let on_global =
+                Callback::from(move |e: ServerEvent| agents.dispatch(AgentsAction::Event(e)));
+            Connection::start(on_global, Callback::from(move |s| state.set(s)))
+        })
+    };
+
+    // The list: loaded at start and after every reconnect (events may have been missed meanwhile).
+    {
+        let agents = agents.dispatcher();
+        use_effect_with(*state == ConnState::Live, move |live| {
+            if *live {
+                wasm_bindgen_futures::spawn_local(async move {
+                    if let Ok(list) = api::list_agents().await {
+                        agents.dispatch(AgentsAction::Load(list));
+                    }
+                });
+            }
+        });
+    }
+
+    // Back and forward buttons.
+    {
+        let route = route.setter();
+        use_effect_with((), move |_| {
+            let listener = Closure::<dyn Fn(web_sys::Event)>::new(move |_: web_sys::Event| {
+                route.set(Route::current())
+            });
+            let window = web_sys::window();
+            if let Some(w) = &window {
+                let _ = w.add_event_listener_with_callback(
+                    "popstate",
+                    listener.as_ref().unchecked_ref(),
+                );
+            }
+            move || {
+                if let Some(w) = window {
+                    let _ = w.remove_event_listener_with_callback(
+                        "popstate",
+                        listener.as_ref().unchecked_ref(),
+                    );
+                }
+            }
+        });
+    }
+
+    let on_select = {
+        let route = route.clone();
+        Callback::from(move |id: Uuid| navigate(Route::Agent(id), &route))
+    };
+    let on_launched = {
+        let route = route.clone();
+        let agents = agents.dispatcher();
+        Callback::from(move |agent: Agent| {
+            let id = agent.id;
+            agents.dispatch(AgentsAction::Upsert(agent));
+            navigate(Route::Agent(id), &route);
+        })
+    };
+    let on_home = {
+        let route = route.clone();
+        Callback::from(move |e: MouseEvent| {
+            e.prevent_default();
+            navigate(Route::Home, &route);
+        })
+    };
+    let on_purged = {
+        let route = route.clone();
+        Callback::from(move |_: Uuid| navigate(Route::Home, &route))
+    };
+    let selected = match *route {
+        Route::Agent(id) => Some(id),
+        Route::Home => None,
+    };
+    let listed = selected.and_then(|id| agents.0.iter().find(|a| a.id == id).cloned());
+
+    html! {
+        <div class="app">
+            <header class="topbar">
+                <a class="brand" href="/" onclick={on_home}>{ "agentstream" }</a>
+                <span class={classes!("conn", state.label())} data-testid="connection" data-state={state.label()}
+                      title="WebSocket connection">
+                    <span class="dot"></span>{ state.label() }
+                </span>
+            </header>
+            <div class={classes!("layout", selected.is_some().then_some("has-agent"))}>
+                <aside class="sidebar">
+                    <LaunchForm on_launched={on_launched} />
+                    <AgentList agents={agents.0.clone()} selected={selected} on_select={on_select} />
+                </aside>
+                <main class="main">
+                    {
+                        match selected {
+                            Some(id) => html! { <AgentView key={id.to_string()} id={id} listed={listed} conn={(*conn).clone()} on_purged={on_purged} /> },
+                            None => html! {
+                                <div class="empty">
+                                    <h2>{ "Launch an agent, or pick one" }</h2>
+                                    <p>{ "Its messages stream here live, in order, and survive reconnects and restarts." }</p>
+                                </div>
+                            },
+                        }
+                    }
+                </main>
+            </div>
+        </div>
+    }
+}

@@ -1,0 +1,17 @@
+//! The agentstream web app: a Yew client-side app, compiled to wasm32 by trunk and served by the
+//! backend at `/`. The stream logic (`timeline`, `transcript`, `connection::reconnect_delay`) is plain
+//! Rust, unit-tested natively with `cargo test -p agentstream-web`.
+
+mod agent_list;
+mod agent_view;
+mod api;
+mod app;
+mod connection;
+mod launch;
+mod time;
+mod timeline;
+mod transcript;
+
+fn main() {
+    yew::Renderer::<app::App>::new().render();
+}

@@ -1,0 +1,19 @@
+//! Browser tests: the built web app (`frontend-yew/dist`, served by the real server) in headless Chromium
+//! (Debian's `chromium` + `chromium-driver`, driven over WebDriver by fantoccini), against synthetic
+//! agents — launching from the form, live streaming, reconnecting after every connection is cut,
+//! terminating, another client's launch and purge, and the time to render 20,000 tokens.
+//!
+//! The app is reached only through its DOM contract (`data-testid` attributes, see `harness.rs`). Without
+//! Chromium, chromedriver or the built app, each test prints a loud SKIPPED line and passes, unless
+//! `AGENTSTREAM_REQUIRE_BROWSER=1` (set by `.ci/run`). Screenshots go to `target/browser-screenshots/`.
+
+// The API tests' server harness, shared; not every helper is used here.
+#[allow(dead_code)]
+#[path = "../api/helpers.rs"]
+mod helpers;
+
+mod agents;
+mod chaos;
+mod harness;
+mod performance;
+mod reconnect;
