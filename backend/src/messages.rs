@@ -6,8 +6,8 @@ use agentstream_wire::{Agent, AgentStatus, ErrorInfo, Message};
 use entity::{agent, agent_message};
 use sea_orm::sea_query::{Expr, Func, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
-    Statement,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, Order, QueryFilter, QueryOrder,
+    QuerySelect, Statement, Value as DbValue,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -178,4 +178,138 @@ pub fn insert_message_statement(
         .returning_col(C::SequenceNumber)
         .to_owned();
     Ok(db.get_database_backend().build(&insert))
+}
+
+/// One message of a multi-row insert.
+pub struct NewMessage<'a> {
+    pub id: Uuid,
+    pub agent_id: Uuid,
+    /// 1 for the agent's first message of this insert, 2 for its second…
+    pub ordinal: i64,
+    pub parsed: &'a ParsedMessage,
+    pub created_at: &'a str,
+}
+
+/// At most this many rows per multi-row insert (9 bound values each, well under SQLite's limit).
+pub const MAX_ROWS_PER_INSERT: usize = 500;
+
+/// The same atomic save for many messages in one statement: each row's number is the agent's
+/// `COALESCE(MAX(sequence_number), 0)` as the statement starts, plus the row's ordinal among that agent's
+/// rows — computed inside the INSERT, as one statement instead of one per message. Returns `(id,
+/// sequence_number)` of every row. Plain SQL that SQLite and PostgreSQL both run (`VALUES` columns are
+/// `column1…` in both).
+pub fn insert_messages_statement(backend: DbBackend, rows: &[NewMessage<'_>]) -> Statement {
+    let mut sql = String::from(
+        "INSERT INTO agent_messages (id, agent_id, sequence_number, type, role, content, raw, metadata, created_at) \
+         SELECT v.column1, v.column2, \
+         COALESCE((SELECT MAX(m.sequence_number) FROM agent_messages m WHERE m.agent_id = v.column2), 0) + v.column3, \
+         v.column4, v.column5, v.column6, v.column7, v.column8, v.column9 FROM (VALUES ",
+    );
+    let mut values: Vec<DbValue> = Vec::with_capacity(rows.len() * 9);
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for j in 0..9 {
+            if j > 0 {
+                sql.push_str(", ");
+            }
+            match backend {
+                DbBackend::Postgres => sql.push_str(&format!("${}", i * 9 + j + 1)),
+                _ => sql.push('?'),
+            }
+        }
+        sql.push(')');
+        values.push(row.id.to_string().into());
+        values.push(row.agent_id.to_string().into());
+        values.push(row.ordinal.into());
+        values.push(row.parsed.message_type.as_str().into());
+        values.push(row.parsed.role.clone().into());
+        values.push(row.parsed.content.clone().into());
+        values.push(row.parsed.raw.clone().into());
+        values.push(row.parsed.metadata.to_string().into());
+        values.push(row.created_at.to_owned().into());
+    }
+    sql.push_str(") AS v RETURNING id, sequence_number");
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::configuration::{DatabaseSettings, SyncMode};
+    use agentstream_wire::MessageType;
+
+    fn parsed(text: &str) -> ParsedMessage {
+        ParsedMessage {
+            message_type: MessageType::Assistant,
+            role: None,
+            content: text.into(),
+            raw: "{}".into(),
+            metadata: serde_json::json!({"eventType": "content_delta"}),
+            outcome: None,
+            session: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn one_statement_numbers_many_rows_of_many_agents_contiguously() {
+        let dir = std::env::temp_dir().join(format!("agentstream-msg-{}", Uuid::new_v4()));
+        let settings = DatabaseSettings {
+            url: format!("sqlite://{}/t.db", dir.display()),
+            max_connections: 2,
+            busy_timeout_ms: 1000,
+            synchronous: SyncMode::Normal,
+        };
+        let db = crate::db::connect(&settings).await.unwrap();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        for id in [a, b] {
+            db.execute(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                "INSERT INTO agents (id, type, status, prompt, configuration, created_at) VALUES (?, 'synthetic', 'running', 'p', '{}', 't')",
+                [id.to_string().into()],
+            ))
+            .await
+            .unwrap();
+        }
+        let text = parsed("x");
+        for (round, plan) in [
+            [(a, 1), (a, 2), (b, 1), (a, 3)],
+            [(b, 1), (a, 1), (a, 2), (b, 2)],
+        ]
+        .iter()
+        .enumerate()
+        {
+            let rows: Vec<NewMessage<'_>> = plan
+                .iter()
+                .map(|&(agent_id, ordinal)| NewMessage {
+                    id: Uuid::now_v7(),
+                    agent_id,
+                    ordinal,
+                    parsed: &text,
+                    created_at: "t",
+                })
+                .collect();
+            let returned = db
+                .query_all(insert_messages_statement(DbBackend::Sqlite, &rows))
+                .await
+                .unwrap();
+            assert_eq!(returned.len(), 4, "round {round}");
+        }
+        let numbers = |agent| {
+            let db = db.clone();
+            async move {
+                find_since(&db, agent, 0, None)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|m| m.sequence_number)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(numbers(a).await, vec![1, 2, 3, 4, 5]);
+        assert_eq!(numbers(b).await, vec![1, 2, 3]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

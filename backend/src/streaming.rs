@@ -352,11 +352,81 @@ fn agent_error(agent_id: Uuid, error: ErrorInfo) -> Event {
 async fn write_all(db: &DatabaseConnection, ops: &[Op]) -> Result<Vec<(Done, Vec<Event>)>, DbErr> {
     let txn = db.begin().await?;
     let mut out = Vec::with_capacity(ops.len());
-    for op in ops {
-        out.push(write_one(&txn, op).await?);
+    let mut i = 0;
+    while i < ops.len() {
+        // A run of messages goes in as one multi-row INSERT; everything else one by one, in order.
+        let run = ops[i..]
+            .iter()
+            .take(messages::MAX_ROWS_PER_INSERT)
+            .take_while(|op| matches!(op, Op::Append(..)))
+            .count();
+        if run > 1 {
+            out.extend(append_many(&txn, &ops[i..i + run]).await?);
+            i += run;
+        } else {
+            out.push(write_one(&txn, &ops[i]).await?);
+            i += 1;
+        }
     }
     txn.commit().await?;
     Ok(out)
+}
+
+/// Stores a run of `Op::Append`s with one statement.
+async fn append_many(
+    txn: &impl ConnectionTrait,
+    ops: &[Op],
+) -> Result<Vec<(Done, Vec<Event>)>, DbErr> {
+    let created_at = clock::now();
+    let mut ordinals: std::collections::HashMap<Uuid, i64> = std::collections::HashMap::new();
+    let mut rows = Vec::with_capacity(ops.len());
+    for op in ops {
+        if let Op::Append(agent_id, parsed) = op {
+            let ordinal = ordinals.entry(*agent_id).or_insert(0);
+            *ordinal += 1;
+            rows.push(messages::NewMessage {
+                id: Uuid::now_v7(),
+                agent_id: *agent_id,
+                ordinal: *ordinal,
+                parsed,
+                created_at: &created_at,
+            });
+        }
+    }
+    let stmt = messages::insert_messages_statement(txn.get_database_backend(), &rows);
+    let mut numbers: std::collections::HashMap<String, i64> =
+        std::collections::HashMap::with_capacity(rows.len());
+    for row in txn.query_all(stmt).await? {
+        numbers.insert(row.try_get("", "id")?, row.try_get("", "sequence_number")?);
+    }
+    let timestamp = clock::now();
+    rows.iter()
+        .map(|row| {
+            let sequence_number = *numbers
+                .get(&row.id.to_string())
+                .ok_or_else(|| DbErr::Custom("a stored message was not returned".into()))?;
+            let message = WireMessage {
+                id: row.id,
+                agent_id: row.agent_id,
+                sequence_number,
+                message_type: row.parsed.message_type,
+                role: row.parsed.role.clone(),
+                content: row.parsed.content.clone(),
+                raw: Some(row.parsed.raw.clone()),
+                metadata: row.parsed.metadata.clone(),
+                created_at: created_at.clone(),
+            };
+            let event = Event::new(
+                Scope::Room(row.agent_id),
+                &ServerEvent::AgentMessage(AgentMessage {
+                    agent_id: row.agent_id,
+                    message: message.clone(),
+                    timestamp: timestamp.clone(),
+                }),
+            );
+            Ok((Done::Message(message), vec![event]))
+        })
+        .collect()
 }
 
 async fn write_one(txn: &impl ConnectionTrait, op: &Op) -> Result<(Done, Vec<Event>), DbErr> {
