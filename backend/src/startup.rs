@@ -47,7 +47,12 @@ impl Application {
         let settings = Arc::new(settings);
         let db = db::connect(&settings.database).await?;
         let registry = RoomRegistry::default().start();
-        let persistence = Persistence::new(db.clone(), registry.clone()).start();
+        let mailbox = settings
+            .agents
+            .max_running
+            .saturating_mul(crate::orchestration::agent::IN_FLIGHT_WINDOW)
+            .saturating_add(1024);
+        let persistence = Persistence::new(db.clone(), registry.clone(), mailbox).start();
         let interrupted = persistence
             .send(InterruptUnfinished)
             .await

@@ -128,16 +128,19 @@ pub struct Persistence {
     registry: Addr<RoomRegistry>,
     queue: Vec<Pending>,
     flushing: bool,
+    mailbox: usize,
 }
 
 impl Persistence {
-    /// A writer of `db` that broadcasts through `registry`.
-    pub fn new(db: DatabaseConnection, registry: Addr<RoomRegistry>) -> Self {
+    /// A writer of `db` that broadcasts through `registry`, taking up to `mailbox` requests at once
+    /// without making a sender wait (running agents × their window of messages in flight).
+    pub fn new(db: DatabaseConnection, registry: Addr<RoomRegistry>, mailbox: usize) -> Self {
         Persistence {
             db,
             registry,
             queue: Vec::new(),
             flushing: false,
+            mailbox,
         }
     }
 
@@ -181,9 +184,9 @@ impl Actor for Persistence {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // Handlers only move requests into `self.queue`, so the mailbox empties fast; a larger one lets
-        // many agents hand in their writes without waiting for a slot.
-        ctx.set_mailbox_capacity(4096);
+        // Handlers only move requests into `self.queue`, so the mailbox empties fast; sized so that no
+        // agent ever waits for a slot (its own window bounds what it sends).
+        ctx.set_mailbox_capacity(self.mailbox);
     }
 }
 

@@ -43,7 +43,17 @@ pub struct AgentActor {
     waiters: Vec<oneshot::Sender<()>>,
     /// For the message that reports a line cut at this length.
     max_line_bytes: usize,
+    /// Messages handed to the persistence actor and not yet answered.
+    in_flight: usize,
+    /// Wakes the reader when the window had been full.
+    credit: Option<oneshot::Sender<()>>,
+    /// The runner's end, kept until the messages in flight are stored.
+    exit: Option<RunnerExit>,
 }
+
+/// Messages of one agent that may be on their way to the database at once: enough for the persistence
+/// actor's batches to fill up, few enough to bound memory (the reader waits beyond it).
+pub const IN_FLIGHT_WINDOW: usize = 64;
 
 impl AgentActor {
     /// The actor of a stored agent, which will run `spec` once started.
@@ -68,6 +78,9 @@ impl AgentActor {
             finishing: false,
             waiters: Vec::new(),
             max_line_bytes,
+            in_flight: 0,
+            credit: None,
+            exit: None,
         }
     }
 
@@ -242,11 +255,11 @@ impl AgentActor {
 }
 
 impl Handler<Feed> for AgentActor {
-    type Result = AtomicResponse<Self, Result<(), FeedRefused>>;
+    type Result = ResponseActFuture<Self, Result<(), FeedRefused>>;
 
     fn handle(&mut self, msg: Feed, ctx: &mut Context<Self>) -> Self::Result {
         if self.finishing {
-            return AtomicResponse::new(Box::pin(fut::ready(Err(FeedRefused))));
+            return Box::pin(fut::ready(Err(FeedRefused)));
         }
         let parsed = match msg.0 {
             RunnerEvent::Line(line) => parser::parse_line(&line),
@@ -255,13 +268,14 @@ impl Handler<Feed> for AgentActor {
                 Some(parser::oversized_line(len, &head, self.max_line_bytes))
             }
             RunnerEvent::Exited(exit) => {
-                let (status, error) = self.ended(exit);
-                self.finish(status, error, ctx);
-                return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+                // The end is decided once every message in flight is stored (its number is known).
+                self.exit = Some(exit);
+                self.end_if_drained(ctx);
+                return Box::pin(fut::ready(Ok(())));
             }
         };
         let Some(parsed) = parsed else {
-            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+            return Box::pin(fut::ready(Ok(())));
         };
         if let Some(outcome) = &parsed.outcome {
             self.outcome = Some(outcome.clone());
@@ -276,20 +290,22 @@ impl Handler<Feed> for AgentActor {
                 session: session.clone(),
             });
         }
+        // Sent now, in order (the persistence actor writes in arrival order); answered later.
         let store = self.persistence.send(AppendMessage {
             agent_id: self.id,
             message: parsed,
         });
-        AtomicResponse::new(Box::pin(store.into_actor(self).map(
-            |res, act, ctx| match res {
+        self.in_flight += 1;
+        ctx.spawn(store.into_actor(self).map(|res, act, ctx| {
+            act.in_flight -= 1;
+            if let Some(credit) = act.credit.take() {
+                let _ = credit.send(());
+            }
+            match res {
                 Ok(Ok(message)) => {
-                    act.last_sequence = message.sequence_number;
-                    Ok(())
+                    act.last_sequence = act.last_sequence.max(message.sequence_number)
                 }
-                Ok(Err(StoreError::AgentGone)) => {
-                    act.abandon(ctx);
-                    Err(FeedRefused)
-                }
+                Ok(Err(StoreError::AgentGone)) => act.abandon(ctx),
                 Ok(Err(e)) => {
                     tracing::error!(agent = %act.id, error = %e, "cannot store a message");
                     act.finish(
@@ -300,21 +316,41 @@ impl Handler<Feed> for AgentActor {
                         )),
                         ctx,
                     );
-                    Err(FeedRefused)
                 }
-                Err(_) => {
-                    act.finish(
-                        AgentStatus::Failed,
-                        Some(ErrorInfo::new(
-                            "storage_error",
-                            "the persistence actor is gone",
-                        )),
-                        ctx,
-                    );
-                    Err(FeedRefused)
-                }
-            },
-        )))
+                Err(_) => act.finish(
+                    AgentStatus::Failed,
+                    Some(ErrorInfo::new(
+                        "storage_error",
+                        "the persistence actor is gone",
+                    )),
+                    ctx,
+                ),
+            }
+            act.end_if_drained(ctx);
+        }));
+        if self.in_flight < IN_FLIGHT_WINDOW {
+            return Box::pin(fut::ready(Ok(())));
+        }
+        // The window is full: the reader waits until a message is stored.
+        let (credit, granted) = oneshot::channel();
+        self.credit = Some(credit);
+        Box::pin(
+            async move { granted.await.map_err(|_| FeedRefused) }
+                .into_actor(self)
+                .map(|res, act, _| if act.finishing { Err(FeedRefused) } else { res }),
+        )
+    }
+}
+
+impl AgentActor {
+    /// Ends the run once the runner has exited and nothing is in flight.
+    fn end_if_drained(&mut self, ctx: &mut Context<Self>) {
+        if self.in_flight == 0 && !self.finishing {
+            if let Some(exit) = self.exit.take() {
+                let (status, error) = self.ended(exit);
+                self.finish(status, error, ctx);
+            }
+        }
     }
 }
 
