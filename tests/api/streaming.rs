@@ -191,3 +191,26 @@ async fn every_connection_hears_of_agents_created_and_their_status() {
     assert!(created);
     assert_eq!(statuses, vec![AgentStatus::Running, AgentStatus::Completed]);
 }
+
+#[tokio::test]
+async fn a_long_history_streams_whole_across_pages() {
+    let app = TestApp::spawn().await;
+    let agent = app.launch(2500, 0).await;
+    app.wait_finished(agent.id).await;
+    let all = app.messages(agent.id, None).await;
+    assert_eq!(all.len(), 2503);
+    assert_contiguous(&all, 1);
+    // The same rows as limited pages would give.
+    let first: Vec<agentstream_wire::Message> = app
+        .client
+        .get(app.url(&format!("/api/agents/{}/messages?limit=1500", agent.id)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first, all[..1500].to_vec());
+    assert_eq!(app.messages(agent.id, Some(999)).await, all[999..].to_vec());
+    assert_eq!(app.messages(agent.id, Some(2503)).await, Vec::new());
+}

@@ -137,7 +137,66 @@ pub async fn messages(
     if messages::find_agent(&state.db, id).await?.is_none() {
         return Err(ApiError::agent_not_found(id));
     }
-    Ok(HttpResponse::Ok().json(messages::find_since(&state.db, id, since, limit).await?))
+    if let Some(limit) = limit {
+        return Ok(
+            HttpResponse::Ok().json(messages::find_since(&state.db, id, since, Some(limit)).await?)
+        );
+    }
+    // A whole history may be large: read and send it a page at a time (only one page in memory).
+    let first = messages::find_since(&state.db, id, since, Some(PAGE)).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .streaming(history_pages(state.db.clone(), id, first)))
+}
+
+/// Rows read per page of a streamed history.
+const PAGE: u64 = 1000;
+
+/// The JSON array of an agent's messages from `first` on, a page at a time (keyset pagination on the
+/// sequence number, so each page is an index range scan).
+fn history_pages(
+    db: sea_orm::DatabaseConnection,
+    id: Uuid,
+    first: Vec<agentstream_wire::Message>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, ApiError>> {
+    enum State {
+        Page(Vec<agentstream_wire::Message>, bool),
+        Done,
+    }
+    futures_util::stream::unfold(State::Page(first, true), move |state| {
+        let db = db.clone();
+        async move {
+            let State::Page(page, opening) = state else {
+                return None;
+            };
+            let mut out = Vec::with_capacity(page.len() * 512 + 2);
+            if opening {
+                out.push(b'[');
+            }
+            for (i, m) in page.iter().enumerate() {
+                if !(opening && i == 0) {
+                    out.push(b',');
+                }
+                if let Err(e) = serde_json::to_writer(&mut out, m) {
+                    tracing::error!(error = %e, "cannot serialize a message");
+                }
+            }
+            let next = match page.last() {
+                Some(last) if page.len() as u64 == PAGE => {
+                    match messages::find_since(&db, id, last.sequence_number, Some(PAGE)).await {
+                        Ok(rows) if !rows.is_empty() => State::Page(rows, false),
+                        Ok(_) => State::Done,
+                        Err(e) => return Some((Err(ApiError::storage(&e)), State::Done)),
+                    }
+                }
+                _ => State::Done,
+            };
+            if matches!(next, State::Done) {
+                out.push(b']');
+            }
+            Some((Ok(bytes::Bytes::from(out)), next))
+        }
+    })
 }
 
 /// `DELETE /api/agents/{id}[?purge=true]`: 204.
