@@ -422,12 +422,7 @@ async fn proxy_killed_cli_fails_the_agent() {
 async fn a_missing_cli_fails_the_agent_and_names_the_setting() {
     let app =
         TestApp::spawn_with(&[("AGENTSTREAM__CLAUDE__CLI_PATH", "/nonexistent/claude")]).await;
-    let r = app
-        .post_agent(&json!({"type": "claude-code", "prompt": "hi"}))
-        .await;
-    assert_eq!(r.status(), 201);
-    let agent: Agent = r.json().await.unwrap();
-    let agent = app.wait_finished(agent.id).await;
+    let agent = run_to_end(&app).await;
     assert_eq!(agent.status, AgentStatus::Failed);
     let error = agent.error.unwrap();
     assert_eq!(error.code, "cli_not_found");
@@ -441,11 +436,7 @@ async fn an_unreachable_proxy_fails_the_agent() {
         ("AGENTSTREAM__CLAUDE__PROXY_URL", "http://127.0.0.1:9"),
     ])
     .await;
-    let r = app
-        .post_agent(&json!({"type": "claude-code", "prompt": "hi"}))
-        .await;
-    let agent: Agent = r.json().await.unwrap();
-    let agent = app.wait_finished(agent.id).await;
+    let agent = run_to_end(&app).await;
     assert_eq!(agent.status, AgentStatus::Failed);
     assert_eq!(agent.error.unwrap().code, "proxy_unreachable");
 }
@@ -467,6 +458,16 @@ async fn bad_claude_configurations_are_refused() {
             .await;
         crate::helpers::assert_error(r, 400, "invalid_configuration").await;
     }
+}
+
+/// Launches a `claude-code` agent and waits for its end.
+async fn run_to_end(app: &TestApp) -> Agent {
+    let r = app
+        .post_agent(&json!({"type": "claude-code", "prompt": "go"}))
+        .await;
+    assert_eq!(r.status(), 201);
+    let agent: Agent = r.json().await.unwrap();
+    app.wait_finished(agent.id).await
 }
 
 /// Writes an executable shell script standing in for the CLI.
@@ -497,11 +498,7 @@ echo '{"type":"result","subtype":"success","is_error":false,"result":"done","num
         ("AGENTSTREAM__RUNNERS__MAX_LINE_BYTES", "1000"),
     ])
     .await;
-    let r = app
-        .post_agent(&json!({"type": "claude-code", "prompt": "go"}))
-        .await;
-    let agent: Agent = r.json().await.unwrap();
-    let agent = app.wait_finished(agent.id).await;
+    let agent = run_to_end(&app).await;
     assert_eq!(agent.status, AgentStatus::Completed, "{agent:?}");
     let messages = app.messages(agent.id, None).await;
     assert_contiguous(&messages, 1);
@@ -542,13 +539,7 @@ async fn a_cli_that_exits_badly_fails_with_its_code_and_stderr() {
     let dir = TempDir::new().unwrap();
     let script = fake_cli(dir.path(), "echo 'something broke' >&2\nexit 3");
     let app = TestApp::spawn_with(&[("AGENTSTREAM__CLAUDE__CLI_PATH", &script)]).await;
-    let agent: Agent = app
-        .post_agent(&json!({"type": "claude-code", "prompt": "go"}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let agent = app.wait_finished(agent.id).await;
+    let agent = run_to_end(&app).await;
     assert_eq!(agent.status, AgentStatus::Failed);
     let error = agent.error.unwrap();
     assert_eq!(error.code, "cli_exit");
@@ -652,13 +643,7 @@ async fn a_proxy_answering_non_2xx_fails_the_agent_with_its_status() {
         ("AGENTSTREAM__CLAUDE__PROXY_URL", &url),
     ])
     .await;
-    let agent: Agent = app
-        .post_agent(&json!({"type": "claude-code", "prompt": "hi"}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let agent = app.wait_finished(agent.id).await;
+    let agent = run_to_end(&app).await;
     assert_eq!(agent.status, AgentStatus::Failed);
     let error = agent.error.unwrap();
     assert_eq!(error.code, "proxy_http_error");
