@@ -139,6 +139,18 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// GETs `path` and decodes its JSON body (panics, failing the test, on any error).
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
     /// POST /api/agents with any body; returns the raw response.
     pub async fn post_agent(&self, body: &Value) -> reqwest::Response {
         self.client

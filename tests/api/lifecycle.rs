@@ -114,15 +114,7 @@ async fn purge_mid_stream_removes_everything_and_the_server_stays_healthy() {
             break;
         }
     }
-    let listed: Vec<agentstream_wire::Agent> = app
-        .client
-        .get(app.url("/api/agents"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Vec<agentstream_wire::Agent> = app.get_json("/api/agents").await;
     assert!(listed.iter().all(|a| a.id != agent.id));
     assert!(listed.iter().any(|a| a.id == keep.id));
     app.wait_finished(keep.id).await;
@@ -147,15 +139,7 @@ async fn agents_are_listed_newest_first() {
         ids.push(app.launch(1, 0).await.id);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let listed: Vec<agentstream_wire::Agent> = app
-        .client
-        .get(app.url("/api/agents"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Vec<agentstream_wire::Agent> = app.get_json("/api/agents").await;
     let listed: Vec<_> = listed.iter().map(|a| a.id).collect();
     ids.reverse();
     assert_eq!(listed, ids);

@@ -58,17 +58,11 @@ async fn since_returns_exactly_the_tail() {
         assert_eq!(tail, expected, "since={since}");
     }
     let page: Vec<agentstream_wire::Message> = app
-        .client
-        .get(app.url(&format!(
+        .get_json(&format!(
             "/api/agents/{}/messages?since=10&limit=5",
             agent.id
-        )))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ))
+        .await;
     assert_eq!(page, all[10..15].to_vec());
 }
 
@@ -202,14 +196,8 @@ async fn a_long_history_streams_whole_across_pages() {
     assert_contiguous(&all, 1);
     // The same rows as limited pages would give.
     let first: Vec<agentstream_wire::Message> = app
-        .client
-        .get(app.url(&format!("/api/agents/{}/messages?limit=1500", agent.id)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/agents/{}/messages?limit=1500", agent.id))
+        .await;
     assert_eq!(first, all[..1500].to_vec());
     assert_eq!(app.messages(agent.id, Some(999)).await, all[999..].to_vec());
     assert_eq!(app.messages(agent.id, Some(2503)).await, Vec::new());
