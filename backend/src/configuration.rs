@@ -37,6 +37,8 @@ pub struct ClaudeSettings {
     pub cli_path: PathBuf,
     pub extra_args: Vec<String>,
     pub proxy_url: String,
+    /// A proxy run fails when the proxy sends nothing for this long.
+    pub proxy_read_timeout_ms: u64,
     pub stop_grace_ms: u64,
 }
 
@@ -71,6 +73,8 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     pub busy_timeout_ms: u64,
     pub synchronous: SyncMode,
+    /// The largest the SQLite file may grow (0: no limit); beyond it writes fail as on a full disk.
+    pub max_size_bytes: u64,
 }
 
 /// SQLite's `synchronous` pragma, as a durability choice.
@@ -105,6 +109,9 @@ pub struct WebSocketSettings {
     pub heartbeat_interval_secs: u64,
     pub client_timeout_secs: u64,
     pub max_frame_bytes: usize,
+    /// A session's outbound backlog (bytes not yet written to its socket) beyond which it is closed
+    /// with code 4008 (slow consumer).
+    pub max_queued_bytes: usize,
 }
 
 impl WebSocketSettings {

@@ -28,6 +28,9 @@ pub enum DbOpenError {
     Migrate(DbErr),
 }
 
+/// SQLite's default page size, which this server keeps.
+const PAGE_SIZE: u64 = 4096;
+
 /// Opens the database (creating a SQLite file and its folder when missing) and runs every migration.
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbOpenError> {
     let url = settings.url.clone();
@@ -51,12 +54,21 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
             SyncMode::Normal => SqliteSynchronous::Normal,
             SyncMode::Full => SqliteSynchronous::Full,
         };
+        let max_pages = settings.max_size_bytes.div_ceil(PAGE_SIZE);
         options.map_sqlx_sqlite_opts(move |o| {
-            o.create_if_missing(true)
+            let o = o
+                .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(synchronous)
                 .foreign_keys(true)
-                .busy_timeout(busy)
+                .busy_timeout(busy);
+            // A full database fails writes with SQLITE_FULL, like a full disk: the agent that wrote
+            // fails with `storage_error`, everything stored stays readable.
+            if max_pages > 0 {
+                o.pragma("max_page_count", max_pages.to_string())
+            } else {
+                o
+            }
         });
     }
     let db = Database::connect(options)

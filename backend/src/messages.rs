@@ -4,7 +4,6 @@
 
 use agentstream_wire::{Agent, AgentStatus, ErrorInfo, Message};
 use entity::{agent, agent_message};
-use sea_orm::sea_query::{Expr, Func, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, Order, QueryFilter, QueryOrder,
     QuerySelect, Statement, Value as DbValue,
@@ -130,62 +129,11 @@ pub async fn unfinished_agents(db: &impl ConnectionTrait) -> Result<Vec<String>,
         .await
 }
 
-/// The seed's atomic save: one INSERT whose sequence number is `COALESCE(MAX(sequence_number), 0) + 1`
-/// over the agent's rows, computed inside the statement, returning the number it got. The foreign key
-/// refuses a message whose agent is gone; `UNIQUE(agent_id, sequence_number)` refuses a repeat.
-pub fn insert_message_statement(
-    db: &impl ConnectionTrait,
-    id: Uuid,
-    agent_id: Uuid,
-    parsed: &ParsedMessage,
-    created_at: &str,
-) -> Result<Statement, DbErr> {
-    use agent_message::Column as C;
-    let agent = agent_id.to_string();
-    let next = Expr::expr(Func::coalesce([
-        Expr::col(C::SequenceNumber).max(),
-        Expr::val(0i64).into(),
-    ]))
-    .add(1i64);
-    let select = Query::select()
-        .expr(Expr::val(id.to_string()))
-        .expr(Expr::val(agent.clone()))
-        .expr(next)
-        .expr(Expr::val(parsed.message_type.as_str()))
-        .expr(Expr::val(parsed.role.clone()))
-        .expr(Expr::val(parsed.content.clone()))
-        .expr(Expr::val(parsed.raw.clone()))
-        .expr(Expr::val(parsed.metadata.to_string()))
-        .expr(Expr::val(created_at))
-        .from(entity::AgentMessage)
-        .and_where(Expr::col(C::AgentId).eq(agent))
-        .to_owned();
-    let insert = Query::insert()
-        .into_table(entity::AgentMessage)
-        .columns([
-            C::Id,
-            C::AgentId,
-            C::SequenceNumber,
-            C::MessageType,
-            C::Role,
-            C::Content,
-            C::Raw,
-            C::Metadata,
-            C::CreatedAt,
-        ])
-        .select_from(select)
-        .map_err(|e| DbErr::Custom(format!("cannot build the insert: {e}")))?
-        .returning_col(C::SequenceNumber)
-        .to_owned();
-    Ok(db.get_database_backend().build(&insert))
-}
-
-/// One message of a multi-row insert.
+/// One message of a multi-row insert, numbered by the persistence actor.
 pub struct NewMessage<'a> {
     pub id: Uuid,
     pub agent_id: Uuid,
-    /// 1 for the agent's first message of this insert, 2 for its second…
-    pub ordinal: i64,
+    pub sequence_number: i64,
     pub parsed: &'a ParsedMessage,
     pub created_at: &'a str,
 }
@@ -193,17 +141,13 @@ pub struct NewMessage<'a> {
 /// At most this many rows per multi-row insert (9 bound values each, well under SQLite's limit).
 pub const MAX_ROWS_PER_INSERT: usize = 500;
 
-/// The same atomic save for many messages in one statement: each row's number is the agent's
-/// `COALESCE(MAX(sequence_number), 0)` as the statement starts, plus the row's ordinal among that agent's
-/// rows — computed inside the INSERT, as one statement instead of one per message. Returns `(id,
-/// sequence_number)` of every row. Plain SQL that SQLite and PostgreSQL both run (`VALUES` columns are
-/// `column1…` in both).
-pub fn insert_messages_statement(backend: DbBackend, rows: &[NewMessage<'_>]) -> Statement {
-    let mut sql = String::from(
-        "INSERT INTO agent_messages (id, agent_id, sequence_number, type, role, content, raw, metadata, created_at) \
-         SELECT v.column1, v.column2, \
-         COALESCE((SELECT MAX(m.sequence_number) FROM agent_messages m WHERE m.agent_id = v.column2), 0) + v.column3, \
-         v.column4, v.column5, v.column6, v.column7, v.column8, v.column9 FROM (VALUES ",
+/// Many messages in one plain INSERT, with the numbers the persistence actor assigned (each agent's
+/// `MAX(sequence_number) + 1, + 2…`; `UNIQUE(agent_id, sequence_number)` refuses any clash). Plain SQL
+/// that SQLite and PostgreSQL both run.
+pub fn insert_numbered_statement(backend: DbBackend, rows: &[NewMessage<'_>]) -> Statement {
+    let mut sql = String::with_capacity(160 + rows.len() * 40);
+    sql.push_str(
+        "INSERT INTO agent_messages (id, agent_id, sequence_number, type, role, content, raw, metadata, created_at) VALUES ",
     );
     let mut values: Vec<DbValue> = Vec::with_capacity(rows.len() * 9);
     for (i, row) in rows.iter().enumerate() {
@@ -216,14 +160,17 @@ pub fn insert_messages_statement(backend: DbBackend, rows: &[NewMessage<'_>]) ->
                 sql.push_str(", ");
             }
             match backend {
-                DbBackend::Postgres => sql.push_str(&format!("${}", i * 9 + j + 1)),
+                DbBackend::Postgres => {
+                    use std::fmt::Write;
+                    let _ = write!(sql, "${}", i * 9 + j + 1);
+                }
                 _ => sql.push('?'),
             }
         }
         sql.push(')');
         values.push(row.id.to_string().into());
         values.push(row.agent_id.to_string().into());
-        values.push(row.ordinal.into());
+        values.push(row.sequence_number.into());
         values.push(row.parsed.message_type.as_str().into());
         values.push(row.parsed.role.clone().into());
         values.push(row.parsed.content.clone().into());
@@ -231,8 +178,29 @@ pub fn insert_messages_statement(backend: DbBackend, rows: &[NewMessage<'_>]) ->
         values.push(row.parsed.metadata.to_string().into());
         values.push(row.created_at.to_owned().into());
     }
-    sql.push_str(") AS v RETURNING id, sequence_number");
     Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// The highest sequence number of each of `agents` that has a message (one statement).
+pub async fn last_sequences(
+    db: &impl ConnectionTrait,
+    agents: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, i64>, DbErr> {
+    let rows: Vec<(String, Option<i64>)> = entity::AgentMessage::find()
+        .select_only()
+        .column(agent_message::Column::AgentId)
+        .column_as(agent_message::Column::SequenceNumber.max(), "max")
+        .filter(agent_message::Column::AgentId.is_in(agents.iter().map(|a| a.to_string())))
+        .group_by(agent_message::Column::AgentId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    rows.into_iter()
+        .map(|(id, max)| {
+            let id = Uuid::parse_str(&id).map_err(|e| corrupt("message agent id", e))?;
+            Ok((id, max.unwrap_or(0)))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -254,17 +222,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn one_statement_numbers_many_rows_of_many_agents_contiguously() {
+    async fn many_rows_of_many_agents_in_one_statement_and_their_last_numbers() {
         let dir = std::env::temp_dir().join(format!("agentstream-msg-{}", Uuid::new_v4()));
         let settings = DatabaseSettings {
             url: format!("sqlite://{}/t.db", dir.display()),
             max_connections: 2,
             busy_timeout_ms: 1000,
             synchronous: SyncMode::Normal,
+            max_size_bytes: 0,
         };
         let db = crate::db::connect(&settings).await.unwrap();
-        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        for id in [a, b] {
+        let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        for id in [a, b, c] {
             db.execute(Statement::from_sql_and_values(
                 DbBackend::Sqlite,
                 "INSERT INTO agents (id, type, status, prompt, configuration, created_at) VALUES (?, 'synthetic', 'running', 'p', '{}', 't')",
@@ -274,42 +243,36 @@ mod tests {
             .unwrap();
         }
         let text = parsed("x");
-        for (round, plan) in [
-            [(a, 1), (a, 2), (b, 1), (a, 3)],
-            [(b, 1), (a, 1), (a, 2), (b, 2)],
-        ]
-        .iter()
-        .enumerate()
-        {
-            let rows: Vec<NewMessage<'_>> = plan
-                .iter()
-                .map(|&(agent_id, ordinal)| NewMessage {
-                    id: Uuid::now_v7(),
-                    agent_id,
-                    ordinal,
-                    parsed: &text,
-                    created_at: "t",
-                })
-                .collect();
-            let returned = db
-                .query_all(insert_messages_statement(DbBackend::Sqlite, &rows))
-                .await
-                .unwrap();
-            assert_eq!(returned.len(), 4, "round {round}");
-        }
-        let numbers = |agent| {
-            let db = db.clone();
-            async move {
-                find_since(&db, agent, 0, None)
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|m| m.sequence_number)
-                    .collect::<Vec<_>>()
-            }
+        let row = |agent_id, sequence_number| NewMessage {
+            id: Uuid::now_v7(),
+            agent_id,
+            sequence_number,
+            parsed: &text,
+            created_at: "t",
         };
-        assert_eq!(numbers(a).await, vec![1, 2, 3, 4, 5]);
-        assert_eq!(numbers(b).await, vec![1, 2, 3]);
+        let rows = [row(a, 1), row(a, 2), row(b, 1), row(a, 3), row(b, 2)];
+        db.execute(insert_numbered_statement(DbBackend::Sqlite, &rows))
+            .await
+            .unwrap();
+        let last = last_sequences(&db, &[a, b, c]).await.unwrap();
+        assert_eq!(
+            (last.get(&a), last.get(&b), last.get(&c)),
+            (Some(&3), Some(&2), None)
+        );
+        let numbers: Vec<i64> = find_since(&db, a, 0, None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.sequence_number)
+            .collect();
+        assert_eq!(numbers, vec![1, 2, 3]);
+        // A number taken already is refused, and the statement stores none of its rows.
+        let clash = [row(b, 3), row(a, 3)];
+        assert!(db
+            .execute(insert_numbered_statement(DbBackend::Sqlite, &clash))
+            .await
+            .is_err());
+        assert_eq!(last_sequences(&db, &[b]).await.unwrap().get(&b), Some(&2));
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -11,8 +11,9 @@ use actix_web::{web, App, HttpServer};
 use crate::api::{self, AppState};
 use crate::configuration::Settings;
 use crate::db::{self, DbOpenError};
+use crate::gateway::registry::CloseAll;
 use crate::gateway::{self, GatewayState, RoomRegistry};
-use crate::orchestration::Orchestrator;
+use crate::orchestration::{Orchestrator, Shutdown};
 use crate::streaming::{InterruptUnfinished, Persistence, StoreError};
 use crate::web_app::{self, WebApp};
 
@@ -37,8 +38,8 @@ pub struct Application {
     host: String,
     port: u16,
     server: Server,
-    /// Kept so that the actors outlive the server.
-    _orchestrator: Addr<Orchestrator>,
+    orchestrator: Addr<Orchestrator>,
+    registry: Addr<RoomRegistry>,
 }
 
 impl Application {
@@ -46,7 +47,7 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
         let settings = Arc::new(settings);
         let db = db::connect(&settings.database).await?;
-        let registry = RoomRegistry::default().start();
+        let registry = RoomRegistry::new(settings.websocket.max_queued_bytes).start();
         let mailbox = settings
             .agents
             .max_running
@@ -85,7 +86,7 @@ impl Application {
             settings: settings.clone(),
         });
         let gateway_state = web::Data::new(GatewayState {
-            registry,
+            registry: registry.clone(),
             db,
             settings: settings.websocket.clone(),
         });
@@ -115,7 +116,9 @@ impl Application {
                 .map_or(2, |n| n.get())
                 .min(4),
         )
-        // WebSockets never finish on their own: do not wait the default 30 s for them on Ctrl-C.
+        // SIGINT/SIGTERM are ours (`run_until_stopped`): agents and sockets end in order first.
+        .disable_signals()
+        // What is left once the sockets were told to go away gets this long to finish.
         .shutdown_timeout(2)
         .listen(listener)
         .map_err(|source| StartupError::Bind { address, source })?
@@ -125,7 +128,8 @@ impl Application {
             host: settings.server.host.clone(),
             port,
             server,
-            _orchestrator: orchestrator,
+            orchestrator,
+            registry,
         })
     }
 
@@ -139,8 +143,46 @@ impl Application {
         format!("http://{}:{}", self.host, self.port)
     }
 
-    /// Serves until the server is stopped (SIGINT/SIGTERM).
+    /// Serves until SIGINT or SIGTERM, then shuts down in order: stop accepting connections, stop every
+    /// running agent and store what it printed (status `interrupted`), close every WebSocket with 1001
+    /// ("going away"), then let the last requests finish. A second signal stops at once.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let handle = self.server.handle();
+        let server = actix_web::rt::spawn(self.server);
+        let signal = wait_for_signal().await?;
+        tracing::info!(signal, "shutting down");
+        let orderly = async {
+            handle.pause().await;
+            if self.orchestrator.send(Shutdown).await.is_err() {
+                tracing::error!("the orchestrator is gone; agents could not be interrupted");
+            }
+            // Every write is done now: each agent replied once its final status was stored.
+            if let Ok(sessions) = self.registry.send(CloseAll).await {
+                tracing::info!(sessions, "websockets told the server is going away");
+            }
+            handle.stop(true).await;
+        };
+        tokio::select! {
+            () = orderly => {}
+            second = wait_for_signal() => {
+                tracing::warn!(signal = second.unwrap_or("?"), "second signal: stopping now");
+                handle.stop(false).await;
+            }
+        }
+        match server.await {
+            Ok(result) => result,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
     }
+}
+
+/// The first SIGINT or SIGTERM.
+async fn wait_for_signal() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
 }

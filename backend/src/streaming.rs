@@ -4,13 +4,21 @@
 //! Requests queue in the actor; each flush takes everything queued and runs it in one transaction (group
 //! commit), then hands the events to the room registry in commit order and answers the requesters. If a
 //! batch fails, its requests are retried one per transaction so that one bad request (a message for an
-//! agent deleted meanwhile) cannot fail the others. Sequence numbers are assigned inside each INSERT
-//! (`MAX + 1` per agent), and since there is one writer they are contiguous.
+//! agent deleted meanwhile) cannot fail the others.
+//!
+//! Sequence numbers are `MAX(sequence_number) + 1` per agent. This actor is the only writer, so it keeps
+//! each running agent's last number (read from the database in the batch's transaction the first time,
+//! updated only once a batch is committed) and writes a run of messages as one plain multi-row INSERT —
+//! no per-row read-back. `UNIQUE(agent_id, sequence_number)` still guards the numbers: should anything
+//! else have written, the batch fails and is retried one message at a time with the `MAX + 1` computed
+//! inside each INSERT, which also refreshes the kept numbers.
 
 use actix::prelude::*;
+use std::collections::HashMap;
+
 use agentstream_wire::{
-    Agent, AgentComplete, AgentCreated, AgentError, AgentMessage, AgentStatus, AgentStatusChanged,
-    CompletionResult, ErrorInfo, Message as WireMessage, ServerEvent,
+    Agent, AgentComplete, AgentCreated, AgentError, AgentStatus, AgentStatusChanged,
+    CompletionResult, ErrorInfo, MessageType, ServerEvent,
 };
 use entity::agent;
 use sea_orm::sea_query::Expr;
@@ -18,6 +26,8 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
     EntityTrait, IntoActiveModel, QueryFilter, SqlErr, TransactionTrait,
 };
+use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -45,9 +55,10 @@ pub enum StoreError {
 #[rtype(result = "Result<Agent, StoreError>")]
 pub struct InsertAgent(pub agent::Model);
 
-/// Stores a message of an agent; broadcasts `agent:message` with the stored row.
+/// Stores a message of an agent; broadcasts `agent:message` with the stored row. Replies with its
+/// sequence number.
 #[derive(Message)]
-#[rtype(result = "Result<WireMessage, StoreError>")]
+#[rtype(result = "Result<i64, StoreError>")]
 pub struct AppendMessage {
     pub agent_id: Uuid,
     pub message: ParsedMessage,
@@ -111,8 +122,9 @@ enum Op {
 
 /// What a write produced.
 enum Done {
-    Agent(Agent),
-    Message(WireMessage),
+    Agent(Box<Agent>),
+    /// A message was stored with this sequence number.
+    Stored(i64),
     Unit,
     Ids(Vec<Uuid>),
 }
@@ -122,6 +134,9 @@ struct Pending {
     reply: oneshot::Sender<Result<Done, StoreError>>,
 }
 
+/// The last sequence number of each agent that wrote through this actor (see the module comment).
+type LastSequences = HashMap<Uuid, i64>;
+
 /// The persistence actor.
 pub struct Persistence {
     db: DatabaseConnection,
@@ -129,6 +144,8 @@ pub struct Persistence {
     queue: Vec<Pending>,
     flushing: bool,
     mailbox: usize,
+    /// Lent to the batch being written (only one is at a time).
+    last: LastSequences,
 }
 
 impl Persistence {
@@ -141,6 +158,7 @@ impl Persistence {
             queue: Vec::new(),
             flushing: false,
             mailbox,
+            last: LastSequences::new(),
         }
     }
 
@@ -162,20 +180,32 @@ impl Persistence {
         }
         self.flushing = true;
         let batch = std::mem::take(&mut self.queue);
+        let mut last = std::mem::take(&mut self.last);
         let db = self.db.clone();
         ctx.spawn(
-            async move { write_batch(&db, batch).await }
-                .into_actor(self)
-                .map(|written, act, ctx| {
-                    for (reply, result, events) in written {
-                        for event in events {
-                            act.registry.do_send(Broadcast(event));
-                        }
-                        let _ = reply.send(result);
-                    }
-                    act.flushing = false;
-                    act.flush(ctx);
-                }),
+            async move {
+                let written = write_batch(&db, batch, &mut last).await;
+                (written, last)
+            }
+            .into_actor(self)
+            .map(|(written, last), act, ctx| {
+                act.last = last;
+                // Committed: announce everything (one hand-over for the batch), then answer.
+                let mut events = Vec::with_capacity(written.len());
+                let mut replies = Vec::with_capacity(written.len());
+                for (reply, result, mut produced) in written {
+                    events.append(&mut produced);
+                    replies.push((reply, result));
+                }
+                if !events.is_empty() {
+                    act.registry.do_send(Broadcast(events));
+                }
+                for (reply, result) in replies {
+                    let _ = reply.send(result);
+                }
+                act.flushing = false;
+                act.flush(ctx);
+            }),
         );
     }
 }
@@ -210,19 +240,19 @@ impl Handler<InsertAgent> for Persistence {
     type Result = ResponseFuture<Result<Agent, StoreError>>;
     fn handle(&mut self, msg: InsertAgent, ctx: &mut Context<Self>) -> Self::Result {
         reply(self.enqueue(Op::InsertAgent(msg.0), ctx), |d| match d {
-            Done::Agent(a) => Some(a),
+            Done::Agent(a) => Some(*a),
             _ => None,
         })
     }
 }
 
 impl Handler<AppendMessage> for Persistence {
-    type Result = ResponseFuture<Result<WireMessage, StoreError>>;
+    type Result = ResponseFuture<Result<i64, StoreError>>;
     fn handle(&mut self, msg: AppendMessage, ctx: &mut Context<Self>) -> Self::Result {
         reply(
             self.enqueue(Op::Append(msg.agent_id, msg.message), ctx),
             |d| match d {
-                Done::Message(m) => Some(m),
+                Done::Stored(seq) => Some(seq),
                 _ => None,
             },
         )
@@ -279,10 +309,14 @@ type Written = Vec<(
 )>;
 
 /// Runs a batch in one transaction; on failure, each request in its own.
-async fn write_batch(db: &DatabaseConnection, batch: Vec<Pending>) -> Written {
+async fn write_batch(
+    db: &DatabaseConnection,
+    batch: Vec<Pending>,
+    last: &mut LastSequences,
+) -> Written {
     let (ops, replies): (Vec<Op>, Vec<_>) = batch.into_iter().map(|p| (p.op, p.reply)).unzip();
     if ops.len() > 1 {
-        match write_all(db, &ops).await {
+        match write_all(db, &ops, last).await {
             Ok(done) => {
                 return replies
                     .into_iter()
@@ -291,13 +325,21 @@ async fn write_batch(db: &DatabaseConnection, batch: Vec<Pending>) -> Written {
                     .collect()
             }
             Err(e) => {
-                tracing::debug!(error = %e, size = ops.len(), "batch failed; writing one by one")
+                tracing::debug!(error = %e, size = ops.len(), "batch failed; writing one by one");
+                // Whatever the failure, numbers are read afresh from the database from now on.
+                for op in &ops {
+                    if let Op::Append(agent_id, _) = op {
+                        last.remove(agent_id);
+                    }
+                }
             }
         }
     }
     let mut written = Vec::with_capacity(ops.len());
+    // Agents already told (once per batch) that their output could not be stored.
+    let mut told = std::collections::HashSet::new();
     for (op, reply) in ops.into_iter().zip(replies) {
-        let result = write_all(db, std::slice::from_ref(&op)).await;
+        let result = write_all(db, std::slice::from_ref(&op), last).await;
         written.push(match result {
             Ok(mut done) => match done.pop() {
                 Some((done, events)) => (reply, Ok(done), events),
@@ -321,6 +363,18 @@ async fn write_batch(db: &DatabaseConnection, batch: Vec<Pending>) -> Written {
                     ));
                 } else if !matches!(error, StoreError::AgentGone) {
                     tracing::error!(error = %e, "write failed");
+                    // Not stored, so not broadcast: the agent's subscribers learn why it stops.
+                    if let Op::Append(agent_id, _) = &op {
+                        if told.insert(*agent_id) {
+                            events.push(agent_error(
+                                *agent_id,
+                                ErrorInfo::new(
+                                    "storage_error",
+                                    format!("the agent's output could not be stored: {e}"),
+                                ),
+                            ));
+                        }
+                    }
                 }
                 (reply, Err(error), events)
             }
@@ -351,9 +405,22 @@ fn agent_error(agent_id: Uuid, error: ErrorInfo) -> Event {
     )
 }
 
+/// Changes to [`LastSequences`] made by a transaction, applied once it commits.
+#[derive(Default)]
+struct Staged {
+    set: HashMap<Uuid, i64>,
+    /// Agents that ended or were removed: their numbers are kept no longer.
+    forget: Vec<Uuid>,
+}
+
 /// Runs `ops` in one transaction; returns what each produced and the events to broadcast once committed.
-async fn write_all(db: &DatabaseConnection, ops: &[Op]) -> Result<Vec<(Done, Vec<Event>)>, DbErr> {
+async fn write_all(
+    db: &DatabaseConnection,
+    ops: &[Op],
+    last: &mut LastSequences,
+) -> Result<Vec<(Done, Vec<Event>)>, DbErr> {
     let txn = db.begin().await?;
+    let mut staged = Staged::default();
     let mut out = Vec::with_capacity(ops.len());
     let mut i = 0;
     while i < ops.len() {
@@ -363,78 +430,161 @@ async fn write_all(db: &DatabaseConnection, ops: &[Op]) -> Result<Vec<(Done, Vec
             .take(messages::MAX_ROWS_PER_INSERT)
             .take_while(|op| matches!(op, Op::Append(..)))
             .count();
-        if run > 1 {
-            out.extend(append_many(&txn, &ops[i..i + run]).await?);
+        if run > 0 {
+            out.extend(append_many(&txn, &ops[i..i + run], last, &mut staged).await?);
             i += run;
         } else {
-            out.push(write_one(&txn, &ops[i]).await?);
+            out.push(write_one(&txn, &ops[i], &mut staged).await?);
             i += 1;
         }
     }
     txn.commit().await?;
+    for id in staged.forget {
+        last.remove(&id);
+        staged.set.remove(&id);
+    }
+    last.extend(staged.set);
     Ok(out)
 }
 
-/// Stores a run of `Op::Append`s with one statement.
+/// Stores a run of `Op::Append`s with one statement, numbering each agent's rows after its last number.
 async fn append_many(
     txn: &impl ConnectionTrait,
     ops: &[Op],
+    last: &LastSequences,
+    staged: &mut Staged,
 ) -> Result<Vec<(Done, Vec<Event>)>, DbErr> {
+    // The last number of every agent of the run: staged by this transaction, kept, or read now.
+    let unknown: Vec<Uuid> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Append(agent_id, _)
+                if !staged.set.contains_key(agent_id) && !last.contains_key(agent_id) =>
+            {
+                Some(*agent_id)
+            }
+            _ => None,
+        })
+        .collect::<std::collections::HashSet<_>>()
+        .into_iter()
+        .collect();
+    if !unknown.is_empty() {
+        let read = messages::last_sequences(txn, &unknown).await?;
+        for id in unknown {
+            staged.set.insert(id, read.get(&id).copied().unwrap_or(0));
+        }
+    }
     let created_at = clock::now();
-    let mut ordinals: std::collections::HashMap<Uuid, i64> = std::collections::HashMap::new();
     let mut rows = Vec::with_capacity(ops.len());
     for op in ops {
         if let Op::Append(agent_id, parsed) = op {
-            let ordinal = ordinals.entry(*agent_id).or_insert(0);
-            *ordinal += 1;
+            let previous = staged
+                .set
+                .get(agent_id)
+                .or_else(|| last.get(agent_id))
+                .copied()
+                .unwrap_or(0);
+            staged.set.insert(*agent_id, previous + 1);
             rows.push(messages::NewMessage {
                 id: Uuid::now_v7(),
                 agent_id: *agent_id,
-                ordinal: *ordinal,
+                sequence_number: previous + 1,
                 parsed,
                 created_at: &created_at,
             });
         }
     }
-    let stmt = messages::insert_messages_statement(txn.get_database_backend(), &rows);
-    let mut numbers: std::collections::HashMap<String, i64> =
-        std::collections::HashMap::with_capacity(rows.len());
-    for row in txn.query_all(stmt).await? {
-        numbers.insert(row.try_get("", "id")?, row.try_get("", "sequence_number")?);
-    }
+    txn.execute(messages::insert_numbered_statement(
+        txn.get_database_backend(),
+        &rows,
+    ))
+    .await?;
     let timestamp = clock::now();
-    rows.iter()
+    Ok(rows
+        .iter()
         .map(|row| {
-            let sequence_number = *numbers
-                .get(&row.id.to_string())
-                .ok_or_else(|| DbErr::Custom("a stored message was not returned".into()))?;
-            let message = WireMessage {
-                id: row.id,
-                agent_id: row.agent_id,
-                sequence_number,
-                message_type: row.parsed.message_type,
-                role: row.parsed.role.clone(),
-                content: row.parsed.content.clone(),
-                raw: Some(row.parsed.raw.clone()),
-                metadata: row.parsed.metadata.clone(),
-                created_at: created_at.clone(),
-            };
-            let event = Event::new(
-                Scope::Room(row.agent_id),
-                &ServerEvent::AgentMessage(AgentMessage {
-                    agent_id: row.agent_id,
-                    message: message.clone(),
-                    timestamp: timestamp.clone(),
-                }),
+            let event = message_event(
+                row.id,
+                row.agent_id,
+                row.sequence_number,
+                row.parsed,
+                &created_at,
+                &timestamp,
             );
-            Ok((Done::Message(message), vec![event]))
+            (Done::Stored(row.sequence_number), vec![event])
         })
-        .collect()
+        .collect())
 }
 
-async fn write_one(txn: &impl ConnectionTrait, op: &Op) -> Result<(Done, Vec<Event>), DbErr> {
+/// The `agent:message` event of a stored message, serialized straight from the parsed line (no copy of
+/// its text): the same JSON as [`ServerEvent::AgentMessage`] (a test holds them equal).
+fn message_event(
+    id: Uuid,
+    agent_id: Uuid,
+    sequence_number: i64,
+    parsed: &ParsedMessage,
+    created_at: &str,
+    timestamp: &str,
+) -> Event {
+    #[derive(Serialize)]
+    struct Frame<'a> {
+        event: &'static str,
+        data: Data<'a>,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Data<'a> {
+        agent_id: Uuid,
+        message: MessageRef<'a>,
+        timestamp: &'a str,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct MessageRef<'a> {
+        id: Uuid,
+        agent_id: Uuid,
+        sequence_number: i64,
+        #[serde(rename = "type")]
+        message_type: MessageType,
+        role: Option<&'a str>,
+        content: &'a str,
+        raw: Option<&'a str>,
+        metadata: &'a Value,
+        created_at: &'a str,
+    }
+    let frame = Frame {
+        event: "agent:message",
+        data: Data {
+            agent_id,
+            message: MessageRef {
+                id,
+                agent_id,
+                sequence_number,
+                message_type: parsed.message_type,
+                role: parsed.role.as_deref(),
+                content: &parsed.content,
+                raw: Some(&parsed.raw),
+                metadata: &parsed.metadata,
+                created_at,
+            },
+            timestamp,
+        },
+    };
+    // Serializing these plain data types cannot fail; an empty object is a safe fallback anyway.
+    let json = serde_json::to_string(&frame).unwrap_or_else(|_| "{}".to_owned());
+    Event::from_frame(Scope::Room(agent_id), Some(sequence_number), json)
+}
+
+async fn write_one(
+    txn: &impl ConnectionTrait,
+    op: &Op,
+    staged: &mut Staged,
+) -> Result<(Done, Vec<Event>), DbErr> {
     match op {
         Op::InsertAgent(model) => {
+            if let Ok(id) = Uuid::parse_str(&model.id) {
+                staged.set.insert(id, 0);
+            }
             entity::Agent::insert(model.clone().into_active_model().reset_all())
                 .exec_without_returning(txn)
                 .await?;
@@ -446,38 +596,13 @@ async fn write_one(txn: &impl ConnectionTrait, op: &Op) -> Result<(Done, Vec<Eve
                     timestamp: clock::now(),
                 }),
             );
-            Ok((Done::Agent(agent), vec![event]))
+            Ok((Done::Agent(Box::new(agent)), vec![event]))
         }
-        Op::Append(agent_id, parsed) => {
-            let id = Uuid::now_v7();
-            let created_at = clock::now();
-            let stmt = messages::insert_message_statement(txn, id, *agent_id, parsed, &created_at)?;
-            let row = txn
-                .query_one(stmt)
-                .await?
-                .ok_or_else(|| DbErr::Custom("the insert returned no row".into()))?;
-            let sequence_number: i64 = row.try_get("", "sequence_number")?;
-            let message = WireMessage {
-                id,
-                agent_id: *agent_id,
-                sequence_number,
-                message_type: parsed.message_type,
-                role: parsed.role.clone(),
-                content: parsed.content.clone(),
-                raw: Some(parsed.raw.clone()),
-                metadata: parsed.metadata.clone(),
-                created_at,
-            };
-            let event = Event::new(
-                Scope::Room(*agent_id),
-                &ServerEvent::AgentMessage(AgentMessage {
-                    agent_id: *agent_id,
-                    message: message.clone(),
-                    timestamp: clock::now(),
-                }),
-            );
-            Ok((Done::Message(message), vec![event]))
-        }
+        // `write_all` stores messages with `append_many`; should one come here, it goes there too.
+        Op::Append(..) => append_many(txn, std::slice::from_ref(op), &LastSequences::new(), staged)
+            .await?
+            .pop()
+            .ok_or_else(|| DbErr::Custom("nothing written".into())),
         Op::SetStatus(change) => {
             let mut update = entity::Agent::update_many()
                 .col_expr(agent::Column::Status, Expr::value(change.status.as_str()))
@@ -495,6 +620,9 @@ async fn write_one(txn: &impl ConnectionTrait, op: &Op) -> Result<(Done, Vec<Eve
             }
             if update.exec(txn).await?.rows_affected == 0 {
                 return Err(DbErr::RecordNotUpdated);
+            }
+            if change.status.is_terminal() {
+                staged.forget.push(change.agent_id);
             }
             Ok((Done::Unit, status_events(change)))
         }
@@ -514,6 +642,7 @@ async fn write_one(txn: &impl ConnectionTrait, op: &Op) -> Result<(Done, Vec<Eve
             entity::Agent::delete_by_id(agent_id.to_string())
                 .exec(txn)
                 .await?;
+            staged.forget.push(*agent_id);
             Ok((Done::Unit, vec![]))
         }
         Op::Interrupt => {
@@ -566,4 +695,51 @@ fn status_events(change: &SetStatus) -> Vec<Event> {
         ));
     }
     events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentstream_wire::{AgentMessage, Message as WireMessage};
+
+    #[test]
+    fn a_message_event_is_exactly_the_protocols_agent_message() {
+        let parsed = ParsedMessage {
+            message_type: MessageType::Assistant,
+            role: Some("assistant".into()),
+            content: "quote \" backslash \\ newline \n emoji 🦀 nul \u{0}".into(),
+            raw: r#"{"type":"stream_event","text":"a \"quoted\" word"}"#.into(),
+            metadata: serde_json::json!({"eventType": "content_delta", "blockIndex": 0, "z": [1, null]}),
+            outcome: None,
+            session: None,
+        };
+        let (id, agent_id) = (Uuid::now_v7(), Uuid::now_v7());
+        let ours = message_event(id, agent_id, 42, &parsed, "2026-11-26T10:00:00.000Z", "ts");
+        let theirs = Event::new(
+            Scope::Room(agent_id),
+            &ServerEvent::AgentMessage(AgentMessage {
+                agent_id,
+                message: WireMessage {
+                    id,
+                    agent_id,
+                    sequence_number: 42,
+                    message_type: parsed.message_type,
+                    role: parsed.role.clone(),
+                    content: parsed.content.clone(),
+                    raw: Some(parsed.raw.clone()),
+                    metadata: parsed.metadata.clone(),
+                    created_at: "2026-11-26T10:00:00.000Z".into(),
+                },
+                timestamp: "ts".into(),
+            }),
+        );
+        assert_eq!(ours.frame, theirs.frame);
+        assert_eq!((ours.seq, ours.scope), (Some(42), Scope::Room(agent_id)));
+        let role_less = ParsedMessage {
+            role: None,
+            ..parsed
+        };
+        let frame = message_event(id, agent_id, 1, &role_less, "c", "t").frame;
+        assert!(frame.contains(r#""role":null"#), "{frame}");
+    }
 }

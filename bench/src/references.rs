@@ -8,8 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sea_orm::sqlx::{self, Connection, Executor, SqliteConnection};
+use rusqlite::{params, Connection};
 
 use crate::server::BenchResult;
 use crate::{per_second, Row};
@@ -36,22 +35,75 @@ fn raw_line(i: u64) -> String {
 
 const METADATA: &str = r#"{"eventType":"content_delta","blockIndex":0,"messageId":"msg_synthetic_30610bce79d34fb092b452741fb8a166"}"#;
 
-async fn open(
-    path: &Path,
-    journal: SqliteJournalMode,
-    sync: SqliteSynchronous,
-) -> BenchResult<SqliteConnection> {
-    let options = SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(journal)
-        .synchronous(sync)
-        .foreign_keys(true);
-    let mut conn = SqliteConnection::connect_with(&options)
-        .await
-        .map_err(|e| e.to_string())?;
-    conn.execute(SCHEMA).await.map_err(|e| e.to_string())?;
+/// A fresh database of the server's schema, in `journal` mode with `synchronous`.
+fn open(path: &Path, journal: &str, synchronous: &str) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", journal)?;
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.execute_batch(SCHEMA)?;
     Ok(conn)
+}
+
+/// The seed's persistence: per message, one transaction holding the INSERT whose number is the
+/// `MAX(sequence_number)+1` subquery, then the SELECT that reads the number back.
+fn seed_style(path: &Path, rows: u64) -> rusqlite::Result<f64> {
+    let conn = open(path, "DELETE", "FULL")?;
+    let mut insert = conn.prepare(
+        "INSERT INTO agent_messages (id, agent_id, sequence_number, type, role, content, raw, metadata, created_at) \
+         VALUES (?1, ?2, (SELECT COALESCE(MAX(sequence_number), 0) + 1 FROM agent_messages WHERE agent_id = ?2), \
+         'assistant', NULL, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut select = conn.prepare("SELECT sequence_number FROM agent_messages WHERE id = ?1")?;
+    let begun = Instant::now();
+    for i in 0..rows {
+        let id = uuid::Uuid::new_v4().to_string();
+        insert.execute(params![
+            id,
+            "agent",
+            format!(" word{i}"),
+            raw_line(i),
+            METADATA,
+            chrono::Utc::now().to_rfc3339()
+        ])?;
+        let _: i64 = select.query_row(params![id], |row| row.get(0))?;
+    }
+    Ok(per_second(rows, begun.elapsed()))
+}
+
+/// The physical limit: the same rows, prepared beforehand, in one transaction through one prepared
+/// statement, in the server's own durability mode (WAL, synchronous NORMAL).
+fn raw_bulk(path: &Path, rows: u64) -> rusqlite::Result<f64> {
+    let mut conn = open(path, "WAL", "NORMAL")?;
+    let prepared: Vec<(String, String, String)> = (0..rows)
+        .map(|i| {
+            (
+                uuid::Uuid::now_v7().to_string(),
+                format!(" word{i}"),
+                raw_line(i),
+            )
+        })
+        .collect();
+    let begun = Instant::now();
+    let tx = conn.transaction()?;
+    {
+        let mut insert = tx.prepare(
+            "INSERT INTO agent_messages (id, agent_id, sequence_number, type, role, content, raw, metadata, created_at) \
+             VALUES (?1, 'agent', ?2, 'assistant', NULL, ?3, ?4, ?5, ?6)",
+        )?;
+        for (i, (id, content, raw)) in prepared.iter().enumerate() {
+            insert.execute(params![
+                id,
+                i as i64 + 1,
+                content,
+                raw,
+                METADATA,
+                "2026-11-26T10:00:00.000Z"
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(per_second(rows, begun.elapsed()))
 }
 
 /// Both references; `dir` is on the disk the server uses.
@@ -62,72 +114,16 @@ pub async fn references(_binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> 
     } else {
         (3_000, 300_000)
     };
-
-    let mut seed = open(
-        &dir.path().join("seed.db"),
-        SqliteJournalMode::Delete,
-        SqliteSynchronous::Full,
-    )
-    .await?;
-    let begun = Instant::now();
-    for i in 0..seed_rows {
-        let id = uuid::Uuid::new_v4().to_string();
-        sqlx::query(
-            "INSERT INTO agent_messages (id, agent_id, sequence_number, type, role, content, raw, metadata, created_at) \
-             VALUES (?1, ?2, (SELECT COALESCE(MAX(sequence_number), 0) + 1 FROM agent_messages WHERE agent_id = ?2), \
-             'assistant', NULL, ?3, ?4, ?5, ?6)",
-        )
-        .bind(&id)
-        .bind("agent")
-        .bind(format!(" word{i}"))
-        .bind(raw_line(i))
-        .bind(METADATA)
-        .bind(chrono::Utc::now().to_rfc3339())
-        .execute(&mut seed)
-        .await
-        .map_err(|e| e.to_string())?;
-        sqlx::query("SELECT sequence_number FROM agent_messages WHERE id = ?1")
-            .bind(&id)
-            .fetch_one(&mut seed)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    let seed_rate = per_second(seed_rows, begun.elapsed());
-
-    let mut bulk = open(
-        &dir.path().join("bulk.db"),
-        SqliteJournalMode::Wal,
-        SqliteSynchronous::Normal,
-    )
-    .await?;
-    let rows: Vec<(String, String, String)> = (0..bulk_rows)
-        .map(|i| {
-            (
-                uuid::Uuid::now_v7().to_string(),
-                format!(" word{i}"),
-                raw_line(i),
-            )
-        })
-        .collect();
-    let begun = Instant::now();
-    let mut tx = bulk.begin().await.map_err(|e| e.to_string())?;
-    for (i, (id, content, raw)) in rows.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO agent_messages (id, agent_id, sequence_number, type, role, content, raw, metadata, created_at) \
-             VALUES (?1, 'agent', ?2, 'assistant', NULL, ?3, ?4, ?5, ?6)",
-        )
-        .bind(id)
-        .bind(i as i64 + 1)
-        .bind(content)
-        .bind(raw)
-        .bind(METADATA)
-        .bind("2026-11-26T10:00:00.000Z")
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| e.to_string())?;
-    }
-    tx.commit().await.map_err(|e| e.to_string())?;
-    let bulk_rate = per_second(bulk_rows, begun.elapsed());
+    let path = dir.path().to_owned();
+    let (seed_rate, bulk_rate) = tokio::task::spawn_blocking(move || {
+        Ok::<_, rusqlite::Error>((
+            seed_style(&path.join("seed.db"), seed_rows)?,
+            raw_bulk(&path.join("bulk.db"), bulk_rows)?,
+        ))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("reference: {e}"))?;
     Ok(vec![
         Row {
             scenario: "seed-style",
@@ -139,7 +135,9 @@ pub async fn references(_binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> 
         },
         Row {
             scenario: "raw bulk insert",
-            metric: format!("{bulk_rows} rows: WAL/NORMAL, one transaction, prepared statement"),
+            metric: format!(
+                "{bulk_rows} rows: WAL/NORMAL, one transaction, prepared statement (rusqlite)"
+            ),
             value: format!("{bulk_rate:.0} msg/s"),
             target: "reference (physical limit)",
         },

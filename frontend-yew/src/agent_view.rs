@@ -127,6 +127,15 @@ fn on_event(store: &StoreRef, force: &UseForceUpdateHandle, id: Uuid, event: Ser
             if let Some(status) = s.status {
                 store.borrow_mut().status = Some(status);
             }
+            if s.recovered == Some(false) {
+                // The server lacks what we hold (our position is past its end): start over from its copy.
+                {
+                    let mut s = store.borrow_mut();
+                    s.timeline = Timeline::default();
+                    s.transcript = Transcript::default();
+                }
+                fill(store, force, id, 0);
+            }
         }
         ServerEvent::AgentDeleted(d) if d.purged => store.borrow_mut().gone = true,
         ServerEvent::Error(e) if e.code == "agent_not_found" => store.borrow_mut().gone = true,

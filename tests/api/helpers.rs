@@ -119,6 +119,11 @@ impl TestApp {
         }
     }
 
+    /// The folder of its database and log.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join(&self.log_name)).unwrap_or_default()
@@ -133,6 +138,11 @@ impl TestApp {
     pub async fn kill(&mut self) {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
+    }
+
+    /// Waits for the server to exit by itself.
+    pub async fn wait_exit(&mut self) -> std::process::ExitStatus {
+        self.child.wait().await.expect("wait for the server")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -240,6 +250,24 @@ impl TestApp {
             tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", self.port))
                 .await
                 .expect("websocket connect");
+        WsClient { stream }
+    }
+
+    /// A WebSocket client whose socket has a tiny receive buffer, so that when it stops reading the
+    /// server feels it at once instead of after the kernel has buffered megabytes.
+    pub async fn ws_small_buffer(&self) -> WsClient {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let tcp = socket
+            .connect(([127, 0, 0, 1], self.port).into())
+            .await
+            .expect("tcp connect");
+        let (stream, _) = tokio_tungstenite::client_async(
+            format!("ws://127.0.0.1:{}/ws", self.port),
+            MaybeTlsStream::Plain(tcp),
+        )
+        .await
+        .expect("websocket handshake");
         WsClient { stream }
     }
 }

@@ -4,8 +4,10 @@
 mod claude;
 mod cli;
 mod errors;
+mod faults;
 mod helpers;
 mod lifecycle;
+mod resilience;
 mod static_files;
 mod streaming;
 mod websocket;

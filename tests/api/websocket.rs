@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use agentstream_wire::ServerEvent;
+use agentstream_wire::{AgentStatus, ServerEvent};
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use uuid::Uuid;
@@ -181,4 +181,58 @@ async fn a_silent_client_is_dropped_by_the_heartbeat() {
         }
     }
     assert!(closed, "the silent client was not dropped");
+}
+
+#[tokio::test]
+async fn the_subscribe_reply_says_whether_the_position_was_recovered() {
+    let app = TestApp::spawn().await;
+    let agent = app.launch(20, 0).await;
+    let done = app.wait_finished(agent.id).await;
+    let last = app.messages(agent.id, None).await.len() as i64;
+    assert!(matches!(done.status, AgentStatus::Completed));
+    let mut ws = app.ws().await;
+
+    // A position inside the history: recovered, and the rest follows.
+    ws.subscribe(agent.id, Some(last - 5)).await;
+    let s = ws.expect_subscribed().await;
+    assert_eq!((s.last_sequence, s.recovered), (last, Some(true)));
+    for seq in last - 4..=last {
+        match ws.next_event().await {
+            ServerEvent::AgentMessage(m) => assert_eq!(m.message.sequence_number, seq),
+            other => panic!("expected message {seq}, got {other:?}"),
+        }
+    }
+    // At the very end: recovered, nothing to replay.
+    ws.subscribe(agent.id, Some(last)).await;
+    assert_eq!(ws.expect_subscribed().await.recovered, Some(true));
+    // Beyond the end: the client holds what the server lacks.
+    ws.subscribe(agent.id, Some(last + 100)).await;
+    let s = ws.expect_subscribed().await;
+    assert_eq!((s.last_sequence, s.recovered), (last, Some(false)));
+    // Without `since` nothing is claimed.
+    ws.subscribe(agent.id, None).await;
+    assert_eq!(ws.expect_subscribed().await.recovered, None);
+
+    // Purged: an explicit error that says the position is lost.
+    let purge = app
+        .client
+        .delete(app.url(&format!("/api/agents/{}?purge=true", agent.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(purge.status(), 204);
+    ws.subscribe(agent.id, Some(3)).await;
+    loop {
+        match ws.next_event().await {
+            ServerEvent::Error(e) => {
+                assert_eq!(
+                    (e.code.as_str(), e.agent_id, e.recovered),
+                    ("agent_not_found", Some(agent.id), Some(false))
+                );
+                break;
+            }
+            ServerEvent::AgentStatus(_) | ServerEvent::AgentDeleted(_) => {}
+            other => panic!("expected error, got {other:?}"),
+        }
+    }
 }

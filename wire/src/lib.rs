@@ -409,6 +409,11 @@ pub struct Subscribed {
     /// Extension: the agent's status at that moment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<AgentStatus>,
+    /// Extension, sent when the subscribe gave `since`: `true` when every message after `since` follows
+    /// (the position was recovered); `false` when `since` lies beyond the last stored message, so the
+    /// client holds messages this server does not have and must reload the history instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<bool>,
 }
 
 /// `unsubscribed` (extension): the reply to `unsubscribe`.
@@ -427,6 +432,10 @@ pub struct FrameError {
     /// Extension: the agent the failed request named, when it named one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<Uuid>,
+    /// Extension: `false` on a failed `subscribe` that gave `since` — the position cannot be recovered
+    /// (the agent is gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<bool>,
 }
 
 /// Every frame the server sends: `{"event": "<name>", "data": {…}}`.

@@ -1,8 +1,16 @@
 //! The room registry actor: knows every WebSocket session and which agents' rooms each one joined, and
 //! fans each event out to the sessions it is for. Events arrive already serialized, so one JSON encoding
 //! serves every subscriber.
+//!
+//! Nothing here ever waits for a session: each one has an [`Outbox`] gauge of the bytes handed to it and
+//! not yet written to its socket. A session whose client stops reading stops draining its gauge; once
+//! the gauge passes the limit the session is cut (it gets nothing more and closes with
+//! [`SLOW_CONSUMER_CLOSE_CODE`] as soon as it runs), so a stalled client costs a bounded amount of memory
+//! and never slows the others.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use actix::prelude::*;
 use agentstream_wire::ServerEvent;
@@ -40,6 +48,11 @@ impl Event {
         };
         // Serializing these plain data types cannot fail; an empty object is a safe fallback anyway.
         let frame = serde_json::to_string(event).unwrap_or_else(|_| "{}".to_owned());
+        Self::from_frame(scope, seq, frame)
+    }
+
+    /// An event serialized elsewhere (`seq` as in [`Event::seq`]).
+    pub fn from_frame(scope: Scope, seq: Option<i64>, frame: String) -> Self {
         Event {
             scope,
             seq,
@@ -48,15 +61,90 @@ impl Event {
     }
 }
 
-/// An event handed to a session.
+/// Events handed to a session, in order (those of one write batch that concern it).
 #[derive(Message, Clone, Debug)]
 #[rtype(result = "()")]
-pub struct Deliver(pub Event);
+pub struct Deliver(pub Vec<Event>);
+
+/// The WebSocket close code of a session cut for not reading fast enough (application range
+/// 4000–4999). The client reconnects and subscribes with `since` to get what it missed.
+pub const SLOW_CONSUMER_CLOSE_CODE: u16 = 4008;
+
+/// The backlog of one session, shared by the registry (which adds what it hands over) and the session
+/// (which takes away what it writes to its socket).
+#[derive(Debug, Default)]
+pub struct Outbox {
+    queued: AtomicUsize,
+    cut: AtomicBool,
+}
+
+impl Outbox {
+    /// Bytes handed to the session and not yet written.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// The session fell too far behind and gets nothing more.
+    pub fn is_cut(&self) -> bool {
+        self.cut.load(Ordering::Relaxed)
+    }
+
+    /// The session wrote (or dropped) `bytes` it had been handed.
+    pub fn written(&self, bytes: usize) {
+        // Never below zero, even if a caller miscounts.
+        let _ = self
+            .queued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
+                Some(q.saturating_sub(bytes))
+            });
+    }
+
+    /// Counts `bytes` more; false (and cut from now on) when that passes `limit`.
+    fn admit(&self, bytes: usize, limit: usize) -> bool {
+        if self.is_cut() {
+            return false;
+        }
+        let now = self.queued.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if now > limit {
+            self.cut.store(true, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+}
+
+/// Tells a session it was cut (its backlog passed the limit): it closes once it runs again.
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct Overflowed;
+
+/// Tells a session the server is shutting down: it closes with 1001 ("going away").
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct GoingAway;
+
+/// Closes every session ("going away"); replied once each was told.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CloseAll;
+
+/// A session as the registry reaches it.
+struct Member {
+    deliver: Recipient<Deliver>,
+    overflowed: Recipient<Overflowed>,
+    going_away: Recipient<GoingAway>,
+    outbox: Arc<Outbox>,
+}
 
 /// A new session; the reply is its id.
 #[derive(Message)]
 #[rtype(result = "SessionId")]
-pub struct Connect(pub Recipient<Deliver>);
+pub struct Connect {
+    pub deliver: Recipient<Deliver>,
+    pub overflowed: Recipient<Overflowed>,
+    pub going_away: Recipient<GoingAway>,
+    pub outbox: Arc<Outbox>,
+}
 
 /// A session ended.
 #[derive(Message)]
@@ -79,10 +167,18 @@ pub struct Leave {
     pub agent: Uuid,
 }
 
-/// Sends an event to its scope.
+/// Sends events to their scopes, in order: one message per write batch, so that a batch costs each
+/// session one hand-over instead of one per event.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Broadcast(pub Event);
+pub struct Broadcast(pub Vec<Event>);
+
+impl Broadcast {
+    /// A single event.
+    pub fn one(event: Event) -> Self {
+        Broadcast(vec![event])
+    }
+}
 
 /// How many sessions and rooms there are (for health and tests).
 #[derive(Message)]
@@ -97,13 +193,27 @@ pub struct RegistryStats {
 }
 
 /// The registry actor.
-#[derive(Default)]
 pub struct RoomRegistry {
-    sessions: HashMap<SessionId, Recipient<Deliver>>,
+    sessions: HashMap<SessionId, Member>,
     rooms: HashMap<Uuid, HashSet<SessionId>>,
     /// Rooms of each session, so a disconnect leaves them all without scanning every room.
     joined: HashMap<SessionId, HashSet<Uuid>>,
     next_id: SessionId,
+    /// A session's backlog beyond which it is cut (`websocket.max_queued_bytes`).
+    max_queued_bytes: usize,
+}
+
+impl RoomRegistry {
+    /// A registry that cuts sessions whose backlog passes `max_queued_bytes`.
+    pub fn new(max_queued_bytes: usize) -> Self {
+        RoomRegistry {
+            sessions: HashMap::new(),
+            rooms: HashMap::new(),
+            joined: HashMap::new(),
+            next_id: 0,
+            max_queued_bytes,
+        }
+    }
 }
 
 impl Actor for RoomRegistry {
@@ -114,7 +224,15 @@ impl Handler<Connect> for RoomRegistry {
     type Result = SessionId;
     fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> SessionId {
         self.next_id += 1;
-        self.sessions.insert(self.next_id, msg.0);
+        self.sessions.insert(
+            self.next_id,
+            Member {
+                deliver: msg.deliver,
+                overflowed: msg.overflowed,
+                going_away: msg.going_away,
+                outbox: msg.outbox,
+            },
+        );
         self.next_id
     }
 }
@@ -155,21 +273,61 @@ impl Handler<Leave> for RoomRegistry {
 impl Handler<Broadcast> for RoomRegistry {
     type Result = ();
     fn handle(&mut self, msg: Broadcast, _: &mut Context<Self>) {
-        let event = msg.0;
-        match event.scope {
-            Scope::All => {
-                for session in self.sessions.values() {
-                    session.do_send(Deliver(event.clone()));
-                }
-            }
-            Scope::Room(agent) => {
-                for id in self.rooms.get(&agent).into_iter().flatten() {
-                    if let Some(session) = self.sessions.get(id) {
-                        session.do_send(Deliver(event.clone()));
-                    }
+        let limit = self.max_queued_bytes;
+        // Each session's share of the batch, in order.
+        let mut shares: HashMap<SessionId, (Vec<Event>, usize)> = HashMap::new();
+        let mut add = |id: SessionId, event: &Event| {
+            let share = shares.entry(id).or_default();
+            share.1 += event.frame.len();
+            share.0.push(event.clone());
+        };
+        for event in &msg.0 {
+            match event.scope {
+                Scope::All => self.sessions.keys().for_each(|id| add(*id, event)),
+                Scope::Room(agent) => {
+                    self.rooms
+                        .get(&agent)
+                        .into_iter()
+                        .flatten()
+                        .for_each(|id| add(*id, event));
                 }
             }
         }
+        for (id, (events, bytes)) in shares {
+            if let Some(member) = self.sessions.get(&id) {
+                member.offer(events, bytes, limit);
+            }
+        }
+    }
+}
+
+impl Member {
+    /// Hands `events` (`bytes` in all) over unless that would pass the session's backlog limit; on the
+    /// first refusal the session is told it was cut.
+    fn offer(&self, events: Vec<Event>, bytes: usize, limit: usize) {
+        if self.outbox.is_cut() {
+            return;
+        }
+        if self.outbox.admit(bytes, limit) {
+            self.deliver.do_send(Deliver(events));
+        } else {
+            tracing::info!(
+                queued = self.outbox.queued(),
+                limit,
+                "websocket client too slow; cutting it"
+            );
+            self.overflowed.do_send(Overflowed);
+        }
+    }
+}
+
+impl Handler<CloseAll> for RoomRegistry {
+    type Result = usize;
+    fn handle(&mut self, _: CloseAll, _: &mut Context<Self>) -> usize {
+        for member in self.sessions.values() {
+            member.going_away.do_send(GoingAway);
+        }
+        self.sessions.len()
     }
 }
 
@@ -191,5 +349,25 @@ impl RoomRegistry {
                 self.rooms.remove(&agent);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outbox;
+
+    #[test]
+    fn an_outbox_is_cut_once_its_backlog_passes_the_limit_and_stays_cut() {
+        let outbox = Outbox::default();
+        assert!(outbox.admit(60, 100));
+        assert!(outbox.admit(40, 100), "exactly at the limit is allowed");
+        outbox.written(50);
+        assert_eq!(outbox.queued(), 50);
+        assert!(outbox.admit(50, 100));
+        assert!(!outbox.admit(1, 100), "one byte over is refused");
+        assert!(outbox.is_cut());
+        outbox.written(1000);
+        assert_eq!(outbox.queued(), 0, "never below zero");
+        assert!(!outbox.admit(1, 100), "a cut outbox takes nothing more");
     }
 }

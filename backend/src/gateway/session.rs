@@ -5,8 +5,14 @@
 //! buffers what the room sends meanwhile. Every message is stored before it is broadcast, so each one is
 //! in the read, in the buffer, or both; the replay goes out first, then the buffer, and a per-agent
 //! "last sequence sent" drops the copies.
+//!
+//! The replay is read a page at a time, each page only once the previous one went out: the actor runs
+//! only while its socket takes data, so a long history streams at the client's pace in bounded memory.
+//! Live events count against the session's [`Outbox`] until written; a client too slow for them is cut
+//! with close code [`SLOW_CONSUMER_CLOSE_CODE`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -19,7 +25,8 @@ use sea_orm::{DatabaseConnection, DbErr};
 use uuid::Uuid;
 
 use super::registry::{
-    Connect, Deliver, Disconnect, Event, Join, Leave, RoomRegistry, Scope, SessionId,
+    Connect, Deliver, Disconnect, Event, GoingAway, Join, Leave, Outbox, Overflowed, RoomRegistry,
+    Scope, SessionId, SLOW_CONSUMER_CLOSE_CODE,
 };
 use crate::clock;
 use crate::configuration::WebSocketSettings;
@@ -45,7 +52,12 @@ pub struct WsSession {
     last_heard: Instant,
     subscriptions: HashMap<Uuid, Subscription>,
     next_generation: u64,
+    /// What the registry handed over and this session has not written yet.
+    outbox: Arc<Outbox>,
 }
+
+/// Messages read from the database per replay page.
+const REPLAY_PAGE: u64 = 1000;
 
 impl WsSession {
     /// A session not yet connected to the registry.
@@ -62,6 +74,7 @@ impl WsSession {
             last_heard: Instant::now(),
             subscriptions: HashMap::new(),
             next_generation: 0,
+            outbox: Arc::new(Outbox::default()),
         }
     }
 
@@ -81,26 +94,53 @@ impl WsSession {
                 code: code.to_owned(),
                 message,
                 agent_id,
+                recovered: None,
             }),
         );
     }
 
-    /// Sends a room event now, unless it is a message this subscription already sent.
-    fn deliver_live(sub: &mut Subscription, event: &Event, ctx: &mut ws::WebsocketContext<Self>) {
+    /// Sends a room event now, unless it is a message this subscription already sent; either way it
+    /// leaves the outbox.
+    fn deliver_live(
+        sub: &mut Subscription,
+        outbox: &Outbox,
+        event: Event,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        outbox.written(event.frame.len());
         if let Some(seq) = event.seq {
             if seq <= sub.last_sent {
                 return;
             }
             sub.last_sent = seq;
         }
-        ctx.text(event.frame.clone());
+        ctx.text(event.frame);
+    }
+
+    /// Ends a subscription (replaced, unsubscribed or failed): live events it held leave the outbox.
+    fn release(outbox: &Outbox, sub: Option<Subscription>) {
+        for event in sub.and_then(|s| s.pending).unwrap_or_default() {
+            outbox.written(event.frame.len());
+        }
+    }
+
+    /// Closes a session whose client fell too far behind; the client resubscribes with `since`.
+    fn cut(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        ctx.close(Some(ws::CloseReason {
+            code: ws::CloseCode::Other(SLOW_CONSUMER_CLOSE_CODE),
+            description: Some(
+                "slow_consumer: the client read too slowly; reconnect and subscribe with since"
+                    .into(),
+            ),
+        }));
+        ctx.stop();
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
         match ClientEvent::decode(text) {
             Ok(ClientEvent::Subscribe(s)) => self.subscribe(s.agent_id, s.since, ctx),
             Ok(ClientEvent::Unsubscribe(u)) => {
-                self.subscriptions.remove(&u.agent_id);
+                Self::release(&self.outbox, self.subscriptions.remove(&u.agent_id));
                 if let Some(session) = self.id {
                     self.registry.do_send(Leave {
                         session,
@@ -130,7 +170,7 @@ impl WsSession {
         };
         self.next_generation += 1;
         let generation = self.next_generation;
-        self.subscriptions.insert(
+        let replaced = self.subscriptions.insert(
             agent,
             Subscription {
                 generation,
@@ -138,6 +178,7 @@ impl WsSession {
                 pending: Some(Vec::new()),
             },
         );
+        Self::release(&self.outbox, replaced);
         let registry = self.registry.clone();
         let db = self.db.clone();
         let work = async move {
@@ -148,11 +189,13 @@ impl WsSession {
             let Some(found) = messages::find_agent(&db, agent).await? else {
                 return Err(Replay::NotFound);
             };
-            let replay = match since {
-                Some(since) => messages::find_since(&db, agent, since, None).await?,
-                None => Vec::new(),
-            };
             let last = messages::last_sequence(&db, agent).await?;
+            let replay = match since {
+                Some(since) if since < last => {
+                    messages::find_since(&db, agent, since, Some(REPLAY_PAGE)).await?
+                }
+                _ => Vec::new(),
+            };
             Ok((found.status, last, replay))
         };
         ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {
@@ -177,7 +220,7 @@ impl WsSession {
         let (status, last, replay) = match result {
             Ok(ok) => ok,
             Err(e) => {
-                self.subscriptions.remove(&agent);
+                Self::release(&self.outbox, self.subscriptions.remove(&agent));
                 if let Some(session) = self.id {
                     self.registry.do_send(Leave { session, agent });
                 }
@@ -191,11 +234,18 @@ impl WsSession {
                         ("storage_error", "the history could not be read".to_owned())
                     }
                 };
-                return Self::send_error(ctx, code, message, Some(agent));
+                // A position asked for (`since`) that cannot be recovered says so explicitly.
+                let error = FrameError {
+                    code: code.to_owned(),
+                    message,
+                    agent_id: Some(agent),
+                    recovered: since.map(|_| false),
+                };
+                return Self::send(ctx, &ServerEvent::Error(error));
             }
         };
-        // With no `since`, the client asked for what comes after now. A `since` past the end is treated
-        // as the end, so that nothing stored later is skipped.
+        // With no `since`, the client asked for what comes after now. A `since` past the end cannot be
+        // recovered (the reply says so); live messages follow from the end.
         sub.last_sent = since.map_or(last, |s| s.min(last));
         Self::send(
             ctx,
@@ -203,10 +253,30 @@ impl WsSession {
                 agent_id: agent,
                 last_sequence: last,
                 status: Some(status),
+                recovered: since.map(|s| s <= last),
             }),
         );
+        self.replay_page(agent, generation, replay, ctx);
+    }
+
+    /// Sends one page of the replay, then reads the next one, or, when the history is exhausted, sends
+    /// the live events that waited meanwhile.
+    fn replay_page(
+        &mut self,
+        agent: Uuid,
+        generation: u64,
+        page: Vec<WireMessage>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let Some(sub) = self.subscriptions.get_mut(&agent) else {
+            return;
+        };
+        if sub.generation != generation {
+            return;
+        }
+        let full = page.len() as u64 == REPLAY_PAGE;
         let timestamp = clock::now();
-        for message in replay {
+        for message in page {
             if message.sequence_number <= sub.last_sent {
                 continue;
             }
@@ -218,8 +288,33 @@ impl WsSession {
             });
             ctx.text(Event::new(Scope::Room(agent), &event).frame);
         }
+        if full {
+            let (db, after) = (self.db.clone(), sub.last_sent);
+            let next =
+                async move { messages::find_since(&db, agent, after, Some(REPLAY_PAGE)).await };
+            ctx.spawn(
+                next.into_actor(self)
+                    .map(move |result, act, ctx| match result {
+                        Ok(page) => act.replay_page(agent, generation, page, ctx),
+                        Err(e) => {
+                            tracing::error!(error = %e, %agent, "replay: database error");
+                            Self::release(&act.outbox, act.subscriptions.remove(&agent));
+                            if let Some(session) = act.id {
+                                act.registry.do_send(Leave { session, agent });
+                            }
+                            Self::send_error(
+                                ctx,
+                                "storage_error",
+                                "the history could not be read".to_owned(),
+                                Some(agent),
+                            );
+                        }
+                    }),
+            );
+            return;
+        }
         for event in sub.pending.take().unwrap_or_default() {
-            Self::deliver_live(sub, &event, ctx);
+            Self::deliver_live(sub, &self.outbox, event, ctx);
         }
     }
 }
@@ -241,14 +336,20 @@ impl Actor for WsSession {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let recipient = ctx.address().recipient();
+        let connect = Connect {
+            deliver: ctx.address().recipient(),
+            overflowed: ctx.address().recipient(),
+            going_away: ctx.address().recipient(),
+            outbox: self.outbox.clone(),
+        };
         ctx.wait(
-            self.registry.send(Connect(recipient)).into_actor(self).map(
-                |res, act, ctx| match res {
+            self.registry
+                .send(connect)
+                .into_actor(self)
+                .map(|res, act, ctx| match res {
                     Ok(id) => act.id = Some(id),
                     Err(_) => ctx.stop(),
-                },
-            ),
+                }),
         );
         ctx.run_interval(self.settings.heartbeat_interval(), |act, ctx| {
             if act.last_heard.elapsed() > act.settings.client_timeout() {
@@ -270,18 +371,46 @@ impl Actor for WsSession {
 impl Handler<Deliver> for WsSession {
     type Result = ();
     fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
-        let event = msg.0;
-        match event.scope {
-            Scope::All => ctx.text(event.frame),
-            Scope::Room(agent) => {
-                if let Some(sub) = self.subscriptions.get_mut(&agent) {
-                    match &mut sub.pending {
-                        Some(pending) => pending.push(event),
-                        None => Self::deliver_live(sub, &event, ctx),
-                    }
+        if self.outbox.is_cut() {
+            return self.cut(ctx);
+        }
+        for event in msg.0 {
+            match event.scope {
+                Scope::All => {
+                    self.outbox.written(event.frame.len());
+                    ctx.text(event.frame)
                 }
+                Scope::Room(agent) => match self.subscriptions.get_mut(&agent) {
+                    // Waiting for the replay: still counted as queued.
+                    Some(Subscription {
+                        pending: Some(pending),
+                        ..
+                    }) => pending.push(event),
+                    Some(sub) => Self::deliver_live(sub, &self.outbox, event, ctx),
+                    None => self.outbox.written(event.frame.len()),
+                },
             }
         }
+    }
+}
+
+impl Handler<GoingAway> for WsSession {
+    type Result = ();
+    fn handle(&mut self, _: GoingAway, ctx: &mut Self::Context) {
+        ctx.close(Some(ws::CloseReason {
+            code: ws::CloseCode::Away,
+            description: Some(
+                "the server is shutting down; reconnect and subscribe with since".into(),
+            ),
+        }));
+        ctx.stop();
+    }
+}
+
+impl Handler<Overflowed> for WsSession {
+    type Result = ();
+    fn handle(&mut self, _: Overflowed, ctx: &mut Self::Context) {
+        self.cut(ctx);
     }
 }
 

@@ -18,11 +18,12 @@ use crate::runners::{
 };
 use crate::streaming::{AppendMessage, Persistence, SetSession, SetStatus, StoreError};
 
-/// Stops the agent (DELETE): its runner and process tree stop, its status becomes `terminated`. Replied
-/// once that status is stored (or at once when the agent had already ended).
+/// Stops the agent: its runner and process tree stop, what it printed so far is stored, and its status
+/// becomes `status` — `terminated` for a DELETE, `interrupted` when the server shuts down. Replied once
+/// that status is stored (or at once when the agent had already ended).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Terminate;
+pub struct Terminate(pub AgentStatus);
 
 /// The agent's actor.
 pub struct AgentActor {
@@ -118,7 +119,7 @@ impl AgentActor {
                 if let Some(mut control) = control {
                     control.stop().await;
                 }
-                persistence.send(change).await
+                store_final_status(&persistence, change).await
             }
             .into_actor(self)
             .map(move |res, act, ctx| {
@@ -180,6 +181,30 @@ impl AgentActor {
         }
     }
 }
+
+/// Stores an agent's final status, retrying a failing database for a while (a lock held elsewhere, a
+/// full disk being cleared): a status left `running` would misreport the agent until the next restart.
+async fn store_final_status(
+    persistence: &Addr<Persistence>,
+    change: SetStatus,
+) -> Result<Result<(), StoreError>, MailboxError> {
+    let mut wait = std::time::Duration::from_millis(100);
+    let mut attempts = 1;
+    loop {
+        match persistence.send(change.clone()).await {
+            Ok(Err(StoreError::Database(e))) if attempts < FINAL_STATUS_ATTEMPTS => {
+                tracing::warn!(agent = %change.agent_id, error = %e, "final status not stored yet; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(5));
+                attempts += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How many times a final status is tried (about half a minute in all).
+const FINAL_STATUS_ATTEMPTS: u32 = 10;
 
 impl Actor for AgentActor {
     type Context = Context<Self>;
@@ -302,8 +327,8 @@ impl Handler<Feed> for AgentActor {
                 let _ = credit.send(());
             }
             match res {
-                Ok(Ok(message)) => {
-                    act.last_sequence = act.last_sequence.max(message.sequence_number)
+                Ok(Ok(sequence_number)) => {
+                    act.last_sequence = act.last_sequence.max(sequence_number)
                 }
                 Ok(Err(StoreError::AgentGone)) => act.abandon(ctx),
                 Ok(Err(e)) => {
@@ -356,10 +381,10 @@ impl AgentActor {
 
 impl Handler<Terminate> for AgentActor {
     type Result = ResponseFuture<()>;
-    fn handle(&mut self, _: Terminate, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Terminate, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         self.waiters.push(tx);
-        self.finish(AgentStatus::Terminated, None, ctx);
+        self.finish(msg.0, None, ctx);
         Box::pin(async move {
             let _ = rx.await;
         })

@@ -48,6 +48,12 @@ pub struct Terminate {
 #[rtype(result = "()")]
 pub struct AgentStopped(pub Uuid);
 
+/// The server is shutting down: refuse new launches, stop every running agent (status `interrupted`,
+/// everything it printed stored). Replied once they all have stopped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
 /// How many agents run now.
 #[derive(Message)]
 #[rtype(result = "usize")]
@@ -62,6 +68,8 @@ pub struct Orchestrator {
     running: HashMap<Uuid, Addr<AgentActor>>,
     /// Launches whose row is being stored: they count against the limit already.
     launching: usize,
+    /// Shutting down: no agent starts any more.
+    closing: bool,
 }
 
 impl Orchestrator {
@@ -79,6 +87,7 @@ impl Orchestrator {
             registry,
             running: HashMap::new(),
             launching: 0,
+            closing: false,
         }
     }
 }
@@ -91,6 +100,9 @@ impl Handler<Launch> for Orchestrator {
     type Result = ResponseActFuture<Self, Result<Agent, ApiError>>;
 
     fn handle(&mut self, msg: Launch, _: &mut Context<Self>) -> Self::Result {
+        if self.closing {
+            return Box::pin(fut::ready(Err(ApiError::unavailable())));
+        }
         let max = self.settings.agents.max_running;
         if self.running.len() + self.launching >= max {
             return Box::pin(fut::ready(Err(ApiError::new(
@@ -134,6 +146,14 @@ impl Handler<Launch> for Orchestrator {
                         }
                         Err(_) => return Err(ApiError::unavailable()),
                     };
+                    if act.closing {
+                        // Stored as the shutdown began: it never runs, and says so.
+                        act.persistence.do_send(crate::streaming::SetStatus::new(
+                            id,
+                            AgentStatus::Interrupted,
+                        ));
+                        return Ok(agent);
+                    }
                     let actor = AgentActor::new(
                         id,
                         spec,
@@ -165,7 +185,7 @@ impl Handler<Terminate> for Orchestrator {
             }
             if let Some(actor) = actor {
                 // A stopped actor (the agent just ended) answers with a mailbox error: nothing to stop.
-                let _ = actor.send(TerminateAgent).await;
+                let _ = actor.send(TerminateAgent(AgentStatus::Terminated)).await;
             }
             if msg.purge {
                 match persistence.send(PurgeAgent(id)).await? {
@@ -180,7 +200,7 @@ impl Handler<Terminate> for Orchestrator {
                     }
                 }
             }
-            registry.do_send(Broadcast(Event::new(
+            registry.do_send(Broadcast::one(Event::new(
                 Scope::All,
                 &ServerEvent::AgentDeleted(AgentDeleted {
                     agent_id: id,
@@ -197,6 +217,25 @@ impl Handler<AgentStopped> for Orchestrator {
     type Result = ();
     fn handle(&mut self, msg: AgentStopped, _: &mut Context<Self>) {
         self.running.remove(&msg.0);
+    }
+}
+
+impl Handler<Shutdown> for Orchestrator {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> Self::Result {
+        self.closing = true;
+        let agents: Vec<Addr<AgentActor>> = self.running.values().cloned().collect();
+        if !agents.is_empty() {
+            tracing::info!(count = agents.len(), "interrupting the running agents");
+        }
+        Box::pin(async move {
+            futures_util::future::join_all(
+                agents
+                    .iter()
+                    .map(|a| a.send(TerminateAgent(AgentStatus::Interrupted))),
+            )
+            .await;
+        })
     }
 }
 

@@ -138,6 +138,9 @@ pub fn spec(
             base_url: settings.claude.proxy_url.trim_end_matches('/').to_owned(),
             body: proxy_body(prompt, &config),
             max_line_bytes: settings.runners.max_line_bytes,
+            read_timeout: std::time::Duration::from_millis(
+                settings.claude.proxy_read_timeout_ms.max(1),
+            ),
         })),
     }
 }

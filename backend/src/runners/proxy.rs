@@ -29,6 +29,8 @@ pub struct ProxySpec {
     pub body: Value,
     /// A data line longer than this is cut and reported.
     pub max_line_bytes: usize,
+    /// The run fails when the proxy sends nothing (no headers, no event) for this long.
+    pub read_timeout: Duration,
 }
 
 /// Starts the run. Fails when the proxy cannot be reached or does not answer 2xx.
@@ -43,12 +45,14 @@ pub async fn start(spec: ProxySpec) -> Result<Started, ErrorInfo> {
             )
         })?;
     let url = format!("{}/agent/stream", spec.base_url);
-    let response = client
+    let request = client
         .post(&url)
         .header(reqwest::header::ACCEPT, "text/event-stream")
         .json(&spec.body)
-        .send()
+        .send();
+    let response = tokio::time::timeout(spec.read_timeout, request)
         .await
+        .map_err(|_| silent(&url, spec.read_timeout))?
         .map_err(|e| {
             ErrorInfo::new(
                 "proxy_unreachable",
@@ -72,7 +76,12 @@ pub async fn start(spec: ProxySpec) -> Result<Started, ErrorInfo> {
         .get("x-agent-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let events = events(response.bytes_stream().eventsource(), spec.max_line_bytes);
+    let events = events(
+        response.bytes_stream().eventsource(),
+        spec.max_line_bytes,
+        spec.read_timeout,
+        url,
+    );
     Ok(Started {
         events: Box::pin(events),
         control: Some(Box::new(ProxyControl {
@@ -83,57 +92,82 @@ pub async fn start(spec: ProxySpec) -> Result<Started, ErrorInfo> {
     })
 }
 
-/// Maps SSE events to runner events; the run ends at `complete`, `error`, a broken stream, or an end
-/// without `complete` (a failure: the proxy was cut off).
-fn events<S, E>(sse: S, max_line_bytes: usize) -> impl Stream<Item = RunnerEvent>
+/// The error of a proxy that stopped talking.
+fn silent(url: &str, read_timeout: Duration) -> ErrorInfo {
+    ErrorInfo::new(
+        "proxy_timeout",
+        format!(
+            "the Claude proxy at {url} sent nothing for {} ms (setting claude.proxy_read_timeout_ms)",
+            read_timeout.as_millis()
+        ),
+    )
+}
+
+/// Maps SSE events to runner events; the run ends at `complete`, `error`, a broken stream, an end
+/// without `complete` (a failure: the proxy was cut off), or `read_timeout` without an event.
+fn events<S, E>(
+    sse: S,
+    max_line_bytes: usize,
+    read_timeout: Duration,
+    url: String,
+) -> impl Stream<Item = RunnerEvent>
 where
     S: Stream<Item = Result<eventsource_stream::Event, E>> + Unpin,
     E: std::fmt::Display,
 {
-    futures_util::stream::unfold(Some(sse), move |state| async move {
-        let mut sse = state?;
-        loop {
-            let exit =
-                |error: Option<ErrorInfo>| Some((RunnerEvent::Exited(RunnerExit { error }), None));
-            match sse.next().await {
-                None => {
-                    return exit(Some(ErrorInfo::new(
-                        "stream_cut",
-                        "the Claude proxy's stream ended before its `complete` event",
-                    )))
-                }
-                Some(Err(e)) => {
-                    return exit(Some(ErrorInfo::new(
-                        "stream_cut",
-                        format!("the Claude proxy's stream broke: {e}"),
-                    )))
-                }
-                Some(Ok(event)) => match event.event.as_str() {
-                    "complete" => return exit(None),
-                    "error" => {
-                        let message = serde_json::from_str::<Value>(&event.data)
-                            .ok()
-                            .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
-                            .unwrap_or(event.data);
-                        return exit(Some(ErrorInfo::new("proxy_error", message)));
+    futures_util::stream::unfold(Some(sse), move |state| {
+        let url = url.clone();
+        async move {
+            let mut sse = state?;
+            loop {
+                let exit = |error: Option<ErrorInfo>| {
+                    Some((RunnerEvent::Exited(RunnerExit { error }), None))
+                };
+                let Ok(next) = tokio::time::timeout(read_timeout, sse.next()).await else {
+                    return exit(Some(silent(&url, read_timeout)));
+                };
+                match next {
+                    None => {
+                        return exit(Some(ErrorInfo::new(
+                            "stream_cut",
+                            "the Claude proxy's stream ended before its `complete` event",
+                        )))
                     }
-                    "" | "message" if !event.data.is_empty() => {
-                        let line = if event.data.len() > max_line_bytes {
-                            let mut cut = max_line_bytes;
-                            while !event.data.is_char_boundary(cut) {
-                                cut -= 1;
-                            }
-                            RunnerEvent::Oversized {
-                                len: event.data.len(),
-                                head: event.data[..cut].to_owned(),
-                            }
-                        } else {
-                            RunnerEvent::Line(event.data)
-                        };
-                        return Some((line, Some(sse)));
+                    Some(Err(e)) => {
+                        return exit(Some(ErrorInfo::new(
+                            "stream_cut",
+                            format!("the Claude proxy's stream broke: {e}"),
+                        )))
                     }
-                    _ => continue,
-                },
+                    Some(Ok(event)) => match event.event.as_str() {
+                        "complete" => return exit(None),
+                        "error" => {
+                            let message = serde_json::from_str::<Value>(&event.data)
+                                .ok()
+                                .and_then(|v| {
+                                    v.get("error").and_then(Value::as_str).map(str::to_owned)
+                                })
+                                .unwrap_or(event.data);
+                            return exit(Some(ErrorInfo::new("proxy_error", message)));
+                        }
+                        "" | "message" if !event.data.is_empty() => {
+                            let line = if event.data.len() > max_line_bytes {
+                                let mut cut = max_line_bytes;
+                                while !event.data.is_char_boundary(cut) {
+                                    cut -= 1;
+                                }
+                                RunnerEvent::Oversized {
+                                    len: event.data.len(),
+                                    head: event.data[..cut].to_owned(),
+                                }
+                            } else {
+                                RunnerEvent::Line(event.data)
+                            };
+                            return Some((line, Some(sse)));
+                        }
+                        _ => continue,
+                    },
+                }
             }
         }
     })
@@ -172,7 +206,14 @@ mod tests {
         let chunks = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(
             bytes::Bytes::from(body),
         )]);
-        events(chunks.eventsource(), 10).collect().await
+        events(
+            chunks.eventsource(),
+            10,
+            Duration::from_secs(5),
+            "http://proxy".into(),
+        )
+        .collect()
+        .await
     }
 
     #[tokio::test]
@@ -205,6 +246,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_proxy_that_goes_silent_fails_the_run_after_the_read_timeout() {
+        let first = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(
+            bytes::Bytes::from("data: {}\n\n"),
+        )]);
+        let silent = first.chain(futures_util::stream::pending());
+        let got: Vec<RunnerEvent> = events(
+            Box::pin(silent).eventsource(),
+            10,
+            Duration::from_millis(50),
+            "http://proxy".into(),
+        )
+        .collect()
+        .await;
+        let RunnerEvent::Exited(RunnerExit { error: Some(e) }) = &got[1] else {
+            panic!("{got:?}")
+        };
+        assert_eq!(e.code, "proxy_timeout");
+        assert!(e.message.contains("claude.proxy_read_timeout_ms"), "{e:?}");
+    }
+
+    #[tokio::test]
     async fn long_data_is_cut() {
         let got = run("data: 0123456789abcdef\n\nevent: complete\ndata: {}\n\n").await;
         assert_eq!(
@@ -222,6 +284,7 @@ mod tests {
             base_url: "http://127.0.0.1:9".into(),
             body: serde_json::json!({}),
             max_line_bytes: 10,
+            read_timeout: Duration::from_secs(5),
         };
         let e = start(spec).await.err().unwrap();
         assert_eq!(e.code, "proxy_unreachable");

@@ -1,0 +1,101 @@
+//! Faults of what the server depends on: a full database, a database locked by someone else. The agent
+//! that cannot write fails with a clear error; the server stays up; nothing stored is damaged.
+
+use std::time::Duration;
+
+use agentstream_wire::{AgentStatus, ServerEvent};
+use sea_orm::sqlx::{self, Connection, SqliteConnection};
+
+use crate::helpers::{assert_contiguous, TestApp};
+
+/// Holds SQLite's write lock on the server's database for `hold`, from another connection.
+async fn lock_database(dir: &std::path::Path, hold: Duration) {
+    let url = format!("sqlite://{}/agent.db", dir.display());
+    let mut conn = SqliteConnection::connect(&url)
+        .await
+        .expect("open the database");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut conn)
+        .await
+        .expect("take the write lock");
+    tokio::time::sleep(hold).await;
+    sqlx::query("COMMIT")
+        .execute(&mut conn)
+        .await
+        .expect("release the write lock");
+}
+
+#[tokio::test]
+async fn a_full_database_fails_the_writing_agent_and_keeps_everything_stored() {
+    let app = TestApp::spawn_with(&[("AGENTSTREAM__DATABASE__MAX_SIZE_BYTES", "1048576")]).await;
+    let small = app.launch(50, 0).await;
+    app.wait_finished(small.id).await;
+    let before = app.messages(small.id, None).await;
+
+    let big = app.launch(100_000, 0).await;
+    let mut ws = app.ws().await;
+    ws.subscribe(big.id, Some(0)).await;
+    let ended = app.wait_finished(big.id).await;
+    assert_eq!(ended.status, AgentStatus::Failed, "{ended:?}");
+    let error = ended.error.expect("an error on the agent");
+    assert_eq!(error.code, "storage_error", "{error:?}");
+    // Its subscribers were told why.
+    loop {
+        match ws.next_event().await {
+            ServerEvent::AgentError(e) if e.agent_id == big.id => {
+                assert_eq!(e.error.code, "storage_error");
+                break;
+            }
+            _ => {}
+        }
+    }
+    // What was stored is intact and readable; the server is up.
+    assert_eq!(app.messages(small.id, None).await, before);
+    let kept = app.messages(big.id, None).await;
+    assert!(
+        !kept.is_empty() && kept.len() < 100_000,
+        "{} kept",
+        kept.len()
+    );
+    assert_contiguous(&kept, 1);
+    let health = app.client.get(app.url("/api/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(
+        app.log().contains("full"),
+        "the log should say the database is full"
+    );
+}
+
+#[tokio::test]
+async fn a_lock_held_shorter_than_the_busy_timeout_only_delays_the_writes() {
+    let app = TestApp::spawn_with(&[("AGENTSTREAM__DATABASE__BUSY_TIMEOUT_MS", "5000")]).await;
+    let dir = app.dir().to_path_buf();
+    let agent = app.launch(3_000, 0).await;
+    app.wait_messages(agent.id, 10).await;
+    lock_database(&dir, Duration::from_millis(1500)).await;
+    let ended = app.wait_finished(agent.id).await;
+    assert_eq!(ended.status, AgentStatus::Completed, "{ended:?}");
+    let history = app.messages(agent.id, None).await;
+    assert_eq!(history.len(), 3_003);
+    assert_contiguous(&history, 1);
+}
+
+#[tokio::test]
+async fn a_lock_held_past_the_busy_timeout_fails_the_agent_not_the_server() {
+    let app = TestApp::spawn_with(&[("AGENTSTREAM__DATABASE__BUSY_TIMEOUT_MS", "100")]).await;
+    let dir = app.dir().to_path_buf();
+    let agent = app.launch(1_000_000, 1).await;
+    app.wait_messages(agent.id, 10).await;
+    lock_database(&dir, Duration::from_millis(1500)).await;
+    let ended = app.wait_finished(agent.id).await;
+    assert_eq!(ended.status, AgentStatus::Failed, "{ended:?}");
+    assert_eq!(ended.error.expect("error").code, "storage_error");
+    assert_contiguous(&app.messages(agent.id, None).await, 1);
+    // Once the lock is gone, the server works as before.
+    let next = app.launch(100, 0).await;
+    assert_eq!(
+        app.wait_finished(next.id).await.status,
+        AgentStatus::Completed
+    );
+    assert_eq!(app.messages(next.id, None).await.len(), 103);
+}
