@@ -24,6 +24,9 @@ COPY --from=build /src/frontend-yew/dist /app/web
 COPY config ./config
 ENV AGENTSTREAM_ENVIRONMENT=production
 ENV AGENTSTREAM__SERVER__STATIC_DIR=/app/web
+# production listens on 0.0.0.0, which needs an API token: the server refuses to start without one. Pass
+# it at run time (-e AGENTSTREAM__AUTH__TOKEN=…, or AGENTSTREAM__AUTH__TOKEN_FILE=/run/secrets/…); never
+# bake it into the image.
 USER agentstream
 VOLUME ["/app/data"]
 EXPOSE 3000

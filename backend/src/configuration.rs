@@ -22,6 +22,24 @@ pub struct Settings {
     pub runners: RunnerSettings,
     pub claude: ClaudeSettings,
     pub proxy: ProxySettings,
+    pub auth: AuthSettings,
+}
+
+/// The API token (see `security`). Both empty: no token.
+#[derive(Clone, Deserialize)]
+pub struct AuthSettings {
+    pub token: String,
+    pub token_file: PathBuf,
+}
+
+/// Written by hand so that the token never reaches a log or an error message.
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("token", &if self.token.is_empty() { "" } else { "<set>" })
+            .field("token_file", &self.token_file)
+            .finish()
+    }
 }
 
 /// Limits on what runners read.
@@ -64,6 +82,10 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// The built web app's folder (trunk's `dist/`), served at `/`.
     pub static_dir: PathBuf,
+    /// Listen on a non-loopback address even without a token (the user says the network is trusted).
+    pub allow_public_without_token: bool,
+    /// Other origins whose pages may use the API and the WebSocket.
+    pub allowed_origins: Vec<String>,
 }
 
 /// Which database, and how hard to try to keep what is written.
@@ -92,6 +114,8 @@ pub enum SyncMode {
 pub struct AgentSettings {
     pub max_running: usize,
     pub max_prompt_bytes: usize,
+    /// Launches accepted per minute; 0: no limit.
+    pub launches_per_minute: u32,
 }
 
 /// Defaults and bounds of the `synthetic` agent's configuration.
@@ -112,6 +136,10 @@ pub struct WebSocketSettings {
     /// A session's outbound backlog (bytes not yet written to its socket) beyond which it is closed
     /// with code 4008 (slow consumer).
     pub max_queued_bytes: usize,
+    /// Open WebSockets at once; 0: no limit.
+    pub max_connections: usize,
+    /// Agents one connection may be subscribed to at once; 0: no limit.
+    pub max_subscriptions_per_connection: usize,
 }
 
 impl WebSocketSettings {
@@ -165,8 +193,15 @@ impl Settings {
                 config::Environment::with_prefix("AGENTSTREAM")
                     .prefix_separator("__")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("server.allowed_origins"),
             );
+        // The token as it is: `try_parsing` would turn an all-digit one into a number (and a long one
+        // into a rounded float).
+        if let Ok(token) = std::env::var("AGENTSTREAM__AUTH__TOKEN") {
+            builder = builder.set_override("auth.token", token)?;
+        }
         for (key, value) in overrides {
             builder = builder.set_override(*key, value.as_str())?;
         }
@@ -193,6 +228,27 @@ mod tests {
         let dir = tempfile_dir();
         let s = Settings::load(Some(&dir), &[("server.port", "0".into())]).unwrap();
         assert_eq!(s.server.port, 0);
+    }
+
+    #[test]
+    fn security_defaults_are_closed() {
+        let s = Settings::load(Some(&tempfile_dir()), &[]).unwrap();
+        assert!(s.auth.token.is_empty());
+        assert!(!s.server.allow_public_without_token);
+        assert!(s.server.allowed_origins.is_empty());
+        assert!(s.websocket.max_connections > 0);
+        assert!(s.websocket.max_subscriptions_per_connection > 0);
+        assert!(s.agents.launches_per_minute > 0);
+    }
+
+    #[test]
+    fn the_token_is_never_shown() {
+        let s = Settings::load(
+            Some(&tempfile_dir()),
+            &[("auth.token", "very-secret-token-value".into())],
+        )
+        .unwrap();
+        assert!(!format!("{s:?}").contains("very-secret"));
     }
 
     fn tempfile_dir() -> PathBuf {

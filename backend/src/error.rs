@@ -1,6 +1,7 @@
 //! The one error type REST handlers return, rendered as the protocol's
 //! `{"error": {"code", "message"}}` with a 4xx/5xx status.
 
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use agentstream_wire::{ErrorBody, ErrorInfo};
@@ -13,6 +14,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Headers the answer needs besides its body (`Retry-After` of a 429, `WWW-Authenticate` of a 401).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
@@ -22,7 +25,23 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            headers: Vec::new(),
         }
+    }
+
+    /// The same error, answered with one more header.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// The same error, telling the client how many seconds to wait (`Retry-After`, at least 1).
+    pub fn retry_after(self, wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        self.with_header(
+            actix_web::http::header::RETRY_AFTER,
+            HeaderValue::from(secs.max(1)),
+        )
     }
 
     /// 400 with a code.
@@ -89,6 +108,10 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(ErrorBody { error: self.info() })
+        let mut response = HttpResponse::build(self.status);
+        for (name, value) in &self.headers {
+            response.insert_header((name.clone(), value.clone()));
+        }
+        response.json(ErrorBody { error: self.info() })
     }
 }

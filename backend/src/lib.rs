@@ -6,7 +6,7 @@
 //! (StreamingService: the persistence actor, store then broadcast), `messages` (AgentMessageService:
 //! queries), `orchestration` (AgentOrchestrationService and the per-agent actor), `runners` (adapters and
 //! AgentFactory), `parser` (ClaudeMessageParser), `db` (DatabaseService); `web_app` serves the built Yew
-//! app at `/`.
+//! app at `/`; `security` (API token, origins, exposure) and `limits` guard the API.
 
 pub mod api;
 pub mod claude_proxy;
@@ -15,10 +15,12 @@ pub mod configuration;
 pub mod db;
 pub mod error;
 pub mod gateway;
+pub mod limits;
 pub mod messages;
 pub mod orchestration;
 pub mod parser;
 pub mod runners;
+pub mod security;
 pub mod startup;
 pub mod streaming;
 pub mod telemetry;

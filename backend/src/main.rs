@@ -46,6 +46,11 @@ struct Cli {
     /// Log filter, e.g. info or agentstream=debug (settings: log.level; RUST_LOG wins).
     #[arg(long, global = true)]
     log_level: Option<String>,
+
+    /// Listen on a non-loopback --host even without an API token (settings:
+    /// server.allow_public_without_token). Anyone who reaches the port can then run agents here.
+    #[arg(long, global = true)]
+    allow_public_without_token: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +73,9 @@ enum Command {
         /// Print each WebSocket frame as a JSON line.
         #[arg(long)]
         json: bool,
+        /// The server's API token, when it has one.
+        #[arg(long, env = "AGENTSTREAM__AUTH__TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
 }
 
@@ -90,6 +98,9 @@ impl Cli {
         if let Some(l) = &self.log_level {
             o.push(("log.level", l.clone()));
         }
+        if self.allow_public_without_token {
+            o.push(("server.allow_public_without_token", "true".to_owned()));
+        }
         o
     }
 }
@@ -101,9 +112,11 @@ fn main() -> ExitCode {
         since,
         url,
         json,
+        token,
     }) = &cli.command
     {
-        return watch(url, *agent_id, *since, *json);
+        let token = token.as_deref().filter(|t| !t.is_empty());
+        return watch(url, *agent_id, *since, *json, token);
     }
     let settings = match Settings::load(Some(&cli.config_dir), &cli.overrides()) {
         Ok(s) => s,
@@ -136,9 +149,9 @@ fn proxy(settings: Settings) -> ExitCode {
     }
 }
 
-fn watch(url: &str, agent: uuid::Uuid, since: i64, json: bool) -> ExitCode {
-    let result =
-        actix_web::rt::System::new().block_on(agentstream::watch::watch(url, agent, since, json));
+fn watch(url: &str, agent: uuid::Uuid, since: i64, json: bool, token: Option<&str>) -> ExitCode {
+    let result = actix_web::rt::System::new()
+        .block_on(agentstream::watch::watch(url, agent, since, json, token));
     match result {
         Ok(agentstream_wire::AgentStatus::Completed) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),

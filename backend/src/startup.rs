@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use actix::{Actor, Addr};
 use actix_web::dev::Server;
+use actix_web::http::header;
+use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 
 use crate::api::{self, AppState};
@@ -13,13 +15,17 @@ use crate::configuration::Settings;
 use crate::db::{self, DbOpenError};
 use crate::gateway::registry::CloseAll;
 use crate::gateway::{self, GatewayState, RoomRegistry};
+use crate::limits::{ConnectionLimit, LaunchRate};
 use crate::orchestration::{Orchestrator, Shutdown};
+use crate::security::{self, Policy, SecurityError};
 use crate::streaming::{InterruptUnfinished, Persistence, StoreError};
 use crate::web_app::{self, WebApp};
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error(transparent)]
+    Security(#[from] SecurityError),
     #[error(transparent)]
     Database(#[from] DbOpenError),
     #[error("cannot mark interrupted agents: {0}")]
@@ -46,6 +52,11 @@ impl Application {
     /// Builds everything from `settings`. Must run inside an actix system.
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
         let settings = Arc::new(settings);
+        // Before anything else: an unsafe exposure must not touch the database or the port.
+        let policy = web::Data::new(Policy::from_settings(&settings)?);
+        if policy.requires_token() {
+            tracing::info!("the API and the WebSocket need the API token");
+        }
         let db = db::connect(&settings.database).await?;
         let registry = RoomRegistry::new(settings.websocket.max_queued_bytes).start();
         let mailbox = settings
@@ -84,11 +95,13 @@ impl Application {
             db: db.clone(),
             orchestrator: orchestrator.clone(),
             settings: settings.clone(),
+            launches: Arc::new(LaunchRate::new(settings.agents.launches_per_minute)),
         });
         let gateway_state = web::Data::new(GatewayState {
             registry: registry.clone(),
             db,
             settings: settings.websocket.clone(),
+            connections: ConnectionLimit::new(settings.websocket.max_connections),
         });
         let web_app = web::Data::new(WebApp::new(&settings.server.static_dir));
         if web_app.is_built() {
@@ -103,11 +116,18 @@ impl Application {
         let server_settings = settings.clone();
         let server = HttpServer::new(move || {
             App::new()
+                // No response is to be sniffed into another type (the web app adds more headers).
+                .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
                 .app_data(app_state.clone())
                 .app_data(gateway_state.clone())
                 .app_data(web_app.clone())
+                .app_data(policy.clone())
                 .configure(|cfg| api::configure(cfg, &server_settings))
-                .route("/ws", web::get().to(gateway::ws_route))
+                .service(
+                    web::resource("/ws")
+                        .wrap(from_fn(security::guard_ws))
+                        .route(web::get().to(gateway::ws_route)),
+                )
                 // Everything else: the web app for GETs outside /api and /ws, the JSON 404 otherwise.
                 .default_service(web::to(web_app::serve))
         })

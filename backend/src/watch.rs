@@ -9,7 +9,10 @@ use std::collections::HashSet;
 use agentstream_wire::{AgentStatus, Message, MessageType, ServerEvent};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::http::header::{HeaderValue, AUTHORIZATION};
+use tungstenite::http::StatusCode;
 use uuid::Uuid;
 
 /// Why watching failed.
@@ -28,14 +31,20 @@ pub enum WatchError {
     Refused { code: String, message: String },
     #[error("the server closed the connection")]
     Closed,
+    #[error("the server wants a valid API token: --token or AGENTSTREAM__AUTH__TOKEN")]
+    Unauthorized,
+    #[error("the token cannot be sent in a header (printable ASCII only)")]
+    BadToken,
 }
 
-/// Watches `agent` on the server at `base` (e.g. `http://127.0.0.1:3000`).
+/// Watches `agent` on the server at `base` (e.g. `http://127.0.0.1:3000`), sending `token` as
+/// `Authorization: Bearer` when given.
 pub async fn watch(
     base: &str,
     agent: Uuid,
     since: i64,
     raw_json: bool,
+    token: Option<&str>,
 ) -> Result<AgentStatus, WatchError> {
     let ws_url = if let Some(rest) = base.strip_prefix("http://") {
         format!("ws://{}/ws", rest.trim_end_matches('/'))
@@ -44,11 +53,22 @@ pub async fn watch(
     } else {
         return Err(WatchError::Url(base.to_owned()));
     };
-    let (mut socket, _) = tokio_tungstenite::connect_async(&ws_url)
+    let mut request = ws_url.as_str().into_client_request()?;
+    if let Some(token) = token {
+        let value =
+            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| WatchError::BadToken)?;
+        request.headers_mut().insert(AUTHORIZATION, value);
+    }
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
         .await
-        .map_err(|source| WatchError::Connect {
-            url: ws_url.clone(),
-            source,
+        .map_err(|source| match source {
+            tungstenite::Error::Http(r) if r.status() == StatusCode::UNAUTHORIZED => {
+                WatchError::Unauthorized
+            }
+            source => WatchError::Connect {
+                url: ws_url.clone(),
+                source,
+            },
         })?;
     let subscribe = json!({"event": "subscribe", "data": {"agentId": agent, "since": since}});
     socket.send(WsMessage::Text(subscribe.to_string())).await?;

@@ -197,8 +197,10 @@ fn plain(status: StatusCode, text: &'static str) -> HttpResponse {
         .body(text)
 }
 
-/// Headers every web-app response carries: no MIME sniffing, no referrer, and a CSP (the given one, or the
-/// strict default when a response has no inline script of its own). Headers already set are kept.
+/// Headers every web-app response carries: no MIME sniffing, no referrer (a `?token=` never leaks), no
+/// framing (clickjacking; `frame-ancestors 'none'` for browsers that read only X-Frame-Options), no
+/// window or resource shared with another origin, and a CSP (the given one, or the strict default when
+/// a response has no inline script of its own). Headers already set are kept.
 fn add_security_headers(response: &mut HttpResponse, csp: Option<&str>) {
     let headers = response.headers_mut();
     let mut set = |name: header::HeaderName, value: HeaderValue| {
@@ -213,6 +215,15 @@ fn add_security_headers(response: &mut HttpResponse, csp: Option<&str>) {
     set(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
+    );
+    set(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    set(
+        header::CROSS_ORIGIN_OPENER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    set(
+        header::CROSS_ORIGIN_RESOURCE_POLICY,
+        HeaderValue::from_static("same-origin"),
     );
     let csp = csp.map_or_else(|| content_security_policy(&[]), str::to_owned);
     if let Ok(value) = HeaderValue::from_str(&csp) {

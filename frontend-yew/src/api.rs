@@ -1,8 +1,11 @@
-//! The REST calls the app makes (same origin), with the protocol's error form decoded.
+//! The REST calls the app makes (same origin), with the API token when there is one and the protocol's
+//! error form decoded; a 401 asks for the token (`auth`).
 
 use agentstream_wire::{Agent, CreateAgentRequest, ErrorBody, ErrorInfo, Message};
-use gloo_net::http::{Request, Response};
+use gloo_net::http::{Method, RequestBuilder, Response};
 use uuid::Uuid;
+
+use crate::auth;
 
 /// What a failed call says: the server's error form, or a transport failure.
 pub type ApiResult<T> = Result<T, ErrorInfo>;
@@ -24,21 +27,45 @@ async fn decode<T: serde::de::DeserializeOwned>(response: Response) -> ApiResult
 
 async fn error_of(response: Response) -> ErrorInfo {
     let status = response.status();
+    if status == 401 {
+        auth::unauthorized();
+    }
     match response.json::<ErrorBody>().await {
         Ok(body) => body.error,
         Err(_) => ErrorInfo::new("http_error", format!("the server answered {status}")),
     }
 }
 
+/// A request carrying the token, when there is one.
+fn authorized(method: Method, url: &str) -> RequestBuilder {
+    let builder = RequestBuilder::new(url).method(method);
+    match auth::authorization() {
+        Some(value) => builder.header("Authorization", &value),
+        None => builder,
+    }
+}
+
+/// A cheap call whose only use is its 401 when a token is needed: the nil id names no agent, so the
+/// answer is a small 404 otherwise.
+pub async fn probe() {
+    let _ = get_agent(Uuid::nil()).await;
+}
+
 /// `GET /api/agents`.
 pub async fn list_agents() -> ApiResult<Vec<Agent>> {
-    decode(Request::get("/api/agents").send().await.map_err(network)?).await
+    decode(
+        authorized(Method::GET, "/api/agents")
+            .send()
+            .await
+            .map_err(network)?,
+    )
+    .await
 }
 
 /// `GET /api/agents/{id}`.
 pub async fn get_agent(id: Uuid) -> ApiResult<Agent> {
     decode(
-        Request::get(&format!("/api/agents/{id}"))
+        authorized(Method::GET, &format!("/api/agents/{id}"))
             .send()
             .await
             .map_err(network)?,
@@ -49,12 +76,18 @@ pub async fn get_agent(id: Uuid) -> ApiResult<Agent> {
 /// `GET /api/agents/{id}/messages?since=N`.
 pub async fn messages_since(id: Uuid, since: i64) -> ApiResult<Vec<Message>> {
     let url = format!("/api/agents/{id}/messages?since={since}");
-    decode(Request::get(&url).send().await.map_err(network)?).await
+    decode(
+        authorized(Method::GET, &url)
+            .send()
+            .await
+            .map_err(network)?,
+    )
+    .await
 }
 
 /// `POST /api/agents`.
 pub async fn launch(request: &CreateAgentRequest) -> ApiResult<Agent> {
-    let response = Request::post("/api/agents")
+    let response = authorized(Method::POST, "/api/agents")
         .json(request)
         .map_err(network)?
         .send()
@@ -66,7 +99,10 @@ pub async fn launch(request: &CreateAgentRequest) -> ApiResult<Agent> {
 /// `DELETE /api/agents/{id}[?purge=true]`.
 pub async fn delete(id: Uuid, purge: bool) -> ApiResult<()> {
     let url = format!("/api/agents/{id}{}", if purge { "?purge=true" } else { "" });
-    let response = Request::delete(&url).send().await.map_err(network)?;
+    let response = authorized(Method::DELETE, &url)
+        .send()
+        .await
+        .map_err(network)?;
     if response.ok() {
         Ok(())
     } else {

@@ -12,6 +12,7 @@ use yew::prelude::*;
 use crate::agent_list::AgentList;
 use crate::agent_view::AgentView;
 use crate::api;
+use crate::auth::{self, TokenForm};
 use crate::connection::{ConnState, Connection};
 use crate::launch::LaunchForm;
 
@@ -112,6 +113,17 @@ pub fn app() -> Html {
         })
     };
 
+    // A 401 from any call: ask for the API token instead of showing the app.
+    let needs_token = use_state(|| false);
+    {
+        let needs_token = needs_token.setter();
+        use_effect_with((), move |_| {
+            auth::on_unauthorized(Callback::from(move |_| needs_token.set(true)));
+        });
+    }
+    // A first call at once: it tells whether a token is needed (a refused WebSocket cannot say why).
+    use_effect_with((), move |_| wasm_bindgen_futures::spawn_local(api::probe()));
+
     // The list: loaded at start and after every reconnect (events may have been missed meanwhile).
     {
         let agents = agents.dispatcher();
@@ -190,6 +202,9 @@ pub fn app() -> Html {
                     <span class="dot"></span>{ state.label() }
                 </span>
             </header>
+            if *needs_token {
+                <div class="empty"><TokenForm /></div>
+            } else {
             <div class={classes!("layout", selected.is_some().then_some("has-agent"))}>
                 <aside class="sidebar">
                     <LaunchForm on_launched={on_launched} />
@@ -209,6 +224,7 @@ pub fn app() -> Html {
                     }
                 </main>
             </div>
+            }
         </div>
     }
 }

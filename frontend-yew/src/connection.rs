@@ -165,7 +165,8 @@ fn ws_url() -> String {
         .and_then(|l| l.host().ok())
         .unwrap_or_default();
     let secure = location.and_then(|l| l.protocol().ok()).as_deref() == Some("https:");
-    format!("{}://{host}/ws", if secure { "wss" } else { "ws" })
+    let token = crate::auth::ws_query();
+    format!("{}://{host}/ws{token}", if secure { "wss" } else { "ws" })
 }
 
 /// Connects, serves, and reconnects forever.
@@ -174,6 +175,10 @@ async fn run(conn: Connection) {
     loop {
         if serve_once(&conn).await {
             failures = 0;
+        } else {
+            // Refused (no token, or a changed one?) or unreachable: a REST call can tell, and a 401 asks
+            // for the token.
+            crate::api::probe().await;
         }
         failures += 1;
         conn.set_state(if failures > OFFLINE_AFTER {

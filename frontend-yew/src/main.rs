@@ -6,6 +6,7 @@ mod agent_list;
 mod agent_view;
 mod api;
 mod app;
+mod auth;
 mod connection;
 mod launch;
 mod time;

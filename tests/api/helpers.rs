@@ -57,6 +57,25 @@ impl TestApp {
     }
 
     async fn spawn_command(dir: &Path, command: &str, env: &[(&str, &str)]) -> TestApp {
+        Self::try_start(dir, command, &["--host", "127.0.0.1"], env)
+            .await
+            .unwrap_or_else(|failed| {
+                panic!(
+                    "the server exited before listening ({:?}); its log:\n{}",
+                    failed.code, failed.log
+                )
+            })
+    }
+
+    /// Starts `agentstream <command>` on port 0 with the database in `dir`, the given flags (`--host`
+    /// among them, or the settings' host) and `AGENTSTREAM__…` settings; `Err` if it exits before
+    /// listening (a refused configuration), with its exit code and log (stderr).
+    pub async fn try_start(
+        dir: &Path,
+        command: &str,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<TestApp, StartFailure> {
         let db_url = format!("sqlite://{}/agent.db", dir.display());
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -67,8 +86,7 @@ impl TestApp {
         cmd.arg(command)
             .arg("--port")
             .arg("0")
-            .arg("--host")
-            .arg("127.0.0.1")
+            .args(flags)
             .arg("--database-url")
             .arg(&db_url)
             // A folder with no settings files: only the compiled-in defaults and `env` apply.
@@ -92,15 +110,19 @@ impl TestApp {
         let address = tokio::time::timeout(TIMEOUT, async {
             while let Ok(Some(line)) = lines.next_line().await {
                 if let Some((_, url)) = line.split_once(" listening on ") {
-                    return url.to_owned();
+                    return Some(url.to_owned());
                 }
             }
-            let log =
-                std::fs::read_to_string(dir.join(format!("{command}.log"))).unwrap_or_default();
-            panic!("the server exited before listening; its log:\n{log}");
+            None
         })
         .await
         .expect("server start timed out");
+        let Some(address) = address else {
+            let code = child.wait().await.ok().and_then(|s| s.code());
+            let log =
+                std::fs::read_to_string(dir.join(format!("{command}.log"))).unwrap_or_default();
+            return Err(StartFailure { code, log });
+        };
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let port = address
@@ -108,7 +130,7 @@ impl TestApp {
             .next()
             .and_then(|p| p.parse().ok())
             .expect("port");
-        TestApp {
+        Ok(TestApp {
             address,
             port,
             client: reqwest::Client::new(),
@@ -116,7 +138,7 @@ impl TestApp {
             dir: dir.to_path_buf(),
             log_name: format!("{command}.log"),
             _tmp: None,
-        }
+        })
     }
 
     /// The folder of its database and log.
@@ -269,6 +291,70 @@ impl TestApp {
         .await
         .expect("websocket handshake");
         WsClient { stream }
+    }
+
+    /// Tries to open `/ws{query}` with extra request headers (`Origin`, `Authorization`, `Host`, …);
+    /// `Err` with the status and body of a refused upgrade.
+    pub async fn try_ws(&self, query: &str, headers: &[(&str, &str)]) -> Result<WsClient, Refused> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+        let url = format!("ws://127.0.0.1:{}/ws{query}", self.port);
+        let mut request = url.into_client_request().expect("websocket request");
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                HeaderValue::from_str(value).expect("header value"),
+            );
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((stream, _)) => Ok(WsClient { stream }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(Refused {
+                status: response.status().as_u16(),
+                headers: response
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+                    .collect(),
+                body: String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                    .into_owned(),
+            }),
+            Err(e) => panic!("websocket connect failed without an HTTP answer: {e}"),
+        }
+    }
+}
+
+/// A server that exited instead of listening.
+#[derive(Debug)]
+pub struct StartFailure {
+    pub code: Option<i32>,
+    /// What it wrote to stderr.
+    pub log: String,
+}
+
+/// A refused WebSocket upgrade.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: u16,
+    /// Names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Refused {
+    /// Asserts it is the protocol's error form with this status and code.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{self:?}");
+        let body: ErrorBody = serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not the error form ({e}): {self:?}"));
+        assert_eq!(body.error.code, code, "{self:?}");
+    }
+
+    /// A header's value, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 

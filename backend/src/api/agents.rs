@@ -69,6 +69,16 @@ pub async fn create(
         request.configuration.as_ref(),
         &state.settings,
     )?;
+    if let Err(wait) = state.launches.try_take() {
+        let per_minute = state.settings.agents.launches_per_minute;
+        tracing::warn!(per_minute, "refused a launch: too many per minute");
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_launches",
+            format!("at most {per_minute} launches per minute; try again in a moment"),
+        )
+        .retry_after(wait));
+    }
     let configuration = spec
         .configuration()
         .or(request.configuration)

@@ -13,7 +13,9 @@ use sea_orm::DatabaseConnection;
 
 use crate::configuration::Settings;
 use crate::error::ApiError;
+use crate::limits::LaunchRate;
 use crate::orchestration::Orchestrator;
+use crate::security;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -21,12 +23,21 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub orchestrator: Addr<Orchestrator>,
     pub settings: Arc<Settings>,
+    /// `agents.launches_per_minute`.
+    pub launches: Arc<LaunchRate>,
 }
 
-/// Mounts `/api`.
+/// Mounts `/api`: `GET /api/health` open to anyone (it says nothing but "ok"; Docker's health check and
+/// load balancers have no token), everything else behind [`security::guard_api`].
 pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
     cfg.service(
+        web::resource("/api/health")
+            .route(web::get().to(health))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
         web::scope("/api")
+            .wrap(actix_web::middleware::from_fn(security::guard_api))
             .app_data(
                 web::JsonConfig::default()
                     .limit(settings.server.max_body_bytes)
@@ -39,11 +50,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
                 web::PathConfig::default().error_handler(|e, _| {
                     ApiError::bad_request("invalid_path", e.to_string()).into()
                 }),
-            )
-            .service(
-                web::resource("/health")
-                    .route(web::get().to(health))
-                    .default_service(web::to(method_not_allowed)),
             )
             .service(
                 web::resource("/agents")

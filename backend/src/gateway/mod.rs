@@ -4,12 +4,18 @@
 pub mod registry;
 pub mod session;
 
+use std::time::Duration;
+
 use actix::Addr;
-use actix_web::{web, Error, HttpRequest, HttpResponse};
+use actix_web::http::StatusCode;
+use actix_web::{web, Error, HttpRequest, HttpResponse, ResponseError};
 use actix_web_actors::ws;
+use futures_util::StreamExt;
 use sea_orm::DatabaseConnection;
 
 use crate::configuration::WebSocketSettings;
+use crate::error::ApiError;
+use crate::limits::ConnectionLimit;
 pub use registry::{Event, RoomRegistry};
 pub use session::WsSession;
 
@@ -19,14 +25,36 @@ pub struct GatewayState {
     pub registry: Addr<RoomRegistry>,
     pub db: DatabaseConnection,
     pub settings: WebSocketSettings,
+    /// `websocket.max_connections`, shared by every worker.
+    pub connections: ConnectionLimit,
 }
 
-/// `GET /ws`: upgrades to a WebSocket served by a new [`WsSession`].
+/// `GET /ws`: upgrades to a WebSocket served by a new [`WsSession`], if there is room for one more (429
+/// `too_many_connections` otherwise).
 pub async fn ws_route(
     req: HttpRequest,
     stream: web::Payload,
     state: web::Data<GatewayState>,
 ) -> Result<HttpResponse, Error> {
+    let Some(permit) = state.connections.try_acquire() else {
+        tracing::warn!(
+            open = state.connections.open(),
+            "refused a websocket: too many open"
+        );
+        let error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_connections",
+            "this server has as many WebSockets open as it allows; try again later",
+        )
+        .retry_after(Duration::from_secs(5));
+        return Ok(error.error_response());
+    };
+    // The permit rides in the socket's input stream, which the session owns until it stops: the place
+    // is freed when the socket closes, however it closes.
+    let stream = stream.map(move |chunk| {
+        permit.hold();
+        chunk
+    });
     let session = WsSession::new(
         state.registry.clone(),
         state.db.clone(),

@@ -168,6 +168,11 @@ impl WsSession {
                 Some(agent),
             );
         };
+        let max = self.settings.max_subscriptions_per_connection;
+        if max > 0 && !self.subscriptions.contains_key(&agent) && self.subscriptions.len() >= max {
+            let message = format!("at most {max} subscriptions per connection; unsubscribe first");
+            return Self::send_error(ctx, "too_many_subscriptions", message, Some(agent));
+        }
         self.next_generation += 1;
         let generation = self.next_generation;
         let replaced = self.subscriptions.insert(
