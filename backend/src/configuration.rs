@@ -97,6 +97,8 @@ pub struct DatabaseSettings {
     pub synchronous: SyncMode,
     /// The largest the SQLite file may grow (0: no limit); beyond it writes fail as on a full disk.
     pub max_size_bytes: u64,
+    /// How often the WAL is checkpointed in the background (0: by SQLite, inside the writer's commits).
+    pub checkpoint_interval_ms: u64,
 }
 
 /// SQLite's `synchronous` pragma, as a durability choice.

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
+};
 
 use crate::configuration::{DatabaseSettings, SyncMode};
 
@@ -55,6 +57,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
             SyncMode::Full => SqliteSynchronous::Full,
         };
         let max_pages = settings.max_size_bytes.div_ceil(PAGE_SIZE);
+        let background_checkpoints = settings.checkpoint_interval_ms > 0;
         options.map_sqlx_sqlite_opts(move |o| {
             let o = o
                 .create_if_missing(true)
@@ -64,8 +67,14 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
                 .busy_timeout(busy);
             // A full database fails writes with SQLITE_FULL, like a full disk: the agent that wrote
             // fails with `storage_error`, everything stored stays readable.
-            if max_pages > 0 {
+            let o = if max_pages > 0 {
                 o.pragma("max_page_count", max_pages.to_string())
+            } else {
+                o
+            };
+            // Checkpoints run off the writer's path (`spawn_checkpointer`) when an interval is set.
+            if background_checkpoints {
+                o.pragma("wal_autocheckpoint", "0")
             } else {
                 o
             }
@@ -79,6 +88,44 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
         .map_err(DbOpenError::Migrate)?;
     Ok(db)
 }
+
+/// Copies the WAL back into the database file every `interval`, from a pool connection, instead of
+/// letting SQLite do it inside the commit that crosses 1000 pages: that checkpoint (and its fsyncs) used to
+/// stall the single writer, and every message queued behind it, for tens of milliseconds. PASSIVE never
+/// waits for the writer or for readers; the writer goes on appending meanwhile. SQLite only.
+pub fn spawn_checkpointer(db: DatabaseConnection, interval: Duration) {
+    if db.get_database_backend() != DbBackend::Sqlite || interval.is_zero() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let checkpoint =
+                Statement::from_string(DbBackend::Sqlite, "PRAGMA wal_checkpoint(PASSIVE)");
+            match db.query_one(checkpoint).await {
+                Ok(Some(row)) => {
+                    let log: i64 = row.try_get_by_index(1).unwrap_or(-1);
+                    let done: i64 = row.try_get_by_index(2).unwrap_or(-1);
+                    tracing::trace!(log, done, "wal checkpoint");
+                    if log > LARGE_WAL_PAGES && done < log {
+                        tracing::warn!(
+                            log,
+                            done,
+                            "the WAL is large and not fully checkpointed (a long read holds it)"
+                        );
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "wal checkpoint failed"),
+            }
+        }
+    });
+}
+
+/// A WAL of more pages than this (about 400 MB) is worth a warning.
+const LARGE_WAL_PAGES: i64 = 100_000;
 
 /// The file path of a `sqlite:` URL, without its query string; `None` for other databases and for
 /// in-memory SQLite.

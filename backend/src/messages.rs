@@ -230,6 +230,7 @@ mod tests {
             busy_timeout_ms: 1000,
             synchronous: SyncMode::Normal,
             max_size_bytes: 0,
+            checkpoint_interval_ms: 0,
         };
         let db = crate::db::connect(&settings).await.unwrap();
         let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());

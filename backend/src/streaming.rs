@@ -55,14 +55,22 @@ pub enum StoreError {
 #[rtype(result = "Result<Agent, StoreError>")]
 pub struct InsertAgent(pub agent::Model);
 
-/// Stores a message of an agent; broadcasts `agent:message` with the stored row. Replies with its
-/// sequence number.
+/// Stores a message of an agent; broadcasts `agent:message` with the stored row. The outcome goes to
+/// `ack`, batched in a [`Stored`]: an agent with many messages in flight gets one message per write batch
+/// instead of a future per message (an actor polls every future it holds at each wake-up).
 #[derive(Message)]
-#[rtype(result = "Result<i64, StoreError>")]
+#[rtype(result = "()")]
 pub struct AppendMessage {
     pub agent_id: Uuid,
     pub message: ParsedMessage,
+    pub ack: Recipient<Stored>,
 }
+
+/// The outcome of an agent's [`AppendMessage`]s of one write batch, in the order they were sent: the
+/// sequence number each got, or why it was not stored.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Stored(pub Vec<Result<i64, StoreError>>);
 
 /// Changes an agent's status; broadcasts `agent:status`, then `agent:error` and `agent:complete` when
 /// given.
@@ -129,9 +137,17 @@ enum Done {
     Ids(Vec<Uuid>),
 }
 
+/// Where a write's outcome goes.
+enum ReplyTo {
+    /// A request awaiting its answer.
+    Once(oneshot::Sender<Result<Done, StoreError>>),
+    /// An agent's actor, told in batches ([`Stored`]).
+    Agent { agent: Uuid, to: Recipient<Stored> },
+}
+
 struct Pending {
     op: Op,
-    reply: oneshot::Sender<Result<Done, StoreError>>,
+    reply: ReplyTo,
 }
 
 /// The last sequence number of each agent that wrote through this actor (see the module comment).
@@ -168,7 +184,10 @@ impl Persistence {
         ctx: &mut Context<Self>,
     ) -> oneshot::Receiver<Result<Done, StoreError>> {
         let (reply, rx) = oneshot::channel();
-        self.queue.push(Pending { op, reply });
+        self.queue.push(Pending {
+            op,
+            reply: ReplyTo::Once(reply),
+        });
         self.flush(ctx);
         rx
     }
@@ -200,8 +219,29 @@ impl Persistence {
                 if !events.is_empty() {
                     act.registry.do_send(Broadcast(events));
                 }
+                // Each agent's outcomes in one message, in order.
+                let mut acks: Vec<(Recipient<Stored>, Vec<Result<i64, StoreError>>)> = Vec::new();
+                let mut slot: HashMap<Uuid, usize> = HashMap::new();
                 for (reply, result) in replies {
-                    let _ = reply.send(result);
+                    match reply {
+                        ReplyTo::Once(tx) => {
+                            let _ = tx.send(result);
+                        }
+                        ReplyTo::Agent { agent, to } => {
+                            let outcome = result.and_then(|done| match done {
+                                Done::Stored(seq) => Ok(seq),
+                                _ => Err(StoreError::Database("unexpected reply".into())),
+                            });
+                            let i = *slot.entry(agent).or_insert_with(|| {
+                                acks.push((to, Vec::new()));
+                                acks.len() - 1
+                            });
+                            acks[i].1.push(outcome);
+                        }
+                    }
+                }
+                for (to, outcomes) in acks {
+                    to.do_send(Stored(outcomes));
                 }
                 act.flushing = false;
                 act.flush(ctx);
@@ -247,15 +287,16 @@ impl Handler<InsertAgent> for Persistence {
 }
 
 impl Handler<AppendMessage> for Persistence {
-    type Result = ResponseFuture<Result<i64, StoreError>>;
-    fn handle(&mut self, msg: AppendMessage, ctx: &mut Context<Self>) -> Self::Result {
-        reply(
-            self.enqueue(Op::Append(msg.agent_id, msg.message), ctx),
-            |d| match d {
-                Done::Stored(seq) => Some(seq),
-                _ => None,
+    type Result = ();
+    fn handle(&mut self, msg: AppendMessage, ctx: &mut Context<Self>) {
+        self.queue.push(Pending {
+            op: Op::Append(msg.agent_id, msg.message),
+            reply: ReplyTo::Agent {
+                agent: msg.agent_id,
+                to: msg.ack,
             },
-        )
+        });
+        self.flush(ctx);
     }
 }
 
@@ -302,11 +343,7 @@ impl Handler<InterruptUnfinished> for Persistence {
     }
 }
 
-type Written = Vec<(
-    oneshot::Sender<Result<Done, StoreError>>,
-    Result<Done, StoreError>,
-    Vec<Event>,
-)>;
+type Written = Vec<(ReplyTo, Result<Done, StoreError>, Vec<Event>)>;
 
 /// Runs a batch in one transaction; on failure, each request in its own.
 async fn write_batch(

@@ -16,7 +16,7 @@ use crate::runners::reader::{LineReader, StopReading};
 use crate::runners::{
     Feed, FeedRefused, RunnerControl, RunnerEvent, RunnerExit, RunnerSpec, Started,
 };
-use crate::streaming::{AppendMessage, Persistence, SetSession, SetStatus, StoreError};
+use crate::streaming::{AppendMessage, Persistence, SetSession, SetStatus, StoreError, Stored};
 
 /// Stops the agent: its runner and process tree stop, what it printed so far is stored, and its status
 /// becomes `status` — `terminated` for a DELETE, `interrupted` when the server shuts down. Replied once
@@ -315,44 +315,25 @@ impl Handler<Feed> for AgentActor {
                 session: session.clone(),
             });
         }
-        // Sent now, in order (the persistence actor writes in arrival order); answered later.
-        let store = self.persistence.send(AppendMessage {
+        // Sent now, in order (the persistence actor writes in arrival order); acknowledged later, in
+        // batches (`Stored`).
+        if !self.persistence.connected() {
+            self.finish(
+                AgentStatus::Failed,
+                Some(ErrorInfo::new(
+                    "storage_error",
+                    "the persistence actor is gone",
+                )),
+                ctx,
+            );
+            return Box::pin(fut::ready(Err(FeedRefused)));
+        }
+        self.persistence.do_send(AppendMessage {
             agent_id: self.id,
             message: parsed,
+            ack: ctx.address().recipient(),
         });
         self.in_flight += 1;
-        ctx.spawn(store.into_actor(self).map(|res, act, ctx| {
-            act.in_flight -= 1;
-            if let Some(credit) = act.credit.take() {
-                let _ = credit.send(());
-            }
-            match res {
-                Ok(Ok(sequence_number)) => {
-                    act.last_sequence = act.last_sequence.max(sequence_number)
-                }
-                Ok(Err(StoreError::AgentGone)) => act.abandon(ctx),
-                Ok(Err(e)) => {
-                    tracing::error!(agent = %act.id, error = %e, "cannot store a message");
-                    act.finish(
-                        AgentStatus::Failed,
-                        Some(ErrorInfo::new(
-                            "storage_error",
-                            format!("a message could not be stored: {e}"),
-                        )),
-                        ctx,
-                    );
-                }
-                Err(_) => act.finish(
-                    AgentStatus::Failed,
-                    Some(ErrorInfo::new(
-                        "storage_error",
-                        "the persistence actor is gone",
-                    )),
-                    ctx,
-                ),
-            }
-            act.end_if_drained(ctx);
-        }));
         if self.in_flight < IN_FLIGHT_WINDOW {
             return Box::pin(fut::ready(Ok(())));
         }
@@ -364,6 +345,34 @@ impl Handler<Feed> for AgentActor {
                 .into_actor(self)
                 .map(|res, act, _| if act.finishing { Err(FeedRefused) } else { res }),
         )
+    }
+}
+
+impl Handler<Stored> for AgentActor {
+    type Result = ();
+    fn handle(&mut self, msg: Stored, ctx: &mut Context<Self>) {
+        for outcome in msg.0 {
+            self.in_flight = self.in_flight.saturating_sub(1);
+            match outcome {
+                Ok(sequence_number) => self.last_sequence = self.last_sequence.max(sequence_number),
+                Err(StoreError::AgentGone) => self.abandon(ctx),
+                Err(e) => {
+                    tracing::error!(agent = %self.id, error = %e, "cannot store a message");
+                    self.finish(
+                        AgentStatus::Failed,
+                        Some(ErrorInfo::new(
+                            "storage_error",
+                            format!("a message could not be stored: {e}"),
+                        )),
+                        ctx,
+                    );
+                }
+            }
+        }
+        if let Some(credit) = self.credit.take() {
+            let _ = credit.send(());
+        }
+        self.end_if_drained(ctx);
     }
 }
 
