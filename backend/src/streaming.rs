@@ -456,8 +456,17 @@ async fn write_all(
     ops: &[Op],
     last: &mut LastSequences,
 ) -> Result<Vec<(Done, Vec<Event>)>, DbErr> {
-    let txn = db.begin().await?;
     let mut staged = Staged::default();
+    // The usual batch under load: messages only, few enough for one statement, which is atomic by
+    // itself — no BEGIN and COMMIT round trips to the database thread.
+    if ops.len() <= messages::MAX_ROWS_PER_INSERT
+        && ops.iter().all(|op| matches!(op, Op::Append(..)))
+    {
+        let out = append_many(db, ops, last, &mut staged).await?;
+        last.extend(staged.set);
+        return Ok(out);
+    }
+    let txn = db.begin().await?;
     let mut out = Vec::with_capacity(ops.len());
     let mut i = 0;
     while i < ops.len() {
