@@ -99,3 +99,61 @@ async fn a_lock_held_past_the_busy_timeout_fails_the_agent_not_the_server() {
     );
     assert_eq!(app.messages(next.id, None).await.len(), 103);
 }
+
+/// A fake proxy on 127.0.0.1 that accepts connections, reads the request and then answers only
+/// `reply` (possibly nothing) and stays silent, holding the connection open.
+async fn silent_proxy(reply: &'static str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf).await;
+            let _ = socket.write_all(reply.as_bytes()).await;
+            held.push(socket);
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_proxy_that_goes_silent_fails_the_agent_after_the_read_timeout() {
+    for (reply, what) in [
+        ("", "no headers"),
+        (
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+            "headers, then nothing",
+        ),
+        (
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n2b\r\ndata: {\"type\":\"system\",\"subtype\":\"hello\"}\n\n\r\n",
+            "one event, then nothing",
+        ),
+    ] {
+        let url = silent_proxy(reply).await;
+        let app = TestApp::spawn_with(&[
+            ("AGENTSTREAM__CLAUDE__TRANSPORT", "proxy"),
+            ("AGENTSTREAM__CLAUDE__PROXY_URL", &url),
+            ("AGENTSTREAM__CLAUDE__PROXY_READ_TIMEOUT_MS", "500"),
+        ])
+        .await;
+        let r = app
+            .post_agent(&serde_json::json!({"type": "claude-code", "prompt": "hi"}))
+            .await;
+        assert_eq!(r.status(), 201, "{what}");
+        let agent: agentstream_wire::Agent = r.json().await.unwrap();
+        let ended = app.wait_finished(agent.id).await;
+        assert_eq!(ended.status, AgentStatus::Failed, "{what}: {ended:?}");
+        let error = ended.error.expect("an error");
+        assert_eq!(error.code, "proxy_timeout", "{what}: {error:?}");
+        assert!(error.message.contains("claude.proxy_read_timeout_ms"), "{error:?}");
+        let kept = app.messages(agent.id, None).await;
+        assert_contiguous(&kept, 1);
+        if what.starts_with("one event") {
+            assert_eq!(kept.len(), 1, "the event before the silence is kept");
+        }
+        let health = app.client.get(app.url("/api/health")).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+    }
+}
