@@ -5,8 +5,10 @@ pub mod registry;
 pub mod session;
 
 use actix::Addr;
+use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
 use actix_web::{web, Error, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
+use agentstream_wire::{ErrorBody, ErrorInfo};
 use sea_orm::DatabaseConnection;
 
 use crate::configuration::WebSocketSettings;
@@ -21,7 +23,9 @@ pub struct GatewayState {
     pub settings: WebSocketSettings,
 }
 
-/// `GET /ws`: upgrades to a WebSocket served by a new [`WsSession`].
+/// `GET /ws`: upgrades to a WebSocket served by a new [`WsSession`]. A request that is not a valid
+/// upgrade gets the handshake's status and headers (400, or 426 with the supported version) with the
+/// protocol's JSON error body (`invalid_upgrade`), like every other error, instead of an empty body.
 pub async fn ws_route(
     req: HttpRequest,
     stream: web::Payload,
@@ -35,4 +39,21 @@ pub async fn ws_route(
     ws::WsResponseBuilder::new(session, &req, stream)
         .frame_size(state.settings.max_frame_bytes)
         .start()
+        .or_else(|e| Ok(invalid_upgrade(&e)))
+}
+
+/// The JSON error form of a failed handshake, keeping the status and headers it would have had.
+fn invalid_upgrade(e: &Error) -> HttpResponse {
+    let body = ErrorBody {
+        error: ErrorInfo::new(
+            "invalid_upgrade",
+            format!("/ws needs a WebSocket upgrade: {e}"),
+        ),
+    };
+    let json = serde_json::to_string(&body).unwrap_or_default();
+    let mut response = e.error_response().set_body(json);
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.map_into_boxed_body()
 }
