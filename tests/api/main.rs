@@ -1,6 +1,7 @@
 //! Black-box tests: each spawns the real server on a random port with its own SQLite file and talks to
 //! it over REST and WebSocket like any client.
 
+mod bad_input;
 mod claude;
 mod cli;
 mod errors;
