@@ -614,6 +614,17 @@ mod tests {
     }
 
     #[test]
+    fn metadata_reads_back_from_its_text_form_unchanged() {
+        // Regression, found by fuzz/ (parse_line): metadata is stored as text and read back with
+        // serde_json; without its `float_roundtrip` feature a long number parsed to a float one ulp off
+        // the one broadcast live, so the same message differed between WebSocket and history.
+        let line = r#"{"type":"system","":{"t":[{"n":444444444444444444444447,"":""}]}}"#;
+        let m = parse_line(line).unwrap();
+        let back: Value = serde_json::from_str(&m.metadata.to_string()).unwrap();
+        assert_eq!(back, m.metadata);
+    }
+
+    #[test]
     fn a_system_line_cannot_overwrite_its_own_event_type() {
         // Regression (tests/corpus/runner/completed--metadata-field-spoofing.out): the line's own
         // `eventType` used to replace the one the parser set.
