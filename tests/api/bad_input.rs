@@ -776,19 +776,23 @@ async fn check_runner_case(
             "{name}"
         );
     }
-    let results = messages
+    // A result is stored exactly when the run ended on one, and the first one decided it.
+    let first_result = messages
         .iter()
-        .filter(|m| m.message_type == MessageType::Result)
-        .count();
-    assert_eq!(
-        results > 0,
-        want == AgentStatus::Completed
-            || agent
-                .error
-                .as_ref()
-                .is_some_and(|e| e.code == "agent_failed"),
-        "{name}: a run ends on its first valid result"
-    );
+        .find(|m| m.message_type == MessageType::Result);
+    let ended_on_result = want == AgentStatus::Completed
+        || agent
+            .error
+            .as_ref()
+            .is_some_and(|e| e.code == "agent_failed");
+    assert_eq!(first_result.is_some(), ended_on_result, "{name}");
+    if let Some(result) = first_result {
+        assert_eq!(
+            result.metadata["isError"],
+            json!(want == AgentStatus::Failed),
+            "{name}"
+        );
+    }
     messages
 }
 
