@@ -13,7 +13,7 @@ use fake_anthropic::FakeAnthropic;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::helpers::{assert_contiguous, TestApp, TIMEOUT};
+use crate::helpers::{assert_contiguous, fake_cli, TestApp, TIMEOUT};
 
 /// The CLI version the tests are written against.
 const CLI_VERSION: &str = "2.1.330";
@@ -422,7 +422,7 @@ async fn proxy_killed_cli_fails_the_agent() {
 async fn a_missing_cli_fails_the_agent_and_names_the_setting() {
     let app =
         TestApp::spawn_with(&[("AGENTSTREAM__CLAUDE__CLI_PATH", "/nonexistent/claude")]).await;
-    let agent = run_to_end(&app).await;
+    let agent = app.run_claude_to_end("go").await;
     assert_eq!(agent.status, AgentStatus::Failed);
     let error = agent.error.unwrap();
     assert_eq!(error.code, "cli_not_found");
@@ -432,7 +432,7 @@ async fn a_missing_cli_fails_the_agent_and_names_the_setting() {
 #[tokio::test]
 async fn an_unreachable_proxy_fails_the_agent() {
     let app = server_via_proxy("http://127.0.0.1:9").await;
-    let agent = run_to_end(&app).await;
+    let agent = app.run_claude_to_end("go").await;
     assert_eq!(agent.status, AgentStatus::Failed);
     assert_eq!(agent.error.unwrap().code, "proxy_unreachable");
 }
@@ -465,25 +465,6 @@ async fn server_via_proxy(url: &str) -> TestApp {
     .await
 }
 
-/// Launches a `claude-code` agent and waits for its end.
-async fn run_to_end(app: &TestApp) -> Agent {
-    let r = app
-        .post_agent(&json!({"type": "claude-code", "prompt": "go"}))
-        .await;
-    assert_eq!(r.status(), 201);
-    let agent: Agent = r.json().await.unwrap();
-    app.wait_finished(agent.id).await
-}
-
-/// Writes an executable shell script standing in for the CLI.
-fn fake_cli(dir: &std::path::Path, body: &str) -> String {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join("fake-claude.sh");
-    std::fs::write(&path, format!("#!/bin/sh\nread first_message\n{body}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path.display().to_string()
-}
-
 #[tokio::test]
 async fn malformed_cli_output_is_stored_as_errors_and_the_stream_goes_on() {
     let dir = TempDir::new().unwrap();
@@ -503,7 +484,7 @@ echo '{"type":"result","subtype":"success","is_error":false,"result":"done","num
         ("AGENTSTREAM__RUNNERS__MAX_LINE_BYTES", "1000"),
     ])
     .await;
-    let agent = run_to_end(&app).await;
+    let agent = app.run_claude_to_end("go").await;
     assert_eq!(agent.status, AgentStatus::Completed, "{agent:?}");
     let messages = app.messages(agent.id, None).await;
     assert_contiguous(&messages, 1);
@@ -544,7 +525,7 @@ async fn a_cli_that_exits_badly_fails_with_its_code_and_stderr() {
     let dir = TempDir::new().unwrap();
     let script = fake_cli(dir.path(), "echo 'something broke' >&2\nexit 3");
     let app = TestApp::spawn_with(&[("AGENTSTREAM__CLAUDE__CLI_PATH", &script)]).await;
-    let agent = run_to_end(&app).await;
+    let agent = app.run_claude_to_end("go").await;
     assert_eq!(agent.status, AgentStatus::Failed);
     let error = agent.error.unwrap();
     assert_eq!(error.code, "cli_exit");
@@ -644,7 +625,7 @@ async fn a_proxy_answering_non_2xx_fails_the_agent_with_its_status() {
     let not_a_proxy = FakeAnthropic::start();
     let url = not_a_proxy.url();
     let app = server_via_proxy(&url).await;
-    let agent = run_to_end(&app).await;
+    let agent = app.run_claude_to_end("go").await;
     assert_eq!(agent.status, AgentStatus::Failed);
     let error = agent.error.unwrap();
     assert_eq!(error.code, "proxy_http_error");

@@ -266,6 +266,17 @@ impl TestApp {
         .expect("message wait timed out");
     }
 
+    /// Launches a `claude-code` agent with `prompt` and waits for its end (the server's
+    /// `claude.cli_path` is usually a [`fake_cli`]).
+    pub async fn run_claude_to_end(&self, prompt: &str) -> Agent {
+        let r = self
+            .post_agent(&json!({"type": "claude-code", "prompt": prompt}))
+            .await;
+        assert_eq!(r.status(), 201);
+        let agent: Agent = r.json().await.expect("agent json");
+        self.wait_finished(agent.id).await
+    }
+
     /// A WebSocket client connected to /ws.
     pub async fn ws(&self) -> WsClient {
         let (stream, _) =
@@ -356,6 +367,18 @@ impl Refused {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// Writes an executable shell script standing in for the Claude CLI into `dir`; it reads the first
+/// message (the prompt, as stream-json on stdin) into `$first_message`, then runs `body`. Returns its
+/// path, for `AGENTSTREAM__CLAUDE__CLI_PATH`.
+pub fn fake_cli(dir: &Path, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("fake-claude.sh");
+    std::fs::write(&path, format!("#!/bin/sh\nread first_message\n{body}\n"))
+        .expect("write script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod script");
+    path.display().to_string()
 }
 
 /// Asserts a response is the protocol's error form with this status and code.

@@ -2,6 +2,7 @@
 //! it over REST and WebSocket like any client.
 
 mod auth;
+mod bad_input;
 mod claude;
 mod cli;
 mod errors;

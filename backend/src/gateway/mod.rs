@@ -7,9 +7,11 @@ pub mod session;
 use std::time::Duration;
 
 use actix::Addr;
+use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
 use actix_web::http::StatusCode;
 use actix_web::{web, Error, HttpRequest, HttpResponse, ResponseError};
 use actix_web_actors::ws;
+use agentstream_wire::{ErrorBody, ErrorInfo};
 use futures_util::StreamExt;
 use sea_orm::DatabaseConnection;
 
@@ -30,7 +32,9 @@ pub struct GatewayState {
 }
 
 /// `GET /ws`: upgrades to a WebSocket served by a new [`WsSession`], if there is room for one more (429
-/// `too_many_connections` otherwise).
+/// `too_many_connections` otherwise). A request that is not a valid upgrade gets the handshake's status
+/// and headers (400, or 426 with the supported version) with the protocol's JSON error body
+/// (`invalid_upgrade`), like every other error, instead of an empty body.
 pub async fn ws_route(
     req: HttpRequest,
     stream: web::Payload,
@@ -63,4 +67,21 @@ pub async fn ws_route(
     ws::WsResponseBuilder::new(session, &req, stream)
         .frame_size(state.settings.max_frame_bytes)
         .start()
+        .or_else(|e| Ok(invalid_upgrade(&e)))
+}
+
+/// The JSON error form of a failed handshake, keeping the status and headers it would have had.
+fn invalid_upgrade(e: &Error) -> HttpResponse {
+    let body = ErrorBody {
+        error: ErrorInfo::new(
+            "invalid_upgrade",
+            format!("/ws needs a WebSocket upgrade: {e}"),
+        ),
+    };
+    let json = serde_json::to_string(&body).unwrap_or_default();
+    let mut response = e.error_response().set_body(json);
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.map_into_boxed_body()
 }

@@ -439,8 +439,15 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             Ok(ws::Message::Nop) => {}
             Err(e) => {
                 tracing::debug!(error = %e, "websocket protocol error; closing");
+                // A frame over websocket.max_frame_bytes is "message too big" (1009); anything else
+                // (a text frame that is not UTF-8, a bad opcode, …) is a protocol error (1002).
+                let code = if matches!(e, ws::ProtocolError::Overflow) {
+                    ws::CloseCode::Size
+                } else {
+                    ws::CloseCode::Protocol
+                };
                 ctx.close(Some(ws::CloseReason {
-                    code: ws::CloseCode::Protocol,
+                    code,
                     description: Some(e.to_string()),
                 }));
                 ctx.stop();

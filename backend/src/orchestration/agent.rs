@@ -302,7 +302,9 @@ impl Handler<Feed> for AgentActor {
         let Some(parsed) = parsed else {
             return Box::pin(fut::ready(Ok(())));
         };
-        if let Some(outcome) = &parsed.outcome {
+        // The first `result` decides how the run ends: anything printed after it (even another
+        // `result`) is stored, but cannot turn a completed run into a failed one or back.
+        if let (Some(outcome), None) = (&parsed.outcome, &self.outcome) {
             self.outcome = Some(outcome.clone());
             // The agent said its last word: closing its input lets it exit.
             if let Some(control) = self.control.as_mut() {

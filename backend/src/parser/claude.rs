@@ -346,9 +346,13 @@ fn system(obj: &Map<String, Value>, raw: &str) -> ParsedMessage {
             }
         }
         _ => {
-            // Small lines: keep their fields (minus the envelope) as metadata.
+            // Small lines: keep their fields (minus the envelope) as metadata — but never over the
+            // ones set here: a line carrying its own `eventType` must not pass for another kind of
+            // message (`{"type":"system","eventType":"content_delta"}` is still a system line).
             for (k, v) in obj {
-                if !matches!(k.as_str(), "type" | "subtype" | "uuid" | "session_id") {
+                if !matches!(k.as_str(), "type" | "subtype" | "uuid" | "session_id")
+                    && meta.get(k.as_str()).is_none()
+                {
                     meta[k.as_str()] = v.clone();
                 }
             }
@@ -607,6 +611,29 @@ mod tests {
         assert_eq!(m.metadata["error_status"], 500);
         let line = r#"{"type":"system","subtype":"permission_denied","tool_name":"Bash","tool_use_id":"t","message":"touch needs permission"}"#;
         assert_eq!(parse_line(line).unwrap().content, "touch needs permission");
+    }
+
+    #[test]
+    fn metadata_reads_back_from_its_text_form_unchanged() {
+        // Regression, found by fuzz/ (parse_line): metadata is stored as text and read back with
+        // serde_json; without its `float_roundtrip` feature a long number parsed to a float one ulp off
+        // the one broadcast live, so the same message differed between WebSocket and history.
+        let line = r#"{"type":"system","":{"t":[{"n":444444444444444444444447,"":""}]}}"#;
+        let m = parse_line(line).unwrap();
+        let back: Value = serde_json::from_str(&m.metadata.to_string()).unwrap();
+        assert_eq!(back, m.metadata);
+    }
+
+    #[test]
+    fn a_system_line_cannot_overwrite_its_own_event_type() {
+        // Regression (tests/corpus/runner/completed--metadata-field-spoofing.out): the line's own
+        // `eventType` used to replace the one the parser set.
+        let line = r#"{"type":"system","subtype":"status","status":"x","eventType":"content_delta","isError":true}"#;
+        let m = parse_line(line).unwrap();
+        assert_eq!(m.message_type, MessageType::System);
+        assert_eq!(m.metadata["eventType"], "system");
+        assert_eq!(m.metadata["subtype"], "status");
+        assert_eq!(m.metadata["isError"], true, "other fields are still kept");
     }
 
     #[test]
