@@ -130,7 +130,8 @@ impl Application {
                 .service(
                     web::resource("/ws")
                         .wrap(from_fn(security::guard_ws))
-                        .route(web::get().to(gateway::ws_route)),
+                        .route(web::get().to(gateway::ws_route))
+                        .default_service(web::to(api::method_not_allowed)),
                 )
                 // Everything else: the web app for GETs outside /api and /ws, the JSON 404 otherwise.
                 .default_service(web::to(web_app::serve))

@@ -585,7 +585,12 @@ async fn a_subscribe_flood_is_answered_frame_by_frame_and_the_socket_survives() 
     while answered.len() < ids.len() {
         match next_reply(&mut ws).await {
             Ok(ServerEvent::Error(e)) => {
-                assert_eq!(e.code, "agent_not_found", "{e:?}");
+                // Beyond `websocket.max_subscriptions_per_connection` pending at once, the flood is
+                // refused instead of looked up: still one answer per frame.
+                assert!(
+                    e.code == "agent_not_found" || e.code == "too_many_subscriptions",
+                    "{e:?}"
+                );
                 assert!(
                     answered.insert(e.agent_id.expect("agentId")),
                     "answered twice"

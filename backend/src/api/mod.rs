@@ -88,7 +88,8 @@ pub async fn not_found(req: HttpRequest) -> ApiError {
     )
 }
 
-async fn method_not_allowed(req: HttpRequest) -> ApiError {
+/// Any other method on a known path (also `/ws`, which only upgrades GETs).
+pub async fn method_not_allowed(req: HttpRequest) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
