@@ -70,7 +70,10 @@ pub struct AppendMessage {
 /// sequence number each got, or why it was not stored.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct Stored(pub Vec<Result<i64, StoreError>>);
+pub struct Stored(pub Vec<Outcome>);
+
+/// What became of one message: its sequence number, or why it was not stored.
+pub type Outcome = Result<i64, StoreError>;
 
 /// Changes an agent's status; broadcasts `agent:status`, then `agent:error` and `agent:complete` when
 /// given.
@@ -220,7 +223,7 @@ impl Persistence {
                     act.registry.do_send(Broadcast(events));
                 }
                 // Each agent's outcomes in one message, in order.
-                let mut acks: Vec<(Recipient<Stored>, Vec<Result<i64, StoreError>>)> = Vec::new();
+                let mut acks: Vec<(Recipient<Stored>, Vec<Outcome>)> = Vec::new();
                 let mut slot: HashMap<Uuid, usize> = HashMap::new();
                 for (reply, result) in replies {
                     match reply {
