@@ -119,6 +119,31 @@ async fn silent_proxy(reply: &'static str) -> String {
 }
 
 #[tokio::test]
+async fn a_proxy_answering_500_fails_the_agent_with_its_status_and_body() {
+    let url = silent_proxy(
+        "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\ncontent-length: 18\r\n\r\nthe CLI is missing",
+    )
+    .await;
+    let app = TestApp::spawn_with(&[
+        ("AGENTSTREAM__CLAUDE__TRANSPORT", "proxy"),
+        ("AGENTSTREAM__CLAUDE__PROXY_URL", &url),
+    ])
+    .await;
+    let r = app
+        .post_agent(&serde_json::json!({"type": "claude-code", "prompt": "hi"}))
+        .await;
+    let agent: agentstream_wire::Agent = r.json().await.unwrap();
+    let ended = app.wait_finished(agent.id).await;
+    assert_eq!(ended.status, AgentStatus::Failed);
+    let error = ended.error.expect("an error");
+    assert_eq!(error.code, "proxy_http_error", "{error:?}");
+    assert!(
+        error.message.contains("500") && error.message.contains("the CLI is missing"),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_proxy_that_goes_silent_fails_the_agent_after_the_read_timeout() {
     for (reply, what) in [
         ("", "no headers"),
