@@ -141,6 +141,20 @@ impl TestApp {
         })
     }
 
+    /// Makes `self.client` send `Authorization: Bearer <token>` (for a server with an API token).
+    pub fn with_token(mut self, token: &str) -> TestApp {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().expect("header value"),
+        );
+        self.client = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .expect("http client");
+        self
+    }
+
     /// The folder of its database and log.
     pub fn dir(&self) -> &Path {
         &self.dir

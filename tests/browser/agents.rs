@@ -5,10 +5,11 @@
 use std::time::Duration;
 
 use agentstream_wire::{AgentStatus, Message};
+use fantoccini::Locator;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::harness::{browser_test, describe, Session, PAGE_TIMEOUT};
+use crate::harness::{browser_test, browser_test_with, describe, Session, PAGE_TIMEOUT};
 use crate::helpers::TestApp;
 
 /// The assistant text as stored: every `content_delta` message's content, in sequence order.
@@ -282,6 +283,40 @@ async fn another_clients_launch_and_purge_show_live_in_the_list() {
         assert_eq!(
             s.browser.js("return window.__sameDocument;").await,
             json!(42)
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_a_token_is_asked_for_it_once_and_then_works() {
+    const TOKEN: &str = "b7f3c2a9e1d04f6a8c5b2e9d7a1f3c6e";
+    let env = [("AGENTSTREAM__AUTH__TOKEN", TOKEN)];
+    browser_test_with("token", false, &env, async |s: &Session| {
+        let b = &s.browser;
+        s.open("/").await;
+        b.wait_for(Locator::Css("[data-testid=token-form]")).await;
+        // A wrong token is refused, and the form says so.
+        b.fill("input[data-testid=token-input]", "not-the-token-at-all")
+            .await;
+        b.click("button[data-testid=token-submit]").await;
+        b.wait_for(Locator::Css("[data-testid=token-error]")).await;
+        // The right one opens the app: launch, stream, the exact stored text.
+        b.fill("input[data-testid=token-input]", TOKEN).await;
+        b.click("button[data-testid=token-submit]").await;
+        let id = s.launch_synthetic("behind a token", 200, 2).await;
+        assert_eq!(s.app.wait_finished(id).await.status, AgentStatus::Completed);
+        assert_view_complete(s, id, "completed", PAGE_TIMEOUT).await;
+        // Kept: a reload goes straight to the agent, without asking again.
+        s.open(&format!("/agents/{id}")).await;
+        assert_view_complete(s, id, "completed", PAGE_TIMEOUT).await;
+        let asked = b
+            .js("return document.querySelector('[data-testid=token-form]') !== null")
+            .await;
+        assert_eq!(
+            asked,
+            serde_json::Value::Bool(false),
+            "asked for the token again"
         );
     })
     .await;

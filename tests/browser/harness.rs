@@ -161,16 +161,31 @@ impl Session {
 /// takes a screenshot into `target/browser-screenshots/<test>.png`, shows the browser's console on
 /// failure, and stops every browser process.
 pub async fn browser_test(test: &str, through_proxy: bool, body: impl AsyncFnOnce(&Session)) {
+    browser_test_with(test, through_proxy, &[], body).await
+}
+
+/// [`browser_test`] with more `AGENTSTREAM__…` settings for the server.
+pub async fn browser_test_with(
+    test: &str,
+    through_proxy: bool,
+    env: &[(&str, &str)],
+    body: impl AsyncFnOnce(&Session),
+) {
     if !prerequisites(test) {
         return;
     }
     let _turn = ONE_AT_A_TIME.lock().await;
     let dist = dist();
-    let app = TestApp::spawn_with(&[(
+    let mut settings = vec![(
         "AGENTSTREAM__SERVER__STATIC_DIR",
         dist.to_str().expect("utf-8 path"),
-    )])
-    .await;
+    )];
+    settings.extend_from_slice(env);
+    let mut app = TestApp::spawn_with(&settings).await;
+    // The test's own REST calls carry the server's token, when it has one.
+    if let Some((_, token)) = env.iter().find(|(k, _)| *k == "AGENTSTREAM__AUTH__TOKEN") {
+        app = app.with_token(token);
+    }
     let proxy = if through_proxy {
         Some(ChaosProxy::start(app.port).await)
     } else {
