@@ -657,3 +657,21 @@ async fn watch_sends_the_token() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn with_the_token_a_client_does_everything_it_could_without_one() {
+    let app = spawn_with_token(&[]).await.with_token(TOKEN);
+    let agent = app.launch(20, 0).await;
+    let done = app.wait_finished(agent.id).await;
+    assert_eq!(done.status, agentstream_wire::AgentStatus::Completed);
+    assert_eq!(app.messages(agent.id, Some(20)).await.len(), 3);
+    let listed: Vec<agentstream_wire::Agent> = app.get_json("/api/agents").await;
+    assert_eq!(listed.len(), 1);
+    let purge = app
+        .client
+        .delete(app.url(&format!("/api/agents/{}?purge=true", agent.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(purge.status(), 204);
+}
