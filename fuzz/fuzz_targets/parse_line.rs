@@ -7,7 +7,7 @@
 
 #![no_main]
 
-use agentstream::parser::{oversized_line, parse_bytes, parse_line, ParsedMessage};
+use agentstream::parser::{event_types, oversized_line, parse_bytes, parse_line, ParsedMessage};
 use agentstream_wire::MessageType;
 use libfuzzer_sys::fuzz_target;
 
@@ -47,20 +47,7 @@ fn check(m: &ParsedMessage) {
     let kind = m.metadata["eventType"]
         .as_str()
         .expect("metadata.eventType is a string");
-    let kinds: &[&str] = match m.message_type {
-        MessageType::Error => &["parse_error", "line_too_long"],
-        MessageType::System => &[
-            "system",
-            "unknown",
-            "message_delta",
-            "abandoned_blocks",
-            "signature_delta",
-        ],
-        MessageType::Assistant => &["content_delta", "thinking_delta", "assistant_message"],
-        MessageType::Tool => &["tool_use", "tool_input_delta", "tool_result"],
-        MessageType::User => &["user_message"],
-        MessageType::Result => &["result"],
-    };
+    let kinds = event_types(m.message_type);
     assert!(
         kinds.contains(&kind),
         "{:?} with eventType {kind}",

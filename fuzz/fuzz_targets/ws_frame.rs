@@ -37,6 +37,7 @@ fuzz_target!(|data: &[u8]| {
                 code: e.code.to_owned(),
                 message: e.message,
                 agent_id: e.agent_id,
+                recovered: None,
             });
             let json = serde_json::to_string(&frame).expect("an error event serializes");
             let back: ServerEvent = serde_json::from_str(&json).expect("an error event reads back");

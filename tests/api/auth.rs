@@ -667,11 +667,6 @@ async fn with_the_token_a_client_does_everything_it_could_without_one() {
     assert_eq!(app.messages(agent.id, Some(20)).await.len(), 3);
     let listed: Vec<agentstream_wire::Agent> = app.get_json("/api/agents").await;
     assert_eq!(listed.len(), 1);
-    let purge = app
-        .client
-        .delete(app.url(&format!("/api/agents/{}?purge=true", agent.id)))
-        .send()
-        .await
-        .unwrap();
+    let purge = app.delete_agent(agent.id, true).await;
     assert_eq!(purge.status(), 204);
 }

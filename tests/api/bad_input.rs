@@ -757,20 +757,7 @@ async fn check_runner_case(
         // What a message is (`metadata.eventType`) always agrees with its type: no line can pass
         // for another kind of message.
         let kind = m.metadata["eventType"].as_str().unwrap_or_default();
-        let kinds: &[&str] = match m.message_type {
-            MessageType::Error => &["parse_error", "line_too_long"],
-            MessageType::System => &[
-                "system",
-                "unknown",
-                "message_delta",
-                "abandoned_blocks",
-                "signature_delta",
-            ],
-            MessageType::Assistant => &["content_delta", "thinking_delta", "assistant_message"],
-            MessageType::Tool => &["tool_use", "tool_input_delta", "tool_result"],
-            MessageType::User => &["user_message"],
-            MessageType::Result => &["result"],
-        };
+        let kinds = agentstream::parser::event_types(m.message_type);
         assert!(kinds.contains(&kind), "{name}: {m:?}");
         if m.message_type == MessageType::Error {
             assert!(!m.content.is_empty(), "{name}: {m:?}");

@@ -198,12 +198,7 @@ async fn too_many_running_agents_is_429() {
         .await;
     assert_error(r, 429, "too_many_agents").await;
     // A slot frees up when one ends.
-    let d = app
-        .client
-        .delete(app.url(&format!("/api/agents/{}", a.id)))
-        .send()
-        .await
-        .unwrap();
+    let d = app.delete_agent(a.id, false).await;
     assert_eq!(d.status(), 204);
     let mut launched = false;
     for _ in 0..100 {
@@ -219,11 +214,7 @@ async fn too_many_running_agents_is_429() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(launched, "a launch succeeds once a slot is free");
-    let _ = app
-        .client
-        .delete(app.url(&format!("/api/agents/{}", b.id)))
-        .send()
-        .await;
+    let _ = app.delete_agent(b.id, false).await;
 }
 
 #[tokio::test]

@@ -141,6 +141,16 @@ impl TestApp {
         })
     }
 
+    /// `DELETE /api/agents/{id}` (with `?purge=true` when `purge`).
+    pub async fn delete_agent(&self, id: Uuid, purge: bool) -> reqwest::Response {
+        let query = if purge { "?purge=true" } else { "" };
+        self.client
+            .delete(self.url(&format!("/api/agents/{id}{query}")))
+            .send()
+            .await
+            .expect("DELETE")
+    }
+
     /// Makes `self.client` send `Authorization: Bearer <token>` (for a server with an API token).
     pub fn with_token(mut self, token: &str) -> TestApp {
         let mut headers = reqwest::header::HeaderMap::new();

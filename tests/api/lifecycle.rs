@@ -14,12 +14,7 @@ async fn delete_mid_stream_terminates_and_keeps_a_contiguous_history() {
     ws.subscribe(agent.id, Some(0)).await;
     app.wait_messages(agent.id, 30).await;
 
-    let r = app
-        .client
-        .delete(app.url(&format!("/api/agents/{}", agent.id)))
-        .send()
-        .await
-        .unwrap();
+    let r = app.delete_agent(agent.id, false).await;
     assert_eq!(r.status(), 204);
     // The DELETE returns once the runner is stopped and the status stored.
     assert_eq!(app.agent(agent.id).await.status, AgentStatus::Terminated);
@@ -50,12 +45,7 @@ async fn delete_mid_stream_terminates_and_keeps_a_contiguous_history() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.messages(agent.id, None).await.len(), stored.len());
     // DELETE again: still 204, status unchanged.
-    let r = app
-        .client
-        .delete(app.url(&format!("/api/agents/{}", agent.id)))
-        .send()
-        .await
-        .unwrap();
+    let r = app.delete_agent(agent.id, false).await;
     assert_eq!(r.status(), 204);
     assert_eq!(app.agent(agent.id).await.status, AgentStatus::Terminated);
 }
@@ -65,12 +55,7 @@ async fn delete_of_a_finished_agent_keeps_its_status() {
     let app = TestApp::spawn().await;
     let agent = app.launch(3, 0).await;
     app.wait_finished(agent.id).await;
-    let r = app
-        .client
-        .delete(app.url(&format!("/api/agents/{}", agent.id)))
-        .send()
-        .await
-        .unwrap();
+    let r = app.delete_agent(agent.id, false).await;
     assert_eq!(r.status(), 204);
     assert_eq!(app.agent(agent.id).await.status, AgentStatus::Completed);
     assert_eq!(app.messages(agent.id, None).await.len(), 6);
@@ -83,12 +68,7 @@ async fn purge_mid_stream_removes_everything_and_the_server_stays_healthy() {
     let agent = app.launch(5000, 1).await;
     let mut watcher = app.ws().await;
     app.wait_messages(agent.id, 20).await;
-    let r = app
-        .client
-        .delete(app.url(&format!("/api/agents/{}?purge=true", agent.id)))
-        .send()
-        .await
-        .unwrap();
+    let r = app.delete_agent(agent.id, true).await;
     assert_eq!(r.status(), 204);
     assert_error(
         app.client

@@ -147,11 +147,7 @@ async fn unsubscribe_stops_the_room_events() {
             "message after unsubscribe"
         );
     }
-    let _ = app
-        .client
-        .delete(app.url(&format!("/api/agents/{}", agent.id)))
-        .send()
-        .await;
+    let _ = app.delete_agent(agent.id, false).await;
 }
 
 #[tokio::test]
@@ -214,12 +210,7 @@ async fn the_subscribe_reply_says_whether_the_position_was_recovered() {
     assert_eq!(ws.expect_subscribed().await.recovered, None);
 
     // Purged: an explicit error that says the position is lost.
-    let purge = app
-        .client
-        .delete(app.url(&format!("/api/agents/{}?purge=true", agent.id)))
-        .send()
-        .await
-        .unwrap();
+    let purge = app.delete_agent(agent.id, true).await;
     assert_eq!(purge.status(), 204);
     ws.subscribe(agent.id, Some(3)).await;
     loop {

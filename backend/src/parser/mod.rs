@@ -28,6 +28,26 @@ pub struct ParsedMessage {
     pub session: Option<SessionInfo>,
 }
 
+/// The `metadata.eventType`s the parser gives messages of each type: what a message is always agrees
+/// with its type, so no line can pass for another kind of message (the corpus tests and the fuzz target
+/// hold every parsed message to it).
+pub fn event_types(message_type: MessageType) -> &'static [&'static str] {
+    match message_type {
+        MessageType::Error => &["parse_error", "line_too_long"],
+        MessageType::System => &[
+            "system",
+            "unknown",
+            "message_delta",
+            "abandoned_blocks",
+            "signature_delta",
+        ],
+        MessageType::Assistant => &["content_delta", "thinking_delta", "assistant_message"],
+        MessageType::Tool => &["tool_use", "tool_input_delta", "tool_result"],
+        MessageType::User => &["user_message"],
+        MessageType::Result => &["result"],
+    }
+}
+
 /// How many bytes of a cut line are kept in its message's `raw`.
 const OVERSIZED_RAW_BYTES: usize = 4096;
 
