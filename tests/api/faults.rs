@@ -1,4 +1,5 @@
-//! Faults of what the server depends on: a full database, a database locked by someone else. The agent
+//! Faults of what the server depends on: a full database, a database gone read-only, a database locked by
+//! someone else, a Claude proxy that answers 500 or goes silent. The agent
 //! that cannot write fails with a clear error; the server stays up; nothing stored is damaged.
 
 use std::time::Duration;
@@ -181,4 +182,73 @@ async fn a_proxy_that_goes_silent_fails_the_agent_after_the_read_timeout() {
         let health = app.client.get(app.url("/api/health")).send().await.unwrap();
         assert_eq!(health.status(), 200);
     }
+}
+
+/// Sets or clears the immutable flag (`chattr ±i`): every write to the file fails from then on, even
+/// through descriptors opened before — a database gone read-only under a running server.
+fn immutable(path: &std::path::Path, on: bool) -> bool {
+    let flag = if on { "+i" } else { "-i" };
+    std::process::Command::new("chattr")
+        .arg(flag)
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Files made immutable, made writable again when dropped (even by a failing test: an immutable file
+/// could not be deleted).
+struct ReadOnly(Vec<std::path::PathBuf>);
+
+impl ReadOnly {
+    fn new(files: &[std::path::PathBuf]) -> ReadOnly {
+        let guard = ReadOnly(files.to_vec());
+        for f in files {
+            assert!(immutable(f, true), "chattr +i {} (e2fsprogs)", f.display());
+        }
+        guard
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            immutable(f, false);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_database_gone_read_only_fails_the_writing_agent_and_keeps_the_server_up() {
+    // On the target folder's file system (ext4 here), which supports the immutable flag.
+    let dir = tempfile::TempDir::new_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let app = TestApp::spawn_in(dir.path(), &[]).await;
+    let done = app.launch(30, 0).await;
+    app.wait_finished(done.id).await;
+    let before = app.messages(done.id, None).await;
+
+    let agent = app.launch(1_000_000, 1).await;
+    let mut ws = app.ws().await;
+    ws.subscribe(agent.id, Some(0)).await;
+    app.wait_messages(agent.id, 20).await;
+    let read_only = ReadOnly::new(&[dir.path().join("agent.db"), dir.path().join("agent.db-wal")]);
+    // The agent's subscribers hear why it stops, although nothing can be stored.
+    let error = loop {
+        match ws.next_event().await {
+            ServerEvent::AgentError(e) if e.agent_id == agent.id => break e.error,
+            _ => {}
+        }
+    };
+    drop(read_only);
+    assert_eq!(error.code, "storage_error", "{error:?}");
+    // Writable again: the final status goes in (it is retried), the server never went down.
+    let ended = app.wait_finished(agent.id).await;
+    assert_eq!(ended.status, AgentStatus::Failed, "{ended:?}");
+    assert_eq!(ended.error.expect("error").code, "storage_error");
+    assert_contiguous(&app.messages(agent.id, None).await, 1);
+    assert_eq!(app.messages(done.id, None).await, before);
+    let next = app.launch(50, 0).await;
+    assert_eq!(
+        app.wait_finished(next.id).await.status,
+        AgentStatus::Completed
+    );
 }
