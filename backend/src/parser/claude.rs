@@ -32,6 +32,11 @@ use super::{ParsedMessage, RunOutcome, SessionInfo};
 
 /// Parses one line (without its newline). `None`: the line is deliberately not stored.
 pub fn parse_line(line: &str) -> Option<ParsedMessage> {
+    text_token(line).or_else(|| parse_general(line))
+}
+
+/// Any line, through a `Value` tree.
+fn parse_general(line: &str) -> Option<ParsedMessage> {
     let value: Value = match serde_json::from_str(line) {
         Ok(v) => v,
         Err(e) => {
@@ -54,6 +59,66 @@ pub fn parse_line(line: &str) -> Option<ParsedMessage> {
         Some("result") => Some(result(obj, line)),
         _ => Some(unknown(line)),
     }
+}
+
+/// A text token's line, the shape of nearly every line of a run, read into borrowed fields instead of a
+/// `Value` tree. `None` for anything else — or anything unusual about it (escaped keys, a duplicate
+/// field, an `index` that is not a plain integer…): the general path handles those, and a test holds
+/// both paths equal on every line they both take.
+fn text_token(line: &str) -> Option<ParsedMessage> {
+    use std::borrow::Cow;
+
+    #[derive(serde::Deserialize)]
+    struct Line<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: &'a str,
+        #[serde(borrow)]
+        event: Event<'a>,
+        #[serde(default, borrow)]
+        api_message_id: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        parent_tool_use_id: Option<Cow<'a, str>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Event<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: &'a str,
+        #[serde(default)]
+        index: Option<u64>,
+        #[serde(borrow)]
+        delta: Delta<'a>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Delta<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: &'a str,
+        #[serde(borrow)]
+        text: Cow<'a, str>,
+    }
+
+    let parsed: Line<'_> = serde_json::from_str(line).ok()?;
+    if (parsed.kind, parsed.event.kind, parsed.event.delta.kind)
+        != ("stream_event", "content_block_delta", "text_delta")
+    {
+        return None;
+    }
+    let mut meta = Map::new();
+    meta.insert("eventType".into(), Value::from("content_delta"));
+    if let Some(index) = parsed.event.index {
+        meta.insert("blockIndex".into(), Value::from(index));
+    }
+    if let Some(id) = parsed.api_message_id {
+        meta.insert("messageId".into(), Value::from(id.into_owned()));
+    }
+    if let Some(id) = parsed.parent_tool_use_id {
+        meta.insert("parentToolUseId".into(), Value::from(id.into_owned()));
+    }
+    Some(message(
+        MessageType::Assistant,
+        parsed.event.delta.text.into_owned(),
+        line,
+        Value::Object(meta),
+    ))
 }
 
 /// Parses one line of raw bytes: a line that is not UTF-8 becomes an `error` message (its raw text
@@ -432,6 +497,46 @@ fn result(obj: &Map<String, Value>, raw: &str) -> ParsedMessage {
 
 #[cfg(test)]
 mod tests {
+    /// Every line both paths take gives the same message, for the fixtures' real lines and for lines
+    /// built to trip the fast path; and the fast path does take the usual token line.
+    #[test]
+    fn the_token_fast_path_agrees_with_the_general_path() {
+        let mut lines: Vec<String> = Vec::new();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/claude");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            lines.extend(text.lines().map(str::to_owned));
+        }
+        let token = |rest: &str| {
+            format!(
+                r#"{{"type":"stream_event","event":{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"hi"}}}}{rest}}}"#
+            )
+        };
+        lines.extend([
+            token(r#","session_id":"s","parent_tool_use_id":null,"uuid":"u","api_message_id":"msg_1""#),
+            token(r#","parent_tool_use_id":"toolu_1","api_message_id":null"#),
+            token(r#","api_message_id":7"#),
+            token(r#","api_message_id":"a","api_message_id":"b""#),
+            token(r#","type":"assistant""#),
+            r#"{"type":"stream_event","event":{"type":"content_block_delta","index":-1,"delta":{"type":"text_delta","text":"x"}}}"#.into(),
+            r#"{"type":"stream_event","event":{"type":"content_block_delta","index":1.5,"delta":{"type":"text_delta","text":"x"}}}"#.into(),
+            r#"{"type":"stream_event","event":{"type":"content_block_delta","index":null,"delta":{"type":"text_delta","text":"a \"q\" \u00e9 \ud83e\udd80"}}}"#.into(),
+            r#"{"type":"stream_event","event":{"type":"content_block_delta","delta":{"type":"text_delta","text":7}}}"#.into(),
+            r#"{"type":"stream\u005fevent","event":{"type":"content_block_delta","delta":{"type":"text_delta","text":"x"}}}"#.into(),
+            r#"{"type":"stream_event","event":{"type":"content_block_delta","delta":{"type":"thinking_delta","thinking":"x"}}}"#.into(),
+            r#"{"type":"stream_event","event":{"type":"content_block_delta","delta":{"type":"text_delta","text":"x"}}} trailing"#.into(),
+        ]);
+        let mut taken = 0;
+        for line in &lines {
+            if let Some(fast) = super::text_token(line) {
+                taken += 1;
+                assert_eq!(Some(fast), super::parse_general(line), "{line}");
+            }
+        }
+        assert!(taken >= 4, "the fast path took only {taken} lines");
+        assert!(super::text_token(&token(r#","api_message_id":"msg_1""#)).is_some());
+    }
+
     use super::*;
 
     const DELTA: &str = r#"{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello!"}},"session_id":"s","parent_tool_use_id":null,"uuid":"u","api_message_id":"msg_1"}"#;

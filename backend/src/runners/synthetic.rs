@@ -174,12 +174,8 @@ pub fn stream(spec: SyntheticSpec) -> impl Stream<Item = RunnerEvent> {
                 if s.text.len() + text.len() <= MAX_RESULT_BYTES {
                     s.text.push_str(&text);
                 }
-                let mut line = s.event(json!({"type": "content_block_delta", "index": 0,
-                               "delta": {"type": "text_delta", "text": text}}));
-                if s.spec.stamp {
-                    line["emittedNs"] = json!(monotonic_ns());
-                }
-                line
+                let stamp = s.spec.stamp.then(monotonic_ns);
+                return Some((RunnerEvent::Line(s.delta_line(&text, stamp)), s));
             }
             Step::BlockStop => {
                 s.step = Step::MessageDelta;
@@ -236,6 +232,28 @@ impl State {
                "api_message_id": self.message_id})
     }
 
+    /// A token's line: exactly what `event` gives for a `text_delta` (plus `emittedNs` last, when
+    /// stamped), written directly — it is nearly every line of a run, and building a `Value` tree for
+    /// each cost more than everything else the runner does (a test holds the two equal).
+    fn delta_line(&self, text: &str, stamp: Option<u64>) -> String {
+        use std::fmt::Write;
+        // A `&str` always serializes; the fallback is never used.
+        let text = serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned());
+        let mut line = String::with_capacity(300 + text.len());
+        let _ = write!(
+            line,
+            r#"{{"type":"stream_event","event":{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":{text}}}}},"session_id":"{}","parent_tool_use_id":null,"uuid":"{}","api_message_id":"{}""#,
+            self.session_id,
+            uuid::Uuid::new_v4(),
+            self.message_id
+        );
+        if let Some(ns) = stamp {
+            let _ = write!(line, r#","emittedNs":{ns}"#);
+        }
+        line.push('}');
+        line
+    }
+
     fn usage(&self, output_tokens: u64) -> Value {
         json!({"input_tokens": (self.spec.prompt_bytes / 4).max(1), "output_tokens": output_tokens})
     }
@@ -254,6 +272,39 @@ mod tests {
             interval_ms: 0,
             prompt_bytes: 10,
             stamp: false,
+        }
+    }
+
+    #[test]
+    fn a_token_line_is_the_stream_event_the_generic_path_builds() {
+        let state = State {
+            spec: spec(3),
+            step: Step::Init,
+            session_id: uuid::Uuid::new_v4().to_string(),
+            message_id: format!("msg_synthetic_{}", uuid::Uuid::new_v4().simple()),
+            started: Instant::now(),
+            text: String::new(),
+        };
+        for (text, stamp) in [
+            (" word", None),
+            (
+                "quote \" back \\ nl \n tab \t nul \u{0} crab 🦀",
+                Some(123_456_789u64),
+            ),
+        ] {
+            let fast: Value = serde_json::from_str(&state.delta_line(text, stamp)).unwrap();
+            let mut slow = state.event(json!({"type": "content_block_delta", "index": 0,
+                               "delta": {"type": "text_delta", "text": text}}));
+            if let Some(ns) = stamp {
+                slow["emittedNs"] = json!(ns);
+            }
+            // Everything but the per-line random uuid, in the same order.
+            let uuid = fast["uuid"].clone();
+            assert!(uuid
+                .as_str()
+                .is_some_and(|u| uuid::Uuid::parse_str(u).is_ok()));
+            slow["uuid"] = uuid;
+            assert_eq!(fast.to_string(), slow.to_string());
         }
     }
 
