@@ -453,6 +453,17 @@ struct Staged {
     forget: Vec<Uuid>,
 }
 
+impl Staged {
+    /// The write committed: its numbers are kept, those of agents that ended are dropped.
+    fn apply(mut self, last: &mut LastSequences) {
+        for id in self.forget {
+            last.remove(&id);
+            self.set.remove(&id);
+        }
+        last.extend(self.set);
+    }
+}
+
 /// Runs `ops` in one transaction; returns what each produced and the events to broadcast once committed.
 async fn write_all(
     db: &DatabaseConnection,
@@ -466,7 +477,7 @@ async fn write_all(
         && ops.iter().all(|op| matches!(op, Op::Append(..)))
     {
         let out = append_many(db, ops, last, &mut staged).await?;
-        last.extend(staged.set);
+        staged.apply(last);
         return Ok(out);
     }
     let txn = db.begin().await?;
@@ -488,11 +499,7 @@ async fn write_all(
         }
     }
     txn.commit().await?;
-    for id in staged.forget {
-        last.remove(&id);
-        staged.set.remove(&id);
-    }
-    last.extend(staged.set);
+    staged.apply(last);
     Ok(out)
 }
 

@@ -431,7 +431,7 @@ async fn a_missing_cli_fails_the_agent_and_names_the_setting() {
 
 #[tokio::test]
 async fn an_unreachable_proxy_fails_the_agent() {
-    let app = server_via_proxy("http://127.0.0.1:9").await;
+    let app = TestApp::spawn_via_proxy("http://127.0.0.1:9", &[]).await;
     let agent = app.run_claude_to_end("go").await;
     assert_eq!(agent.status, AgentStatus::Failed);
     assert_eq!(agent.error.unwrap().code, "proxy_unreachable");
@@ -454,15 +454,6 @@ async fn bad_claude_configurations_are_refused() {
             .await;
         crate::helpers::assert_error(r, 400, "invalid_configuration").await;
     }
-}
-
-/// A server whose `claude-code` agents go through the proxy at `url`.
-async fn server_via_proxy(url: &str) -> TestApp {
-    TestApp::spawn_with(&[
-        ("AGENTSTREAM__CLAUDE__TRANSPORT", "proxy"),
-        ("AGENTSTREAM__CLAUDE__PROXY_URL", url),
-    ])
-    .await
 }
 
 #[tokio::test]
@@ -624,7 +615,7 @@ async fn a_proxy_answering_non_2xx_fails_the_agent_with_its_status() {
     // Any HTTP server without the proxy's routes will do: the fake model API answers 404.
     let not_a_proxy = FakeAnthropic::start();
     let url = not_a_proxy.url();
-    let app = server_via_proxy(&url).await;
+    let app = TestApp::spawn_via_proxy(&url, &[]).await;
     let agent = app.run_claude_to_end("go").await;
     assert_eq!(agent.status, AgentStatus::Failed);
     let error = agent.error.unwrap();
@@ -644,7 +635,7 @@ done"#,
     );
     let mut proxy =
         TestApp::spawn_proxy(dir.path(), &[("AGENTSTREAM__CLAUDE__CLI_PATH", &script)]).await;
-    let app = server_via_proxy(&proxy.address).await;
+    let app = TestApp::spawn_via_proxy(&proxy.address, &[]).await;
     let agent: Agent = app
         .post_agent(&json!({"type": "claude-code", "prompt": "hi"}))
         .await

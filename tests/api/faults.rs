@@ -125,16 +125,8 @@ async fn a_proxy_answering_500_fails_the_agent_with_its_status_and_body() {
         "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\ncontent-length: 18\r\n\r\nthe CLI is missing",
     )
     .await;
-    let app = TestApp::spawn_with(&[
-        ("AGENTSTREAM__CLAUDE__TRANSPORT", "proxy"),
-        ("AGENTSTREAM__CLAUDE__PROXY_URL", &url),
-    ])
-    .await;
-    let r = app
-        .post_agent(&serde_json::json!({"type": "claude-code", "prompt": "hi"}))
-        .await;
-    let agent: agentstream_wire::Agent = r.json().await.unwrap();
-    let ended = app.wait_finished(agent.id).await;
+    let app = TestApp::spawn_via_proxy(&url, &[]).await;
+    let ended = app.run_claude_to_end("hi").await;
     assert_eq!(ended.status, AgentStatus::Failed);
     let error = ended.error.expect("an error");
     assert_eq!(error.code, "proxy_http_error", "{error:?}");
@@ -158,23 +150,15 @@ async fn a_proxy_that_goes_silent_fails_the_agent_after_the_read_timeout() {
         ),
     ] {
         let url = silent_proxy(reply).await;
-        let app = TestApp::spawn_with(&[
-            ("AGENTSTREAM__CLAUDE__TRANSPORT", "proxy"),
-            ("AGENTSTREAM__CLAUDE__PROXY_URL", &url),
-            ("AGENTSTREAM__CLAUDE__PROXY_READ_TIMEOUT_MS", "500"),
-        ])
-        .await;
-        let r = app
-            .post_agent(&serde_json::json!({"type": "claude-code", "prompt": "hi"}))
-            .await;
-        assert_eq!(r.status(), 201, "{what}");
-        let agent: agentstream_wire::Agent = r.json().await.unwrap();
-        let ended = app.wait_finished(agent.id).await;
+        let app =
+            TestApp::spawn_via_proxy(&url, &[("AGENTSTREAM__CLAUDE__PROXY_READ_TIMEOUT_MS", "500")])
+                .await;
+        let ended = app.run_claude_to_end("hi").await;
         assert_eq!(ended.status, AgentStatus::Failed, "{what}: {ended:?}");
         let error = ended.error.expect("an error");
         assert_eq!(error.code, "proxy_timeout", "{what}: {error:?}");
         assert!(error.message.contains("claude.proxy_read_timeout_ms"), "{error:?}");
-        let kept = app.messages(agent.id, None).await;
+        let kept = app.messages(ended.id, None).await;
         assert_contiguous(&kept, 1);
         if what.starts_with("one event") {
             assert_eq!(kept.len(), 1, "the event before the silence is kept");

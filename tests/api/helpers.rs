@@ -46,6 +46,16 @@ impl TestApp {
         app
     }
 
+    /// A server whose `claude-code` agents stream through the Claude proxy at `url`, with more settings.
+    pub async fn spawn_via_proxy(url: &str, env: &[(&str, &str)]) -> TestApp {
+        let mut all = vec![
+            ("AGENTSTREAM__CLAUDE__TRANSPORT", "proxy"),
+            ("AGENTSTREAM__CLAUDE__PROXY_URL", url),
+        ];
+        all.extend_from_slice(env);
+        Self::spawn_with(&all).await
+    }
+
     /// A server on the database in `dir` (kept across restarts by the caller).
     pub async fn spawn_in(dir: &Path, env: &[(&str, &str)]) -> TestApp {
         Self::spawn_command(dir, "serve", env).await
@@ -447,6 +457,32 @@ impl WsClient {
                 | ServerEvent::AgentStatus(_)
                 | ServerEvent::AgentDeleted(_) => {}
                 other => panic!("expected subscribed, got {other:?}"),
+            }
+        }
+    }
+
+    /// Reads every event until the server closes the socket; returns them and the close frame. Panics if
+    /// nothing comes for [`TIMEOUT`] or the socket ends without a close frame.
+    pub async fn read_until_close(
+        &mut self,
+    ) -> (
+        Vec<ServerEvent>,
+        tokio_tungstenite::tungstenite::protocol::CloseFrame<'static>,
+    ) {
+        let mut events = Vec::new();
+        loop {
+            let frame = tokio::time::timeout(TIMEOUT, self.stream.next())
+                .await
+                .expect("neither an event nor a close in time")
+                .expect("the socket ended without a close frame")
+                .expect("ws read");
+            match frame {
+                WsMessage::Text(text) => events.push(
+                    serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("bad server frame ({e}): {text}")),
+                ),
+                WsMessage::Close(frame) => return (events, frame.expect("a close code")),
+                _ => {}
             }
         }
     }

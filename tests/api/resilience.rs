@@ -54,23 +54,8 @@ async fn a_client_that_stops_reading_is_cut_without_holding_anyone_up_and_then_r
     );
 
     // The stalled client now reads: a prefix of the history, in order, then the slow-consumer close.
-    let mut seen: Vec<Message> = Vec::new();
-    let close = loop {
-        let frame = tokio::time::timeout(TIMEOUT, stalled.stream.next())
-            .await
-            .expect("the stalled client was neither fed nor closed")
-            .expect("the socket ended without a close frame")
-            .expect("ws read");
-        match frame {
-            WsMessage::Text(text) => {
-                if let Ok(ServerEvent::AgentMessage(m)) = serde_json::from_str(&text) {
-                    seen.push(m.message);
-                }
-            }
-            WsMessage::Close(frame) => break frame.expect("a close code"),
-            _ => {}
-        }
-    };
+    let (events, close) = stalled.read_until_close().await;
+    let mut seen: Vec<Message> = messages_of(events);
     assert_eq!(close.code, CloseCode::Library(4008), "{close:?}");
     assert!(close.reason.starts_with("slow_consumer"), "{close:?}");
     assert!(
@@ -99,6 +84,17 @@ async fn a_client_that_stops_reading_is_cut_without_holding_anyone_up_and_then_r
         }
     }
     assert_eq!(seen, stored);
+}
+
+/// The messages among `events`, in order.
+fn messages_of(events: Vec<ServerEvent>) -> Vec<Message> {
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            ServerEvent::AgentMessage(m) => Some(m.message),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A small deterministic generator (xorshift): a failing trial can be replayed with its seed.
@@ -279,26 +275,12 @@ async fn sigterm_interrupts_the_agents_stores_everything_and_says_going_away() {
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
 
     // The client sees every stored message, the agent interrupted, then a "going away" close.
-    let mut seen = Vec::new();
-    let mut interrupted = false;
-    let close = loop {
-        let frame = tokio::time::timeout(TIMEOUT, ws.stream.next())
-            .await
-            .expect("no close after SIGTERM")
-            .expect("the socket ended without a close frame")
-            .expect("ws read");
-        match frame {
-            WsMessage::Text(text) => match serde_json::from_str(&text) {
-                Ok(ServerEvent::AgentMessage(m)) => seen.push(m.message),
-                Ok(ServerEvent::AgentStatus(s)) if s.agent_id == agent.id => {
-                    interrupted = s.status == AgentStatus::Interrupted
-                }
-                _ => {}
-            },
-            WsMessage::Close(frame) => break frame.expect("a close code"),
-            _ => {}
-        }
-    };
+    let (events, close) = ws.read_until_close().await;
+    let interrupted = events.iter().any(|e| {
+        matches!(e, ServerEvent::AgentStatus(s)
+            if s.agent_id == agent.id && s.status == AgentStatus::Interrupted)
+    });
+    let seen = messages_of(events);
     assert_eq!(close.code, CloseCode::Away, "{close:?}");
     assert!(interrupted, "no agent:status interrupted before the close");
     let status = tokio::time::timeout(TIMEOUT, app.wait_exit())
