@@ -99,6 +99,8 @@ pub struct DatabaseSettings {
     pub max_size_bytes: u64,
     /// How often the WAL is checkpointed in the background (0: by SQLite, inside the writer's commits).
     pub checkpoint_interval_ms: u64,
+    /// The page cache of the writer's own connection (SQLite; 0: SQLite's default of 2 MB).
+    pub writer_cache_bytes: u64,
 }
 
 /// SQLite's `synchronous` pragma, as a durability choice.

@@ -33,14 +33,42 @@ pub enum DbOpenError {
 /// SQLite's default page size, which this server keeps.
 const PAGE_SIZE: u64 = 4096;
 
-/// Opens the database (creating a SQLite file and its folder when missing) and runs every migration.
+/// Opens the database (creating a SQLite file and its folder when missing) and runs every migration:
+/// the pool that every reader (REST, replays, the checkpointer) shares.
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbOpenError> {
+    let db = open(settings, settings.max_connections.max(1), None).await?;
+    Migrator::up(&db, None)
+        .await
+        .map_err(DbOpenError::Migrate)?;
+    Ok(db)
+}
+
+/// The writer's own connection (a pool of exactly one), for the persistence actor, the only writer. One
+/// connection keeps its page cache (`database.writer_cache_bytes`) warm across batches: with writes
+/// spread over the pool, each connection found its cache stale (another one had written) and read the
+/// index pages again. It is never tested before use (a round trip per batch); a failed write reports
+/// its own error. Open it after [`connect`] (which creates the schema).
+pub async fn connect_writer(
+    settings: &DatabaseSettings,
+) -> Result<DatabaseConnection, DbOpenError> {
+    open(settings, 1, Some(settings.writer_cache_bytes)).await
+}
+
+/// A pool of `connections` to the database of `settings`; `cache_bytes`: the page cache of each.
+async fn open(
+    settings: &DatabaseSettings,
+    connections: u32,
+    cache_bytes: Option<u64>,
+) -> Result<DatabaseConnection, DbOpenError> {
     let url = settings.url.clone();
     let mut options = ConnectOptions::new(url.clone());
     options
-        .max_connections(settings.max_connections.max(1))
+        .max_connections(connections)
         .min_connections(1)
         .sqlx_logging(false);
+    if cache_bytes.is_some() {
+        options.test_before_acquire(false);
+    }
     if let Some(path) = sqlite_path(&url) {
         if let Some(parent) = Path::new(path)
             .parent()
@@ -59,7 +87,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
         let max_pages = settings.max_size_bytes.div_ceil(PAGE_SIZE);
         let background_checkpoints = settings.checkpoint_interval_ms > 0;
         options.map_sqlx_sqlite_opts(move |o| {
-            let o = o
+            let mut o = o
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(synchronous)
@@ -67,26 +95,23 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
                 .busy_timeout(busy);
             // A full database fails writes with SQLITE_FULL, like a full disk: the agent that wrote
             // fails with `storage_error`, everything stored stays readable.
-            let o = if max_pages > 0 {
-                o.pragma("max_page_count", max_pages.to_string())
-            } else {
-                o
-            };
+            if max_pages > 0 {
+                o = o.pragma("max_page_count", max_pages.to_string());
+            }
             // Checkpoints run off the writer's path (`spawn_checkpointer`) when an interval is set.
             if background_checkpoints {
-                o.pragma("wal_autocheckpoint", "0")
-            } else {
-                o
+                o = o.pragma("wal_autocheckpoint", "0");
             }
+            // A negative cache_size is in KiB.
+            if let Some(bytes) = cache_bytes.filter(|b| *b > 0) {
+                o = o.pragma("cache_size", format!("-{}", (bytes / 1024).max(1)));
+            }
+            o
         });
     }
-    let db = Database::connect(options)
+    Database::connect(options)
         .await
-        .map_err(|source| DbOpenError::Connect { url, source })?;
-    Migrator::up(&db, None)
-        .await
-        .map_err(DbOpenError::Migrate)?;
-    Ok(db)
+        .map_err(|source| DbOpenError::Connect { url, source })
 }
 
 /// Copies the WAL back into the database file every `interval`, from a pool connection, instead of

@@ -15,6 +15,7 @@ pub mod configuration;
 pub mod db;
 pub mod error;
 pub mod gateway;
+pub mod json_text;
 pub mod limits;
 pub mod messages;
 pub mod orchestration;

@@ -135,6 +135,8 @@ pub struct NewMessage<'a> {
     pub agent_id: Uuid,
     pub sequence_number: i64,
     pub parsed: &'a ParsedMessage,
+    /// `parsed.metadata` as JSON text (written once, for the row and for the event).
+    pub metadata: String,
     pub created_at: &'a str,
 }
 
@@ -175,7 +177,7 @@ pub fn insert_numbered_statement(backend: DbBackend, rows: &[NewMessage<'_>]) ->
         values.push(row.parsed.role.clone().into());
         values.push(row.parsed.content.clone().into());
         values.push(row.parsed.raw.clone().into());
-        values.push(row.parsed.metadata.to_string().into());
+        values.push(row.metadata.clone().into());
         values.push(row.created_at.to_owned().into());
     }
     Statement::from_sql_and_values(backend, sql, values)
@@ -231,6 +233,7 @@ mod tests {
             synchronous: SyncMode::Normal,
             max_size_bytes: 0,
             checkpoint_interval_ms: 0,
+            writer_cache_bytes: 0,
         };
         let db = crate::db::connect(&settings).await.unwrap();
         let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
@@ -249,6 +252,7 @@ mod tests {
             agent_id,
             sequence_number,
             parsed: &text,
+            metadata: text.metadata.to_string(),
             created_at: "t",
         };
         let rows = [row(a, 1), row(a, 2), row(b, 1), row(a, 3), row(b, 2)];

@@ -46,6 +46,8 @@ pub struct Application {
     server: Server,
     orchestrator: Addr<Orchestrator>,
     registry: Addr<RoomRegistry>,
+    /// The thread of the persistence actor and the registry.
+    storage: actix::Arbiter,
 }
 
 impl Application {
@@ -58,17 +60,30 @@ impl Application {
             tracing::info!("the API and the WebSocket need the API token");
         }
         let db = db::connect(&settings.database).await?;
+        let writer = db::connect_writer(&settings.database).await?;
         db::spawn_checkpointer(
             db.clone(),
             std::time::Duration::from_millis(settings.database.checkpoint_interval_ms),
         );
-        let registry = RoomRegistry::new(settings.websocket.max_queued_bytes).start();
+        // The persistence actor and the room registry get a thread of their own: a finished write is
+        // taken up at once (not behind every agent's work on the main thread), so the database thread
+        // is handed the next batch without delay, and a batch's broadcast stays on the same thread.
+        let storage = actix::Arbiter::new();
+        let max_queued_bytes = settings.websocket.max_queued_bytes;
+        let registry = RoomRegistry::start_in_arbiter(&storage.handle(), move |_| {
+            RoomRegistry::new(max_queued_bytes)
+        });
         let mailbox = settings
             .agents
             .max_running
             .saturating_mul(crate::orchestration::agent::IN_FLIGHT_WINDOW)
             .saturating_add(1024);
-        let persistence = Persistence::new(db.clone(), registry.clone(), mailbox).start();
+        let persistence = {
+            let registry = registry.clone();
+            Persistence::start_in_arbiter(&storage.handle(), move |_| {
+                Persistence::new(writer, registry, mailbox)
+            })
+        };
         let interrupted = persistence
             .send(InterruptUnfinished)
             .await
@@ -158,6 +173,7 @@ impl Application {
             server,
             orchestrator,
             registry,
+            storage,
         })
     }
 
@@ -197,10 +213,12 @@ impl Application {
                 handle.stop(false).await;
             }
         }
-        match server.await {
+        let result = match server.await {
             Ok(result) => result,
             Err(e) => Err(std::io::Error::other(e)),
-        }
+        };
+        self.storage.stop();
+        result
     }
 }
 

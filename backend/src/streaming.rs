@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use agentstream_wire::{
     Agent, AgentComplete, AgentCreated, AgentError, AgentStatus, AgentStatusChanged,
-    CompletionResult, ErrorInfo, MessageType, ServerEvent,
+    CompletionResult, ErrorInfo, ServerEvent,
 };
 use entity::agent;
 use sea_orm::sea_query::Expr;
@@ -26,13 +26,12 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
     EntityTrait, IntoActiveModel, QueryFilter, SqlErr, TransactionTrait,
 };
-use serde::Serialize;
-use serde_json::Value;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::clock;
 use crate::gateway::registry::{Broadcast, Event, RoomRegistry, Scope};
+use crate::json_text;
 use crate::messages;
 use crate::parser::{ParsedMessage, SessionInfo};
 
@@ -55,18 +54,18 @@ pub enum StoreError {
 #[rtype(result = "Result<Agent, StoreError>")]
 pub struct InsertAgent(pub agent::Model);
 
-/// Stores a message of an agent; broadcasts `agent:message` with the stored row. The outcome goes to
-/// `ack`, batched in a [`Stored`]: an agent with many messages in flight gets one message per write batch
-/// instead of a future per message (an actor polls every future it holds at each wake-up).
+/// Stores messages of an agent, in order; broadcasts `agent:message` with each stored row. The outcomes
+/// go to `ack`, batched in a [`Stored`]: an agent with many messages in flight gets one message per write
+/// batch instead of a future per message (an actor polls every future it holds at each wake-up).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct AppendMessage {
+pub struct AppendMessages {
     pub agent_id: Uuid,
-    pub message: ParsedMessage,
+    pub messages: Vec<ParsedMessage>,
     pub ack: Recipient<Stored>,
 }
 
-/// The outcome of an agent's [`AppendMessage`]s of one write batch, in the order they were sent: the
+/// The outcome of an agent's messages ([`AppendMessages`]) of one write batch, in the order they were sent: the
 /// sequence number each got, or why it was not stored.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
@@ -289,16 +288,18 @@ impl Handler<InsertAgent> for Persistence {
     }
 }
 
-impl Handler<AppendMessage> for Persistence {
+impl Handler<AppendMessages> for Persistence {
     type Result = ();
-    fn handle(&mut self, msg: AppendMessage, ctx: &mut Context<Self>) {
-        self.queue.push(Pending {
-            op: Op::Append(msg.agent_id, msg.message),
-            reply: ReplyTo::Agent {
-                agent: msg.agent_id,
-                to: msg.ack,
-            },
-        });
+    fn handle(&mut self, msg: AppendMessages, ctx: &mut Context<Self>) {
+        let agent = msg.agent_id;
+        self.queue
+            .extend(msg.messages.into_iter().map(|message| Pending {
+                op: Op::Append(agent, message),
+                reply: ReplyTo::Agent {
+                    agent,
+                    to: msg.ack.clone(),
+                },
+            }));
         self.flush(ctx);
     }
 }
@@ -546,88 +547,80 @@ async fn append_many(
                 agent_id: *agent_id,
                 sequence_number: previous + 1,
                 parsed,
+                metadata: parsed.metadata.to_string(),
                 created_at: &created_at,
             });
         }
     }
-    txn.execute(messages::insert_numbered_statement(
-        txn.get_database_backend(),
-        &rows,
-    ))
-    .await?;
+    let insert = messages::insert_numbered_statement(txn.get_database_backend(), &rows);
     let timestamp = clock::now();
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let event = message_event(
-                row.id,
-                row.agent_id,
-                row.sequence_number,
-                row.parsed,
-                &created_at,
-                &timestamp,
-            );
-            (Done::Stored(row.sequence_number), vec![event])
-        })
-        .collect())
+    // The events are serialized while the database thread runs the INSERT (they are broadcast only once
+    // the write is committed, and dropped if it fails).
+    let (inserted, out) = futures_util::future::join(txn.execute(insert), async {
+        rows.iter()
+            .map(|row| {
+                let event = message_event(
+                    row.id,
+                    row.agent_id,
+                    row.sequence_number,
+                    row.parsed,
+                    &row.metadata,
+                    &created_at,
+                    &timestamp,
+                );
+                (Done::Stored(row.sequence_number), vec![event])
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    inserted?;
+    Ok(out)
 }
 
-/// The `agent:message` event of a stored message, serialized straight from the parsed line (no copy of
-/// its text): the same JSON as [`ServerEvent::AgentMessage`] (a test holds them equal).
+/// The `agent:message` event of a stored message, written straight from the parsed line (no copy of its
+/// text; strings escaped by [`json_text`]): the same JSON as [`ServerEvent::AgentMessage`] (a test holds
+/// them equal). `metadata` is the message's metadata as JSON text.
 fn message_event(
     id: Uuid,
     agent_id: Uuid,
     sequence_number: i64,
     parsed: &ParsedMessage,
+    metadata: &str,
     created_at: &str,
     timestamp: &str,
 ) -> Event {
-    #[derive(Serialize)]
-    struct Frame<'a> {
-        event: &'static str,
-        data: Data<'a>,
+    use std::io::Write as _;
+    let mut uuid = Uuid::encode_buffer();
+    let agent = agent_id.hyphenated().encode_lower(&mut uuid).to_owned();
+    let mut out =
+        Vec::with_capacity(256 + 2 * (parsed.content.len() + parsed.raw.len()) + metadata.len());
+    out.extend_from_slice(br#"{"event":"agent:message","data":{"agentId":""#);
+    out.extend_from_slice(agent.as_bytes());
+    out.extend_from_slice(br#"","message":{"id":""#);
+    out.extend_from_slice(id.hyphenated().encode_lower(&mut uuid).as_bytes());
+    out.extend_from_slice(br#"","agentId":""#);
+    out.extend_from_slice(agent.as_bytes());
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, r#"","sequenceNumber":{sequence_number},"type":""#);
+    out.extend_from_slice(parsed.message_type.as_str().as_bytes());
+    out.extend_from_slice(br#"","role":"#);
+    match &parsed.role {
+        Some(role) => json_text::push_str(&mut out, role),
+        None => out.extend_from_slice(b"null"),
     }
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Data<'a> {
-        agent_id: Uuid,
-        message: MessageRef<'a>,
-        timestamp: &'a str,
-    }
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct MessageRef<'a> {
-        id: Uuid,
-        agent_id: Uuid,
-        sequence_number: i64,
-        #[serde(rename = "type")]
-        message_type: MessageType,
-        role: Option<&'a str>,
-        content: &'a str,
-        raw: Option<&'a str>,
-        metadata: &'a Value,
-        created_at: &'a str,
-    }
-    let frame = Frame {
-        event: "agent:message",
-        data: Data {
-            agent_id,
-            message: MessageRef {
-                id,
-                agent_id,
-                sequence_number,
-                message_type: parsed.message_type,
-                role: parsed.role.as_deref(),
-                content: &parsed.content,
-                raw: Some(&parsed.raw),
-                metadata: &parsed.metadata,
-                created_at,
-            },
-            timestamp,
-        },
-    };
-    // Serializing these plain data types cannot fail; an empty object is a safe fallback anyway.
-    let json = serde_json::to_string(&frame).unwrap_or_else(|_| "{}".to_owned());
+    out.extend_from_slice(br#","content":"#);
+    json_text::push_str(&mut out, &parsed.content);
+    out.extend_from_slice(br#","raw":"#);
+    json_text::push_str(&mut out, &parsed.raw);
+    out.extend_from_slice(br#","metadata":"#);
+    out.extend_from_slice(metadata.as_bytes());
+    out.extend_from_slice(br#","createdAt":"#);
+    json_text::push_str(&mut out, created_at);
+    out.extend_from_slice(br#"},"timestamp":"#);
+    json_text::push_str(&mut out, timestamp);
+    out.extend_from_slice(b"}}");
+    // Only valid UTF-8 went in (str slices, ASCII escapes); the fallback is never taken.
+    let json = String::from_utf8(out).unwrap_or_else(|_| "{}".to_owned());
     Event::from_frame(Scope::Room(agent_id), Some(sequence_number), json)
 }
 
@@ -756,7 +749,7 @@ fn status_events(change: &SetStatus) -> Vec<Event> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agentstream_wire::{AgentMessage, Message as WireMessage};
+    use agentstream_wire::{AgentMessage, Message as WireMessage, MessageType};
 
     #[test]
     fn a_message_event_is_exactly_the_protocols_agent_message() {
@@ -770,7 +763,16 @@ mod tests {
             session: None,
         };
         let (id, agent_id) = (Uuid::now_v7(), Uuid::now_v7());
-        let ours = message_event(id, agent_id, 42, &parsed, "2026-11-26T10:00:00.000Z", "ts");
+        let metadata = parsed.metadata.to_string();
+        let ours = message_event(
+            id,
+            agent_id,
+            42,
+            &parsed,
+            &metadata,
+            "2026-11-26T10:00:00.000Z",
+            "ts",
+        );
         let theirs = Event::new(
             Scope::Room(agent_id),
             &ServerEvent::AgentMessage(AgentMessage {
@@ -795,7 +797,7 @@ mod tests {
             role: None,
             ..parsed
         };
-        let frame = message_event(id, agent_id, 1, &role_less, "c", "t").frame;
+        let frame = message_event(id, agent_id, 1, &role_less, &metadata, "c", "t").frame;
         assert!(frame.contains(r#""role":null"#), "{frame}");
     }
 }

@@ -56,6 +56,17 @@ pub fn monotonic_ns() -> u64 {
 }
 
 /// Lets this process (and the server it starts) open many sockets.
+/// CPU time this process (the load generator) has used (user + system), in seconds.
+pub fn own_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
 fn raise_fd_limit() {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

@@ -91,6 +91,23 @@ impl Server {
         self.child.id()
     }
 
+    /// CPU time the server has used (user + system), in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        let Some(pid) = self.pid() else { return 0.0 };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) start at its closing parenthesis.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        let ticks: u64 = fields
+            .get(11..13)
+            .map_or(0, |t| t.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
+        ticks as f64 / hz as f64
+    }
+
     /// Resident memory of the server, in bytes.
     pub fn rss(&self) -> u64 {
         let Some(pid) = self.pid() else { return 0 };

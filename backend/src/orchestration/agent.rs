@@ -2,6 +2,7 @@
 //! `failed` | `terminated`), starts its runner, parses each line its reader feeds it, has the persistence
 //! actor store it, and ends the run exactly once, whatever ends it first.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -16,7 +17,7 @@ use crate::runners::reader::{LineReader, StopReading};
 use crate::runners::{
     Feed, FeedRefused, RunnerControl, RunnerEvent, RunnerExit, RunnerSpec, Started,
 };
-use crate::streaming::{AppendMessage, Persistence, SetSession, SetStatus, StoreError, Stored};
+use crate::streaming::{AppendMessages, Persistence, SetSession, SetStatus, StoreError, Stored};
 
 /// Stops the agent: its runner and process tree stop, what it printed so far is stored, and its status
 /// becomes `status` — `terminated` for a DELETE, `interrupted` when the server shuts down. Replied once
@@ -44,8 +45,10 @@ pub struct AgentActor {
     waiters: Vec<oneshot::Sender<()>>,
     /// For the message that reports a line cut at this length.
     max_line_bytes: usize,
-    /// Messages handed to the persistence actor and not yet answered.
-    in_flight: usize,
+    /// The size of each message handed to the persistence actor and not yet answered, oldest first.
+    in_flight: VecDeque<usize>,
+    /// Their sum.
+    in_flight_bytes: usize,
     /// Wakes the reader when the window had been full.
     credit: Option<oneshot::Sender<()>>,
     /// The runner's end, kept until the messages in flight are stored.
@@ -53,8 +56,13 @@ pub struct AgentActor {
 }
 
 /// Messages of one agent that may be on their way to the database at once: enough for the persistence
-/// actor's batches to fill up, few enough to bound memory (the reader waits beyond it).
-pub const IN_FLIGHT_WINDOW: usize = 64;
+/// actor's batches to fill up while the previous one is written, few enough to bound memory (the reader
+/// waits beyond it; one feed may pass it by up to `reader::MAX_FEED_EVENTS`).
+pub const IN_FLIGHT_WINDOW: usize = 256;
+
+/// The bytes of text (raw line + content) of one agent that may be on their way to the database at
+/// once: bounds the window's memory when lines are long (a longer line still goes, alone).
+pub const IN_FLIGHT_BYTES: usize = 2 * 1024 * 1024;
 
 impl AgentActor {
     /// The actor of a stored agent, which will run `spec` once started.
@@ -79,7 +87,8 @@ impl AgentActor {
             finishing: false,
             waiters: Vec::new(),
             max_line_bytes,
-            in_flight: 0,
+            in_flight: VecDeque::new(),
+            in_flight_bytes: 0,
             credit: None,
             exit: None,
         }
@@ -286,57 +295,70 @@ impl Handler<Feed> for AgentActor {
         if self.finishing {
             return Box::pin(fut::ready(Err(FeedRefused)));
         }
-        let parsed = match msg.0 {
-            RunnerEvent::Line(line) => parser::parse_line(&line),
-            RunnerEvent::Bytes(bytes) => parser::parse_bytes(&bytes),
-            RunnerEvent::Oversized { len, head } => {
-                Some(parser::oversized_line(len, &head, self.max_line_bytes))
+        let mut messages = Vec::with_capacity(msg.0.len());
+        for event in msg.0 {
+            let parsed = match event {
+                RunnerEvent::Line(line) => parser::parse_line(&line),
+                RunnerEvent::Bytes(bytes) => parser::parse_bytes(&bytes),
+                RunnerEvent::Oversized { len, head } => {
+                    Some(parser::oversized_line(len, &head, self.max_line_bytes))
+                }
+                RunnerEvent::Exited(exit) => {
+                    // The end is decided once every message in flight is stored (its number is known).
+                    self.exit = Some(exit);
+                    break;
+                }
+            };
+            let Some(parsed) = parsed else {
+                continue;
+            };
+            // The first `result` decides how the run ends: anything printed after it (even another
+            // `result`) is stored, but cannot turn a completed run into a failed one or back.
+            if let (Some(outcome), None) = (&parsed.outcome, &self.outcome) {
+                self.outcome = Some(outcome.clone());
+                // The agent said its last word: closing its input lets it exit.
+                if let Some(control) = self.control.as_mut() {
+                    control.end_input();
+                }
             }
-            RunnerEvent::Exited(exit) => {
-                // The end is decided once every message in flight is stored (its number is known).
-                self.exit = Some(exit);
-                self.end_if_drained(ctx);
-                return Box::pin(fut::ready(Ok(())));
+            if let Some(session) = &parsed.session {
+                self.persistence.do_send(SetSession {
+                    agent_id: self.id,
+                    session: session.clone(),
+                });
             }
-        };
-        let Some(parsed) = parsed else {
-            return Box::pin(fut::ready(Ok(())));
-        };
-        // The first `result` decides how the run ends: anything printed after it (even another
-        // `result`) is stored, but cannot turn a completed run into a failed one or back.
-        if let (Some(outcome), None) = (&parsed.outcome, &self.outcome) {
-            self.outcome = Some(outcome.clone());
-            // The agent said its last word: closing its input lets it exit.
-            if let Some(control) = self.control.as_mut() {
-                control.end_input();
-            }
+            messages.push(parsed);
         }
-        if let Some(session) = &parsed.session {
-            self.persistence.do_send(SetSession {
+        if !messages.is_empty() {
+            // Sent now, in order (the persistence actor writes in arrival order); acknowledged later,
+            // in batches (`Stored`).
+            if !self.persistence.connected() {
+                self.finish(
+                    AgentStatus::Failed,
+                    Some(ErrorInfo::new(
+                        "storage_error",
+                        "the persistence actor is gone",
+                    )),
+                    ctx,
+                );
+                return Box::pin(fut::ready(Err(FeedRefused)));
+            }
+            for message in &messages {
+                let size = message.raw.len() + message.content.len();
+                self.in_flight.push_back(size);
+                self.in_flight_bytes += size;
+            }
+            self.persistence.do_send(AppendMessages {
                 agent_id: self.id,
-                session: session.clone(),
+                messages,
+                ack: ctx.address().recipient(),
             });
         }
-        // Sent now, in order (the persistence actor writes in arrival order); acknowledged later, in
-        // batches (`Stored`).
-        if !self.persistence.connected() {
-            self.finish(
-                AgentStatus::Failed,
-                Some(ErrorInfo::new(
-                    "storage_error",
-                    "the persistence actor is gone",
-                )),
-                ctx,
-            );
-            return Box::pin(fut::ready(Err(FeedRefused)));
+        if self.exit.is_some() {
+            self.end_if_drained(ctx);
+            return Box::pin(fut::ready(Ok(())));
         }
-        self.persistence.do_send(AppendMessage {
-            agent_id: self.id,
-            message: parsed,
-            ack: ctx.address().recipient(),
-        });
-        self.in_flight += 1;
-        if self.in_flight < IN_FLIGHT_WINDOW {
+        if self.window_open() {
             return Box::pin(fut::ready(Ok(())));
         }
         // The window is full: the reader waits until a message is stored.
@@ -354,7 +376,9 @@ impl Handler<Stored> for AgentActor {
     type Result = ();
     fn handle(&mut self, msg: Stored, ctx: &mut Context<Self>) {
         for outcome in msg.0 {
-            self.in_flight = self.in_flight.saturating_sub(1);
+            if let Some(size) = self.in_flight.pop_front() {
+                self.in_flight_bytes = self.in_flight_bytes.saturating_sub(size);
+            }
             match outcome {
                 Ok(sequence_number) => self.last_sequence = self.last_sequence.max(sequence_number),
                 Err(StoreError::AgentGone) => self.abandon(ctx),
@@ -371,17 +395,24 @@ impl Handler<Stored> for AgentActor {
                 }
             }
         }
-        if let Some(credit) = self.credit.take() {
-            let _ = credit.send(());
+        if self.window_open() {
+            if let Some(credit) = self.credit.take() {
+                let _ = credit.send(());
+            }
         }
         self.end_if_drained(ctx);
     }
 }
 
 impl AgentActor {
+    /// Whether the reader may feed more (the window of messages in flight is not full).
+    fn window_open(&self) -> bool {
+        self.in_flight.len() < IN_FLIGHT_WINDOW && self.in_flight_bytes < IN_FLIGHT_BYTES
+    }
+
     /// Ends the run once the runner has exited and nothing is in flight.
     fn end_if_drained(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight == 0 && !self.finishing {
+        if self.in_flight.is_empty() && !self.finishing {
             if let Some(exit) = self.exit.take() {
                 let (status, error) = self.ended(exit);
                 self.finish(status, error, ctx);

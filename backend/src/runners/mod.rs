@@ -3,8 +3,9 @@
 //! The seam every runner fits: [`RunnerSpec::start`] gives a stream of [`RunnerEvent`]s (the agent's
 //! stdout-like lines, then how it ended) and, when there is something to stop beyond dropping that
 //! stream (a child process tree, a remote proxy run), a [`RunnerControl`]. A [`reader::LineReader`] actor
-//! pulls the stream and feeds the agent's actor one event at a time, waiting for each to be stored, so a
-//! fast runner is slowed to the speed of the database instead of filling memory.
+//! pulls the stream and feeds the agent's actor what is ready, a batch at a time, within the agent's
+//! window of messages not yet stored, so a fast runner is slowed to the speed of the database instead of
+//! filling memory.
 //!
 //! Runners: `synthetic` here; the Claude runners (an SSE reader of the Python proxy's stream, and a child
 //! process whose stdout is read line by line) plug into the same seam.
@@ -65,10 +66,11 @@ pub struct Started {
     pub control: Option<Box<dyn RunnerControl>>,
 }
 
-/// Feeds one event to an agent's actor; `Err` tells the reader to stop (the agent is finishing).
+/// Feeds events to an agent's actor, in order (at least one; `Exited` only last); `Err` tells the reader
+/// to stop (the agent is finishing).
 #[derive(Message)]
 #[rtype(result = "Result<(), FeedRefused>")]
-pub struct Feed(pub RunnerEvent);
+pub struct Feed(pub Vec<RunnerEvent>);
 
 /// The agent accepts no more events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
