@@ -155,6 +155,10 @@ struct Pending {
 /// The last sequence number of each agent that wrote through this actor (see the module comment).
 type LastSequences = HashMap<Uuid, i64>;
 
+/// A write batch taking longer than this is logged (every message in it, and every one queued behind it,
+/// waits that long to be shown).
+const SLOW_WRITE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The persistence actor.
 pub struct Persistence {
     db: DatabaseConnection,
@@ -205,7 +209,13 @@ impl Persistence {
         let db = self.db.clone();
         ctx.spawn(
             async move {
+                let size = batch.len();
+                let begun = std::time::Instant::now();
                 let written = write_batch(&db, batch, &mut last).await;
+                let took = begun.elapsed();
+                if took >= SLOW_WRITE {
+                    tracing::warn!(size, ms = took.as_millis() as u64, "slow database write");
+                }
                 (written, last)
             }
             .into_actor(self)
