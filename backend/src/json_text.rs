@@ -5,6 +5,89 @@
 //! is copied at once into a buffer reserved up front. The output is exactly serde_json's (a test holds
 //! them equal on every byte value and on random text).
 
+use agentstream_wire::MessageType;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// The metadata of a message: JSON text already written, or a value to write.
+pub enum Metadata<'a> {
+    Text(&'a str),
+    Value(&'a Value),
+}
+
+/// An `agent:message` event, written as exactly the JSON of `ServerEvent::AgentMessage` (tests hold
+/// them equal) without building the event: for every message stored, and every message replayed.
+pub struct AgentMessageFrame<'a> {
+    pub id: Uuid,
+    pub agent_id: Uuid,
+    pub sequence_number: i64,
+    pub message_type: MessageType,
+    pub role: Option<&'a str>,
+    pub content: &'a str,
+    pub raw: Option<&'a str>,
+    pub metadata: Metadata<'a>,
+    pub created_at: &'a str,
+    pub timestamp: &'a str,
+}
+
+impl AgentMessageFrame<'_> {
+    /// The frame's JSON text.
+    pub fn to_json(&self) -> String {
+        use std::io::Write as _;
+        let mut uuid = Uuid::encode_buffer();
+        let agent = self
+            .agent_id
+            .hyphenated()
+            .encode_lower(&mut uuid)
+            .to_owned();
+        let raw_len = self.raw.map_or(0, str::len);
+        let mut out = Vec::with_capacity(320 + 2 * (self.content.len() + raw_len));
+        out.extend_from_slice(br#"{"event":"agent:message","data":{"agentId":""#);
+        out.extend_from_slice(agent.as_bytes());
+        out.extend_from_slice(br#"","message":{"id":""#);
+        out.extend_from_slice(self.id.hyphenated().encode_lower(&mut uuid).as_bytes());
+        out.extend_from_slice(br#"","agentId":""#);
+        out.extend_from_slice(agent.as_bytes());
+        // Writing to a Vec cannot fail.
+        let _ = write!(
+            out,
+            r#"","sequenceNumber":{},"type":""#,
+            self.sequence_number
+        );
+        out.extend_from_slice(self.message_type.as_str().as_bytes());
+        out.extend_from_slice(br#"","role":"#);
+        push_opt_str(&mut out, self.role);
+        out.extend_from_slice(br#","content":"#);
+        push_str(&mut out, self.content);
+        out.extend_from_slice(br#","raw":"#);
+        push_opt_str(&mut out, self.raw);
+        out.extend_from_slice(br#","metadata":"#);
+        match self.metadata {
+            Metadata::Text(text) => out.extend_from_slice(text.as_bytes()),
+            Metadata::Value(value) => {
+                if serde_json::to_writer(&mut out, value).is_err() {
+                    out.extend_from_slice(b"null");
+                }
+            }
+        }
+        out.extend_from_slice(br#","createdAt":"#);
+        push_str(&mut out, self.created_at);
+        out.extend_from_slice(br#"},"timestamp":"#);
+        push_str(&mut out, self.timestamp);
+        out.extend_from_slice(b"}}");
+        // Only valid UTF-8 went in (str slices, ASCII escapes); the fallback is never taken.
+        String::from_utf8(out).unwrap_or_else(|_| "{}".to_owned())
+    }
+}
+
+/// A JSON string, or `null`.
+fn push_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => push_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
 /// What a byte becomes inside a JSON string: 0 stays as it is, `u` is `\u00XX`, anything else is that
 /// letter after a backslash (as serde_json writes them).
 const ESCAPE: [u8; 256] = {
@@ -98,6 +181,42 @@ mod tests {
         let mut out = Vec::new();
         push_str(&mut out, s);
         String::from_utf8(out).expect("valid UTF-8 out of valid UTF-8")
+    }
+
+    #[test]
+    fn a_replayed_frame_is_exactly_the_protocols_agent_message() {
+        use agentstream_wire::{AgentMessage, Message, ServerEvent};
+        let message = Message {
+            id: Uuid::now_v7(),
+            agent_id: Uuid::now_v7(),
+            sequence_number: 7,
+            message_type: MessageType::Tool,
+            role: None,
+            content: "tab\t quote \" 🦀".into(),
+            raw: None,
+            metadata: serde_json::json!({"toolName": "Bash", "input": {"command": "ls \"a\""}, "n": 1.5}),
+            created_at: "2026-11-26T10:00:00.000Z".into(),
+        };
+        let theirs = serde_json::to_string(&ServerEvent::AgentMessage(AgentMessage {
+            agent_id: message.agent_id,
+            message: message.clone(),
+            timestamp: "ts".into(),
+        }))
+        .unwrap();
+        let ours = AgentMessageFrame {
+            id: message.id,
+            agent_id: message.agent_id,
+            sequence_number: message.sequence_number,
+            message_type: message.message_type,
+            role: message.role.as_deref(),
+            content: &message.content,
+            raw: message.raw.as_deref(),
+            metadata: Metadata::Value(&message.metadata),
+            created_at: &message.created_at,
+            timestamp: "ts",
+        }
+        .to_json();
+        assert_eq!(ours, theirs);
     }
 
     #[test]

@@ -46,8 +46,6 @@ pub struct Application {
     server: Server,
     orchestrator: Addr<Orchestrator>,
     registry: Addr<RoomRegistry>,
-    /// The thread of the persistence actor and the registry.
-    storage: actix::Arbiter,
 }
 
 impl Application {
@@ -65,25 +63,13 @@ impl Application {
             db.clone(),
             std::time::Duration::from_millis(settings.database.checkpoint_interval_ms),
         );
-        // The persistence actor and the room registry get a thread of their own: a finished write is
-        // taken up at once (not behind every agent's work on the main thread), so the database thread
-        // is handed the next batch without delay, and a batch's broadcast stays on the same thread.
-        let storage = actix::Arbiter::new();
-        let max_queued_bytes = settings.websocket.max_queued_bytes;
-        let registry = RoomRegistry::start_in_arbiter(&storage.handle(), move |_| {
-            RoomRegistry::new(max_queued_bytes)
-        });
+        let registry = RoomRegistry::new(settings.websocket.max_queued_bytes).start();
         let mailbox = settings
             .agents
             .max_running
             .saturating_mul(crate::orchestration::agent::IN_FLIGHT_WINDOW)
             .saturating_add(1024);
-        let persistence = {
-            let registry = registry.clone();
-            Persistence::start_in_arbiter(&storage.handle(), move |_| {
-                Persistence::new(writer, registry, mailbox)
-            })
-        };
+        let persistence = Persistence::new(writer, registry.clone(), mailbox).start();
         let interrupted = persistence
             .send(InterruptUnfinished)
             .await
@@ -173,7 +159,6 @@ impl Application {
             server,
             orchestrator,
             registry,
-            storage,
         })
     }
 
@@ -213,12 +198,10 @@ impl Application {
                 handle.stop(false).await;
             }
         }
-        let result = match server.await {
+        match server.await {
             Ok(result) => result,
             Err(e) => Err(std::io::Error::other(e)),
-        };
-        self.storage.stop();
-        result
+        }
     }
 }
 

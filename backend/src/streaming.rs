@@ -588,8 +588,8 @@ async fn append_many(
 }
 
 /// The `agent:message` event of a stored message, written straight from the parsed line (no copy of its
-/// text; strings escaped by [`json_text`]): the same JSON as [`ServerEvent::AgentMessage`] (a test holds
-/// them equal). `metadata` is the message's metadata as JSON text.
+/// text): the same JSON as [`ServerEvent::AgentMessage`] (a test holds them equal). `metadata` is the
+/// message's metadata as JSON text.
 fn message_event(
     id: Uuid,
     agent_id: Uuid,
@@ -599,38 +599,19 @@ fn message_event(
     created_at: &str,
     timestamp: &str,
 ) -> Event {
-    use std::io::Write as _;
-    let mut uuid = Uuid::encode_buffer();
-    let agent = agent_id.hyphenated().encode_lower(&mut uuid).to_owned();
-    let mut out =
-        Vec::with_capacity(256 + 2 * (parsed.content.len() + parsed.raw.len()) + metadata.len());
-    out.extend_from_slice(br#"{"event":"agent:message","data":{"agentId":""#);
-    out.extend_from_slice(agent.as_bytes());
-    out.extend_from_slice(br#"","message":{"id":""#);
-    out.extend_from_slice(id.hyphenated().encode_lower(&mut uuid).as_bytes());
-    out.extend_from_slice(br#"","agentId":""#);
-    out.extend_from_slice(agent.as_bytes());
-    // Writing to a Vec cannot fail.
-    let _ = write!(out, r#"","sequenceNumber":{sequence_number},"type":""#);
-    out.extend_from_slice(parsed.message_type.as_str().as_bytes());
-    out.extend_from_slice(br#"","role":"#);
-    match &parsed.role {
-        Some(role) => json_text::push_str(&mut out, role),
-        None => out.extend_from_slice(b"null"),
+    let json = json_text::AgentMessageFrame {
+        id,
+        agent_id,
+        sequence_number,
+        message_type: parsed.message_type,
+        role: parsed.role.as_deref(),
+        content: &parsed.content,
+        raw: Some(&parsed.raw),
+        metadata: json_text::Metadata::Text(metadata),
+        created_at,
+        timestamp,
     }
-    out.extend_from_slice(br#","content":"#);
-    json_text::push_str(&mut out, &parsed.content);
-    out.extend_from_slice(br#","raw":"#);
-    json_text::push_str(&mut out, &parsed.raw);
-    out.extend_from_slice(br#","metadata":"#);
-    out.extend_from_slice(metadata.as_bytes());
-    out.extend_from_slice(br#","createdAt":"#);
-    json_text::push_str(&mut out, created_at);
-    out.extend_from_slice(br#"},"timestamp":"#);
-    json_text::push_str(&mut out, timestamp);
-    out.extend_from_slice(b"}}");
-    // Only valid UTF-8 went in (str slices, ASCII escapes); the fallback is never taken.
-    let json = String::from_utf8(out).unwrap_or_else(|_| "{}".to_owned());
+    .to_json();
     Event::from_frame(Scope::Room(agent_id), Some(sequence_number), json)
 }
 

@@ -190,14 +190,35 @@ impl Ws {
     /// Reads `agent`'s messages until its `agent:complete`, checking that they are 1, 2, 3… with no
     /// hole or repeat and that the completion names the last one.
     pub async fn watch(&mut self, agent: Uuid, stamped: bool) -> BenchResult<Watched> {
-        let mut expected = 1i64;
+        self.watch_from(agent, stamped, Some(1)).await
+    }
+
+    /// Subscribes to what `agent` stores from now on (no `since`: no replay of its history).
+    pub async fn subscribe_live(&mut self, agent: Uuid) -> BenchResult<()> {
+        let frame = json!({"event": "subscribe", "data": {"agentId": agent}});
+        self.stream
+            .send(WsMessage::Text(frame.to_string()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// As [`Ws::watch`], from sequence number `first`, or (`None`) from the first message that comes
+    /// (after [`Ws::subscribe_live`]); `count` is the messages received.
+    pub async fn watch_from(
+        &mut self,
+        agent: Uuid,
+        stamped: bool,
+        first: Option<i64>,
+    ) -> BenchResult<Watched> {
+        let mut start = first;
+        let mut expected = first.unwrap_or(1);
         let mut latencies_ns = Vec::new();
         // Set when the agent had ended before the subscription: the replay ends at this number.
         let mut ended_at: Option<i64> = None;
         loop {
             if ended_at.is_some_and(|last| expected > last) {
                 return Ok(Watched {
-                    count: (expected - 1) as u64,
+                    count: (expected - start.unwrap_or(expected)) as u64,
                     latencies_ns,
                 });
             }
@@ -215,6 +236,10 @@ impl Ws {
             {
                 ServerEvent::AgentMessage(m) if m.agent_id == agent => {
                     let seq = m.message.sequence_number;
+                    if start.is_none() {
+                        start = Some(seq);
+                        expected = seq;
+                    }
                     if seq != expected {
                         return Err(format!(
                             "agent {agent}: got sequence {seq}, expected {expected}"
@@ -238,7 +263,7 @@ impl Ws {
                     ended_at = Some(s.last_sequence);
                 }
                 ServerEvent::AgentComplete(c) if c.agent_id == agent => {
-                    if c.result.last_sequence != expected - 1 {
+                    if start.is_some() && c.result.last_sequence != expected - 1 {
                         return Err(format!(
                             "agent {agent}: completed at {} but {} messages arrived",
                             c.result.last_sequence,
@@ -246,7 +271,7 @@ impl Ws {
                         ));
                     }
                     return Ok(Watched {
-                        count: (expected - 1) as u64,
+                        count: (expected - start.unwrap_or(expected)) as u64,
                         latencies_ns,
                     });
                 }

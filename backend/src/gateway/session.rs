@@ -18,8 +18,8 @@ use std::time::Instant;
 use actix::prelude::*;
 use actix_web_actors::ws;
 use agentstream_wire::{
-    AgentMessage, AgentStatus, ClientEvent, FrameError, Message as WireMessage, ServerEvent,
-    Subscribed, Unsubscribed,
+    AgentStatus, ClientEvent, FrameError, Message as WireMessage, ServerEvent, Subscribed,
+    Unsubscribed,
 };
 use sea_orm::{DatabaseConnection, DbErr};
 use uuid::Uuid;
@@ -30,6 +30,7 @@ use super::registry::{
 };
 use crate::clock;
 use crate::configuration::WebSocketSettings;
+use crate::json_text;
 use crate::messages;
 
 /// A subscription to one agent.
@@ -286,12 +287,19 @@ impl WsSession {
                 continue;
             }
             sub.last_sent = message.sequence_number;
-            let event = ServerEvent::AgentMessage(AgentMessage {
+            let frame = json_text::AgentMessageFrame {
+                id: message.id,
                 agent_id: agent,
-                message,
-                timestamp: timestamp.clone(),
-            });
-            ctx.text(Event::new(Scope::Room(agent), &event).frame);
+                sequence_number: message.sequence_number,
+                message_type: message.message_type,
+                role: message.role.as_deref(),
+                content: &message.content,
+                raw: message.raw.as_deref(),
+                metadata: json_text::Metadata::Value(&message.metadata),
+                created_at: &message.created_at,
+                timestamp: &timestamp,
+            };
+            ctx.text(frame.to_json());
         }
         if full {
             let (db, after) = (self.db.clone(), sub.last_sent);
