@@ -115,7 +115,7 @@ pub async fn latency(binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> {
 
 /// Fan-out: one agent, many subscribers; deliveries/s.
 pub async fn fanout(binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> {
-    let (subscribers, tokens) = if smoke { (50, 300) } else { (1000, 3000) };
+    let (subscribers, tokens) = if smoke { (50, 1000) } else { (1000, 3000) };
     let server = Server::start(&binary, &[]).await?;
     let mut sockets = Vec::with_capacity(subscribers);
     for _ in 0..subscribers {
