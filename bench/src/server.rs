@@ -121,8 +121,20 @@ impl Server {
 
     /// Launches a synthetic agent.
     pub async fn launch(&self, tokens: u64, interval_ms: u64, stamp: bool) -> BenchResult<Agent> {
+        self.launch_after(tokens, interval_ms, stamp, 0).await
+    }
+
+    /// Launches a synthetic agent whose answer starts `start_delay_ms` after its `system` line.
+    pub async fn launch_after(
+        &self,
+        tokens: u64,
+        interval_ms: u64,
+        stamp: bool,
+        start_delay_ms: u64,
+    ) -> BenchResult<Agent> {
         let body = json!({"type": "synthetic", "prompt": "bench",
-                          "configuration": {"tokens": tokens, "intervalMs": interval_ms, "stamp": stamp}});
+                          "configuration": {"tokens": tokens, "intervalMs": interval_ms, "stamp": stamp,
+                                            "startDelayMs": start_delay_ms}});
         let r = self
             .client
             .post(format!("{}/api/agents", self.base))
@@ -190,35 +202,14 @@ impl Ws {
     /// Reads `agent`'s messages until its `agent:complete`, checking that they are 1, 2, 3… with no
     /// hole or repeat and that the completion names the last one.
     pub async fn watch(&mut self, agent: Uuid, stamped: bool) -> BenchResult<Watched> {
-        self.watch_from(agent, stamped, Some(1)).await
-    }
-
-    /// Subscribes to what `agent` stores from now on (no `since`: no replay of its history).
-    pub async fn subscribe_live(&mut self, agent: Uuid) -> BenchResult<()> {
-        let frame = json!({"event": "subscribe", "data": {"agentId": agent}});
-        self.stream
-            .send(WsMessage::Text(frame.to_string()))
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    /// As [`Ws::watch`], from sequence number `first`, or (`None`) from the first message that comes
-    /// (after [`Ws::subscribe_live`]); `count` is the messages received.
-    pub async fn watch_from(
-        &mut self,
-        agent: Uuid,
-        stamped: bool,
-        first: Option<i64>,
-    ) -> BenchResult<Watched> {
-        let mut start = first;
-        let mut expected = first.unwrap_or(1);
+        let mut expected = 1i64;
         let mut latencies_ns = Vec::new();
         // Set when the agent had ended before the subscription: the replay ends at this number.
         let mut ended_at: Option<i64> = None;
         loop {
             if ended_at.is_some_and(|last| expected > last) {
                 return Ok(Watched {
-                    count: (expected - start.unwrap_or(expected)) as u64,
+                    count: (expected - 1) as u64,
                     latencies_ns,
                 });
             }
@@ -236,10 +227,6 @@ impl Ws {
             {
                 ServerEvent::AgentMessage(m) if m.agent_id == agent => {
                     let seq = m.message.sequence_number;
-                    if start.is_none() {
-                        start = Some(seq);
-                        expected = seq;
-                    }
                     if seq != expected {
                         return Err(format!(
                             "agent {agent}: got sequence {seq}, expected {expected}"
@@ -263,7 +250,7 @@ impl Ws {
                     ended_at = Some(s.last_sequence);
                 }
                 ServerEvent::AgentComplete(c) if c.agent_id == agent => {
-                    if start.is_some() && c.result.last_sequence != expected - 1 {
+                    if c.result.last_sequence != expected - 1 {
                         return Err(format!(
                             "agent {agent}: completed at {} but {} messages arrived",
                             c.result.last_sequence,
@@ -271,7 +258,7 @@ impl Ws {
                         ));
                     }
                     return Ok(Watched {
-                        count: (expected - start.unwrap_or(expected)) as u64,
+                        count: (expected - 1) as u64,
                         latencies_ns,
                     });
                 }

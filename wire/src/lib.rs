@@ -273,6 +273,10 @@ pub struct SyntheticConfig {
     /// client on the same machine can measure emit-to-receipt latency (the benchmark does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stamp: Option<bool>,
+    /// Pause after the `system` line, before the answer starts, in milliseconds: a model's time to the
+    /// first token (clients can be subscribed before the tokens come; the fan-out benchmark uses it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_delay_ms: Option<u64>,
 }
 
 /// How a `claude-code` agent reaches the Claude CLI.

@@ -48,6 +48,8 @@ pub struct SyntheticSpec {
     pub prompt_bytes: usize,
     /// Token lines carry `emittedNs` (see `SyntheticConfig::stamp`).
     pub stamp: bool,
+    /// Pause before the answer (see `SyntheticConfig::start_delay_ms`).
+    pub start_delay_ms: u64,
 }
 
 impl SyntheticSpec {
@@ -77,11 +79,22 @@ impl SyntheticSpec {
                 ),
             ));
         }
+        let start_delay_ms = config.start_delay_ms.unwrap_or(0);
+        if start_delay_ms > settings.max_interval_ms {
+            return Err(ApiError::bad_request(
+                "invalid_configuration",
+                format!(
+                    "startDelayMs must be at most {}, got {start_delay_ms}",
+                    settings.max_interval_ms
+                ),
+            ));
+        }
         Ok(SyntheticSpec {
             tokens,
             interval_ms,
             prompt_bytes: prompt.len(),
             stamp: config.stamp.unwrap_or(false),
+            start_delay_ms,
         })
     }
 
@@ -90,6 +103,9 @@ impl SyntheticSpec {
         let mut c = json!({"tokens": self.tokens, "intervalMs": self.interval_ms});
         if self.stamp {
             c["stamp"] = json!(true);
+        }
+        if self.start_delay_ms > 0 {
+            c["startDelayMs"] = json!(self.start_delay_ms);
         }
         c
     }
@@ -125,6 +141,8 @@ struct State {
     session_id: String,
     message_id: String,
     started: Instant,
+    /// When the answer started (after any start delay): token i is due i × interval after it.
+    paced_from: Instant,
     text: String,
 }
 
@@ -136,6 +154,7 @@ pub fn stream(spec: SyntheticSpec) -> impl Stream<Item = RunnerEvent> {
         session_id: uuid::Uuid::new_v4().to_string(),
         message_id: format!("msg_synthetic_{}", uuid::Uuid::new_v4().simple()),
         started: Instant::now(),
+        paced_from: Instant::now(),
         text: String::new(),
     };
     futures_util::stream::unfold(state, |mut s| async move {
@@ -147,6 +166,11 @@ pub fn stream(spec: SyntheticSpec) -> impl Stream<Item = RunnerEvent> {
                        "claude_code_version": "synthetic"})
             }
             Step::MessageStart => {
+                if s.spec.start_delay_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(s.spec.start_delay_ms)).await;
+                }
+                // Tokens are paced from here.
+                s.paced_from = Instant::now();
                 s.step = Step::BlockStart;
                 s.event(json!({"type": "message_start", "message": {
                     "id": s.message_id, "type": "message", "role": "assistant", "model": "synthetic",
@@ -162,7 +186,7 @@ pub fn stream(spec: SyntheticSpec) -> impl Stream<Item = RunnerEvent> {
                 if i > 0 && s.spec.interval_ms > 0 {
                     // A fixed rate: token i is due at start + i × interval, whatever the work took.
                     let due =
-                        s.started + Duration::from_millis(s.spec.interval_ms.saturating_mul(i));
+                        s.paced_from + Duration::from_millis(s.spec.interval_ms.saturating_mul(i));
                     tokio::time::sleep_until(due.into()).await;
                 }
                 s.step = if i + 1 < s.spec.tokens {
@@ -272,6 +296,7 @@ mod tests {
             interval_ms: 0,
             prompt_bytes: 10,
             stamp: false,
+            start_delay_ms: 0,
         }
     }
 
@@ -283,6 +308,7 @@ mod tests {
             session_id: uuid::Uuid::new_v4().to_string(),
             message_id: format!("msg_synthetic_{}", uuid::Uuid::new_v4().simple()),
             started: Instant::now(),
+            paced_from: Instant::now(),
             text: String::new(),
         };
         for (text, stamp) in [
@@ -341,6 +367,28 @@ mod tests {
         assert!(!result.outcome.as_ref().unwrap().is_error);
     }
 
+    #[tokio::test]
+    async fn the_answer_waits_for_the_start_delay_and_tokens_are_paced_from_there() {
+        let spec = SyntheticSpec {
+            interval_ms: 10,
+            start_delay_ms: 200,
+            ..spec(3)
+        };
+        let begun = Instant::now();
+        let mut lines = Box::pin(stream(spec));
+        let mut at = Vec::new();
+        while let Some(event) = lines.next().await {
+            at.push(begun.elapsed().as_millis());
+            if matches!(event, RunnerEvent::Exited(_)) {
+                break;
+            }
+        }
+        // system init at once; message_start after the delay; token 2 is due 20 ms after that.
+        assert!(at[0] < 100, "{at:?}");
+        assert!((200..2000).contains(&at[1]), "{at:?}");
+        assert!(at[5] >= at[1] + 20, "{at:?}");
+    }
+
     #[test]
     fn bounds_are_enforced() {
         let settings = SyntheticSettings {
@@ -351,11 +399,17 @@ mod tests {
         };
         let ok = SyntheticSpec::new(SyntheticConfig::default(), "p", &settings).unwrap();
         assert_eq!((ok.tokens, ok.interval_ms), (5, 1));
-        for (tokens, interval) in [(Some(0), None), (Some(101), None), (None, Some(1001))] {
+        for (tokens, interval, delay) in [
+            (Some(0), None, None),
+            (Some(101), None, None),
+            (None, Some(1001), None),
+            (None, None, Some(1001)),
+        ] {
             let c = SyntheticConfig {
                 tokens,
                 interval_ms: interval,
                 stamp: None,
+                start_delay_ms: delay,
             };
             assert_eq!(
                 SyntheticSpec::new(c, "p", &settings).unwrap_err().code,
