@@ -69,26 +69,23 @@ impl SyntheticSpec {
                 ),
             ));
         }
-        let interval_ms = config.interval_ms.unwrap_or(settings.default_interval_ms);
-        if interval_ms > settings.max_interval_ms {
-            return Err(ApiError::bad_request(
-                "invalid_configuration",
-                format!(
-                    "intervalMs must be at most {}, got {interval_ms}",
-                    settings.max_interval_ms
-                ),
-            ));
-        }
-        let start_delay_ms = config.start_delay_ms.unwrap_or(0);
-        if start_delay_ms > settings.max_interval_ms {
-            return Err(ApiError::bad_request(
-                "invalid_configuration",
-                format!(
-                    "startDelayMs must be at most {}, got {start_delay_ms}",
-                    settings.max_interval_ms
-                ),
-            ));
-        }
+        let pause = |name: &str, value: u64| {
+            if value > settings.max_interval_ms {
+                return Err(ApiError::bad_request(
+                    "invalid_configuration",
+                    format!(
+                        "{name} must be at most {}, got {value}",
+                        settings.max_interval_ms
+                    ),
+                ));
+            }
+            Ok(value)
+        };
+        let interval_ms = pause(
+            "intervalMs",
+            config.interval_ms.unwrap_or(settings.default_interval_ms),
+        )?;
+        let start_delay_ms = pause("startDelayMs", config.start_delay_ms.unwrap_or(0))?;
         Ok(SyntheticSpec {
             tokens,
             interval_ms,
