@@ -33,7 +33,6 @@ pub struct AgentMessageFrame<'a> {
 impl AgentMessageFrame<'_> {
     /// The frame's JSON text.
     pub fn to_json(&self) -> String {
-        use std::io::Write as _;
         let mut uuid = Uuid::encode_buffer();
         let agent = self
             .agent_id
@@ -44,10 +43,28 @@ impl AgentMessageFrame<'_> {
         let mut out = Vec::with_capacity(320 + 2 * (self.content.len() + raw_len));
         out.extend_from_slice(br#"{"event":"agent:message","data":{"agentId":""#);
         out.extend_from_slice(agent.as_bytes());
-        out.extend_from_slice(br#"","message":{"id":""#);
+        out.extend_from_slice(br#"","message":"#);
+        self.push_message(&mut out);
+        out.extend_from_slice(br#","timestamp":"#);
+        push_str(&mut out, self.timestamp);
+        out.extend_from_slice(b"}}");
+        // Only valid UTF-8 went in (str slices, ASCII escapes); the fallback is never taken.
+        String::from_utf8(out).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    /// The message alone, as the protocol's `Message` object (what REST returns).
+    fn push_message(&self, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        let mut uuid = Uuid::encode_buffer();
+        out.extend_from_slice(br#"{"id":""#);
         out.extend_from_slice(self.id.hyphenated().encode_lower(&mut uuid).as_bytes());
         out.extend_from_slice(br#"","agentId":""#);
-        out.extend_from_slice(agent.as_bytes());
+        out.extend_from_slice(
+            self.agent_id
+                .hyphenated()
+                .encode_lower(&mut uuid)
+                .as_bytes(),
+        );
         // Writing to a Vec cannot fail.
         let _ = write!(
             out,
@@ -56,28 +73,43 @@ impl AgentMessageFrame<'_> {
         );
         out.extend_from_slice(self.message_type.as_str().as_bytes());
         out.extend_from_slice(br#"","role":"#);
-        push_opt_str(&mut out, self.role);
+        push_opt_str(out, self.role);
         out.extend_from_slice(br#","content":"#);
-        push_str(&mut out, self.content);
+        push_str(out, self.content);
         out.extend_from_slice(br#","raw":"#);
-        push_opt_str(&mut out, self.raw);
+        push_opt_str(out, self.raw);
         out.extend_from_slice(br#","metadata":"#);
         match self.metadata {
             Metadata::Text(text) => out.extend_from_slice(text.as_bytes()),
             Metadata::Value(value) => {
-                if serde_json::to_writer(&mut out, value).is_err() {
+                if serde_json::to_writer(&mut *out, value).is_err() {
                     out.extend_from_slice(b"null");
                 }
             }
         }
         out.extend_from_slice(br#","createdAt":"#);
-        push_str(&mut out, self.created_at);
-        out.extend_from_slice(br#"},"timestamp":"#);
-        push_str(&mut out, self.timestamp);
-        out.extend_from_slice(b"}}");
-        // Only valid UTF-8 went in (str slices, ASCII escapes); the fallback is never taken.
-        String::from_utf8(out).unwrap_or_else(|_| "{}".to_owned())
+        push_str(out, self.created_at);
+        out.push(b'}');
     }
+}
+
+/// Appends `message` as the protocol's `Message` object: exactly serde_json's text of it (a test holds
+/// them equal), with the fast string escaping — a history's last `result` line carries the whole answer
+/// twice (content and raw), over a megabyte for a long one.
+pub fn push_message(out: &mut Vec<u8>, message: &agentstream_wire::Message) {
+    AgentMessageFrame {
+        id: message.id,
+        agent_id: message.agent_id,
+        sequence_number: message.sequence_number,
+        message_type: message.message_type,
+        role: message.role.as_deref(),
+        content: &message.content,
+        raw: message.raw.as_deref(),
+        metadata: Metadata::Value(&message.metadata),
+        created_at: &message.created_at,
+        timestamp: "",
+    }
+    .push_message(out);
 }
 
 /// A JSON string, or `null`.
@@ -217,6 +249,12 @@ mod tests {
         }
         .to_json();
         assert_eq!(ours, theirs);
+        let mut alone = Vec::new();
+        push_message(&mut alone, &message);
+        assert_eq!(
+            String::from_utf8(alone).unwrap(),
+            serde_json::to_string(&message).unwrap()
+        );
     }
 
     #[test]

@@ -187,9 +187,7 @@ fn history_pages(
                 if !(opening && i == 0) {
                     out.push(b',');
                 }
-                if let Err(e) = serde_json::to_writer(&mut out, m) {
-                    tracing::error!(error = %e, "cannot serialize a message");
-                }
+                crate::json_text::push_message(&mut out, m);
             }
             let next = match page.last() {
                 Some(last) if page.len() as u64 == PAGE => {
