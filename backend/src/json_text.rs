@@ -93,23 +93,29 @@ impl AgentMessageFrame<'_> {
     }
 }
 
+impl<'a> AgentMessageFrame<'a> {
+    /// The `agent:message` event of a stored `message`.
+    pub fn of(message: &'a agentstream_wire::Message, timestamp: &'a str) -> Self {
+        AgentMessageFrame {
+            id: message.id,
+            agent_id: message.agent_id,
+            sequence_number: message.sequence_number,
+            message_type: message.message_type,
+            role: message.role.as_deref(),
+            content: &message.content,
+            raw: message.raw.as_deref(),
+            metadata: Metadata::Value(&message.metadata),
+            created_at: &message.created_at,
+            timestamp,
+        }
+    }
+}
+
 /// Appends `message` as the protocol's `Message` object: exactly serde_json's text of it (a test holds
 /// them equal), with the fast string escaping — a history's last `result` line carries the whole answer
 /// twice (content and raw), over a megabyte for a long one.
 pub fn push_message(out: &mut Vec<u8>, message: &agentstream_wire::Message) {
-    AgentMessageFrame {
-        id: message.id,
-        agent_id: message.agent_id,
-        sequence_number: message.sequence_number,
-        message_type: message.message_type,
-        role: message.role.as_deref(),
-        content: &message.content,
-        raw: message.raw.as_deref(),
-        metadata: Metadata::Value(&message.metadata),
-        created_at: &message.created_at,
-        timestamp: "",
-    }
-    .push_message(out);
+    AgentMessageFrame::of(message, "").push_message(out);
 }
 
 /// A JSON string, or `null`.
@@ -235,19 +241,7 @@ mod tests {
             timestamp: "ts".into(),
         }))
         .unwrap();
-        let ours = AgentMessageFrame {
-            id: message.id,
-            agent_id: message.agent_id,
-            sequence_number: message.sequence_number,
-            message_type: message.message_type,
-            role: message.role.as_deref(),
-            content: &message.content,
-            raw: message.raw.as_deref(),
-            metadata: Metadata::Value(&message.metadata),
-            created_at: &message.created_at,
-            timestamp: "ts",
-        }
-        .to_json();
+        let ours = AgentMessageFrame::of(&message, "ts").to_json();
         assert_eq!(ours, theirs);
         let mut alone = Vec::new();
         push_message(&mut alone, &message);

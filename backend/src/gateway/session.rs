@@ -287,18 +287,7 @@ impl WsSession {
                 continue;
             }
             sub.last_sent = message.sequence_number;
-            let frame = json_text::AgentMessageFrame {
-                id: message.id,
-                agent_id: agent,
-                sequence_number: message.sequence_number,
-                message_type: message.message_type,
-                role: message.role.as_deref(),
-                content: &message.content,
-                raw: message.raw.as_deref(),
-                metadata: json_text::Metadata::Value(&message.metadata),
-                created_at: &message.created_at,
-                timestamp: &timestamp,
-            };
+            let frame = json_text::AgentMessageFrame::of(&message, &timestamp);
             ctx.text(frame.to_json());
         }
         if full {
