@@ -143,18 +143,24 @@ struct State {
     text: String,
 }
 
+impl State {
+    /// A run about to print its first line.
+    fn new(spec: SyntheticSpec) -> Self {
+        State {
+            spec,
+            step: Step::Init,
+            session_id: uuid::Uuid::new_v4().to_string(),
+            message_id: format!("msg_synthetic_{}", uuid::Uuid::new_v4().simple()),
+            started: Instant::now(),
+            paced_from: Instant::now(),
+            text: String::new(),
+        }
+    }
+}
+
 /// The run's events, paced by `interval_ms` between tokens.
 pub fn stream(spec: SyntheticSpec) -> impl Stream<Item = RunnerEvent> {
-    let state = State {
-        spec,
-        step: Step::Init,
-        session_id: uuid::Uuid::new_v4().to_string(),
-        message_id: format!("msg_synthetic_{}", uuid::Uuid::new_v4().simple()),
-        started: Instant::now(),
-        paced_from: Instant::now(),
-        text: String::new(),
-    };
-    futures_util::stream::unfold(state, |mut s| async move {
+    futures_util::stream::unfold(State::new(spec), |mut s| async move {
         let line = match s.step {
             Step::Init => {
                 s.step = Step::MessageStart;
@@ -299,15 +305,7 @@ mod tests {
 
     #[test]
     fn a_token_line_is_the_stream_event_the_generic_path_builds() {
-        let state = State {
-            spec: spec(3),
-            step: Step::Init,
-            session_id: uuid::Uuid::new_v4().to_string(),
-            message_id: format!("msg_synthetic_{}", uuid::Uuid::new_v4().simple()),
-            started: Instant::now(),
-            paced_from: Instant::now(),
-            text: String::new(),
-        };
+        let state = State::new(spec(3));
         for (text, stamp) in [
             (" word", None),
             (
