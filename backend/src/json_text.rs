@@ -34,15 +34,15 @@ impl AgentMessageFrame<'_> {
     /// The frame's JSON text.
     pub fn to_json(&self) -> String {
         let mut uuid = Uuid::encode_buffer();
-        let agent = self
-            .agent_id
-            .hyphenated()
-            .encode_lower(&mut uuid)
-            .to_owned();
         let raw_len = self.raw.map_or(0, str::len);
         let mut out = Vec::with_capacity(320 + 2 * (self.content.len() + raw_len));
         out.extend_from_slice(br#"{"event":"agent:message","data":{"agentId":""#);
-        out.extend_from_slice(agent.as_bytes());
+        out.extend_from_slice(
+            self.agent_id
+                .hyphenated()
+                .encode_lower(&mut uuid)
+                .as_bytes(),
+        );
         out.extend_from_slice(br#"","message":"#);
         self.push_message(&mut out);
         out.extend_from_slice(br#","timestamp":"#);
