@@ -1,8 +1,10 @@
 //! The seed's StreamingService, as the persistence actor: the only writer of the database. It stores
 //! first and broadcasts after, so no client ever sees a message that `GET …/messages` would lack.
 //!
-//! Requests queue in the actor; each flush takes everything queued and runs it in one transaction (group
-//! commit), then hands the events to the room registry in commit order and answers the requesters. If a
+//! Requests queue in the actor; each flush takes what is queued and runs it in one transaction (group
+//! commit), then hands the events to the room registry in commit order and answers the requesters.
+//! Messages go first, in one statement, with other requests written in bounded turns between them
+//! ([`queue`]). If a
 //! batch fails, its requests are retried one per transaction so that one bad request (a message for an
 //! agent deleted meanwhile) cannot fail the others.
 //!
@@ -34,6 +36,9 @@ use crate::gateway::registry::{Broadcast, Event, RoomRegistry, Scope};
 use crate::json_text;
 use crate::messages;
 use crate::parser::{ParsedMessage, SessionInfo};
+
+mod queue;
+use queue::WriteQueue;
 
 /// Why a write was refused.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
@@ -163,7 +168,7 @@ const SLOW_WRITE: std::time::Duration = std::time::Duration::from_millis(100);
 pub struct Persistence {
     db: DatabaseConnection,
     registry: Addr<RoomRegistry>,
-    queue: Vec<Pending>,
+    queue: WriteQueue,
     flushing: bool,
     mailbox: usize,
     /// Lent to the batch being written (only one is at a time).
@@ -177,7 +182,7 @@ impl Persistence {
         Persistence {
             db,
             registry,
-            queue: Vec::new(),
+            queue: WriteQueue::default(),
             flushing: false,
             mailbox,
             last: LastSequences::new(),
@@ -198,13 +203,14 @@ impl Persistence {
         rx
     }
 
-    /// Writes everything queued, unless a flush is under way (it will come back for the rest).
+    /// Writes the next batch of what is queued, unless a flush is under way (it will come back for the
+    /// rest).
     fn flush(&mut self, ctx: &mut Context<Self>) {
         if self.flushing || self.queue.is_empty() {
             return;
         }
         self.flushing = true;
-        let batch = std::mem::take(&mut self.queue);
+        let batch = self.queue.next_batch();
         let mut last = std::mem::take(&mut self.last);
         let db = self.db.clone();
         ctx.spawn(
@@ -302,14 +308,15 @@ impl Handler<AppendMessages> for Persistence {
     type Result = ();
     fn handle(&mut self, msg: AppendMessages, ctx: &mut Context<Self>) {
         let agent = msg.agent_id;
-        self.queue
-            .extend(msg.messages.into_iter().map(|message| Pending {
+        for message in msg.messages {
+            self.queue.push(Pending {
                 op: Op::Append(agent, message),
                 reply: ReplyTo::Agent {
                     agent,
                     to: msg.ack.clone(),
                 },
-            }));
+            });
+        }
         self.flush(ctx);
     }
 }
