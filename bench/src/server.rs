@@ -167,6 +167,24 @@ impl Server {
             .map_err(|e| e.to_string())
     }
 
+    /// `GET /api/agents/{id}/messages?since=` as the bytes of the answer, read to the last one (a
+    /// server's response time, as HTTP load generators count it; the caller parses afterwards).
+    pub async fn messages_body(&self, id: Uuid, since: i64) -> BenchResult<bytes::Bytes> {
+        let r = self
+            .client
+            .get(format!(
+                "{}/api/agents/{id}/messages?since={since}",
+                self.base
+            ))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.status() != 200 {
+            return Err(format!("history answered {}", r.status()));
+        }
+        r.bytes().await.map_err(|e| e.to_string())
+    }
+
     /// A WebSocket client.
     pub async fn ws(&self) -> BenchResult<Ws> {
         let (stream, _) =
