@@ -161,6 +161,45 @@ fn sqlite_path(url: &str) -> Option<&str> {
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
 
+/// For unit tests: a fresh SQLite file with its schema, holding a `running` agent row for each of
+/// `agents`. The folder is removed when the returned guard is dropped.
+#[cfg(test)]
+pub async fn scratch(agents: &[uuid::Uuid]) -> (DatabaseConnection, Scratch) {
+    use crate::configuration::SyncMode;
+    let dir = std::env::temp_dir().join(format!("agentstream-unit-{}", uuid::Uuid::new_v4()));
+    let settings = DatabaseSettings {
+        url: format!("sqlite://{}/t.db", dir.display()),
+        max_connections: 2,
+        busy_timeout_ms: 1000,
+        synchronous: SyncMode::Normal,
+        max_size_bytes: 0,
+        checkpoint_interval_ms: 0,
+        writer_cache_bytes: 0,
+    };
+    let db = connect(&settings).await.expect("a scratch database");
+    for id in agents {
+        db.execute(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "INSERT INTO agents (id, type, status, prompt, configuration, created_at) VALUES (?, 'synthetic', 'running', 'p', '{}', 't')",
+            [id.to_string().into()],
+        ))
+        .await
+        .expect("an agent row");
+    }
+    (db, Scratch(dir))
+}
+
+/// Removes a [`scratch`] database's folder when dropped.
+#[cfg(test)]
+pub struct Scratch(std::path::PathBuf);
+
+#[cfg(test)]
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::sqlite_path;

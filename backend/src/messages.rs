@@ -208,7 +208,6 @@ pub async fn last_sequences(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::configuration::{DatabaseSettings, SyncMode};
     use agentstream_wire::MessageType;
 
     fn parsed(text: &str) -> ParsedMessage {
@@ -225,27 +224,8 @@ mod tests {
 
     #[tokio::test]
     async fn many_rows_of_many_agents_in_one_statement_and_their_last_numbers() {
-        let dir = std::env::temp_dir().join(format!("agentstream-msg-{}", Uuid::new_v4()));
-        let settings = DatabaseSettings {
-            url: format!("sqlite://{}/t.db", dir.display()),
-            max_connections: 2,
-            busy_timeout_ms: 1000,
-            synchronous: SyncMode::Normal,
-            max_size_bytes: 0,
-            checkpoint_interval_ms: 0,
-            writer_cache_bytes: 0,
-        };
-        let db = crate::db::connect(&settings).await.unwrap();
         let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-        for id in [a, b, c] {
-            db.execute(Statement::from_sql_and_values(
-                DbBackend::Sqlite,
-                "INSERT INTO agents (id, type, status, prompt, configuration, created_at) VALUES (?, 'synthetic', 'running', 'p', '{}', 't')",
-                [id.to_string().into()],
-            ))
-            .await
-            .unwrap();
-        }
+        let (db, _scratch) = crate::db::scratch(&[a, b, c]).await;
         let text = parsed("x");
         let row = |agent_id, sequence_number| NewMessage {
             id: Uuid::now_v7(),
@@ -278,6 +258,5 @@ mod tests {
             .await
             .is_err());
         assert_eq!(last_sequences(&db, &[b]).await.unwrap().get(&b), Some(&2));
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

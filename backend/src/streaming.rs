@@ -502,10 +502,9 @@ async fn write_all(
     let mut out = Vec::with_capacity(ops.len());
     let mut i = 0;
     while i < ops.len() {
-        // A run of messages goes in as one multi-row INSERT; everything else one by one, in order.
+        // A run of messages goes in as multi-row INSERTs (`append_many`); everything else one by one, in order.
         let run = ops[i..]
             .iter()
-            .take(messages::MAX_ROWS_PER_INSERT)
             .take_while(|op| matches!(op, Op::Append(..)))
             .count();
         if run > 0 {
@@ -521,7 +520,10 @@ async fn write_all(
     Ok(out)
 }
 
-/// Stores a run of `Op::Append`s with one statement, numbering each agent's rows after its last number.
+/// Stores a run of `Op::Append`s, numbering each agent's rows after its last number: one statement per
+/// [`messages::MAX_ROWS_PER_INSERT`] rows, in the caller's transaction when there are several. Each
+/// statement is built, and the previous one's events serialized, while the database thread runs the
+/// previous one, so that thread is not kept waiting between them.
 async fn append_many(
     txn: &impl ConnectionTrait,
     ops: &[Op],
@@ -548,7 +550,49 @@ async fn append_many(
             staged.set.insert(id, read.get(&id).copied().unwrap_or(0));
         }
     }
+    let backend = txn.get_database_backend();
     let created_at = clock::now();
+    let timestamp = clock::now();
+    let mut chunks = ops.chunks(messages::MAX_ROWS_PER_INSERT);
+    let mut out = Vec::with_capacity(ops.len());
+    let mut next = chunks
+        .next()
+        .map(|chunk| numbered_insert(backend, chunk, last, staged, &created_at));
+    while let Some((rows, insert)) = next {
+        // Committed or not, the events are only broadcast once the whole write is (and dropped if it
+        // fails); numbers staged for a later statement are dropped with the transaction.
+        let (inserted, following) = futures_util::future::join(txn.execute(insert), async {
+            out.extend(rows.iter().map(|row| {
+                let event = message_event(
+                    row.id,
+                    row.agent_id,
+                    row.sequence_number,
+                    row.parsed,
+                    &row.metadata,
+                    &created_at,
+                    &timestamp,
+                );
+                (Done::Stored(row.sequence_number), vec![event])
+            }));
+            chunks
+                .next()
+                .map(|chunk| numbered_insert(backend, chunk, last, staged, &created_at))
+        })
+        .await;
+        inserted?;
+        next = following;
+    }
+    Ok(out)
+}
+
+/// Numbers the messages of `ops` (each agent's after its last number, staged) and builds their INSERT.
+fn numbered_insert<'a>(
+    backend: sea_orm::DbBackend,
+    ops: &'a [Op],
+    last: &LastSequences,
+    staged: &mut Staged,
+    created_at: &'a str,
+) -> (Vec<messages::NewMessage<'a>>, sea_orm::Statement) {
     let mut rows = Vec::with_capacity(ops.len());
     for op in ops {
         if let Op::Append(agent_id, parsed) = op {
@@ -565,33 +609,12 @@ async fn append_many(
                 sequence_number: previous + 1,
                 parsed,
                 metadata: parsed.metadata.to_string(),
-                created_at: &created_at,
+                created_at,
             });
         }
     }
-    let insert = messages::insert_numbered_statement(txn.get_database_backend(), &rows);
-    let timestamp = clock::now();
-    // The events are serialized while the database thread runs the INSERT (they are broadcast only once
-    // the write is committed, and dropped if it fails).
-    let (inserted, out) = futures_util::future::join(txn.execute(insert), async {
-        rows.iter()
-            .map(|row| {
-                let event = message_event(
-                    row.id,
-                    row.agent_id,
-                    row.sequence_number,
-                    row.parsed,
-                    &row.metadata,
-                    &created_at,
-                    &timestamp,
-                );
-                (Done::Stored(row.sequence_number), vec![event])
-            })
-            .collect::<Vec<_>>()
-    })
-    .await;
-    inserted?;
-    Ok(out)
+    let insert = messages::insert_numbered_statement(backend, &rows);
+    (rows, insert)
 }
 
 /// The `agent:message` event of a stored message, written straight from the parsed line (no copy of its
@@ -748,6 +771,73 @@ fn status_events(change: &SetStatus) -> Vec<Event> {
 mod tests {
     use super::*;
     use agentstream_wire::{AgentMessage, Message as WireMessage, MessageType};
+
+    fn token(text: &str) -> ParsedMessage {
+        ParsedMessage {
+            message_type: MessageType::Assistant,
+            role: None,
+            content: text.into(),
+            raw: format!(r#"{{"text":"{text}"}}"#),
+            metadata: serde_json::json!({"eventType": "content_delta"}),
+            outcome: None,
+            session: None,
+        }
+    }
+
+    /// A write of several statements (more messages than one INSERT takes, with another request
+    /// among them) numbers each agent's messages contiguously across the statements, and is all or
+    /// nothing: a message refused in a later statement stores none of the earlier ones.
+    #[tokio::test]
+    async fn a_write_of_many_statements_numbers_across_them_and_is_all_or_nothing() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let (db, _scratch) = crate::db::scratch(&[a, b]).await;
+        let per_agent = messages::MAX_ROWS_PER_INSERT + 150;
+        let mut ops = Vec::new();
+        for i in 0..per_agent {
+            ops.push(Op::Append(a, token(&format!("a{i}"))));
+            ops.push(Op::Append(b, token(&format!("b{i}"))));
+            if i == per_agent / 2 {
+                ops.push(Op::SetSession(
+                    b,
+                    SessionInfo {
+                        session_id: "s".into(),
+                        model: Some("m".into()),
+                    },
+                ));
+            }
+        }
+        let mut last = LastSequences::new();
+        let done = write_all(&db, &ops, &mut last).await.unwrap();
+        assert_eq!(done.len(), ops.len());
+        let mut numbers = HashMap::<Uuid, Vec<i64>>::new();
+        for (op, (done, _)) in ops.iter().zip(&done) {
+            if let (Op::Append(agent, _), Done::Stored(n)) = (op, done) {
+                numbers.entry(*agent).or_default().push(*n);
+            }
+        }
+        let expected: Vec<i64> = (1..=per_agent as i64).collect();
+        assert_eq!(numbers.get(&a), Some(&expected));
+        assert_eq!(numbers.get(&b), Some(&expected));
+        let stored = messages::find_since(&db, a, 0, None).await.unwrap();
+        let contents: Vec<String> = stored.iter().map(|m| m.content.clone()).collect();
+        let sent: Vec<String> = (0..per_agent).map(|i| format!("a{i}")).collect();
+        assert_eq!(contents, sent);
+        assert_eq!(last.get(&a), Some(&(per_agent as i64)));
+
+        // A message of an unknown agent in the third statement: nothing of the write is stored, and
+        // the numbers kept are those of before.
+        let ghost = Uuid::now_v7();
+        let mut ops: Vec<Op> = (0..2 * messages::MAX_ROWS_PER_INSERT)
+            .map(|i| Op::Append(a, token(&format!("x{i}"))))
+            .collect();
+        ops.push(Op::Append(ghost, token("ghost")));
+        assert!(write_all(&db, &ops, &mut last).await.is_err());
+        assert_eq!(
+            messages::last_sequence(&db, a).await.unwrap(),
+            per_agent as i64
+        );
+        assert_eq!(last.get(&a), Some(&(per_agent as i64)));
+    }
 
     #[test]
     fn a_message_event_is_exactly_the_protocols_agent_message() {
