@@ -148,8 +148,12 @@ enum Done {
 enum ReplyTo {
     /// A request awaiting its answer.
     Once(oneshot::Sender<Result<Done, StoreError>>),
-    /// An agent's actor, told in batches ([`Stored`]).
-    Agent { agent: Uuid, to: Recipient<Stored> },
+    /// An agent's actor, told in batches ([`Stored`]); shared by all the messages of one
+    /// [`AppendMessages`] (a `Recipient` clone per message was an allocation per message).
+    Agent {
+        agent: Uuid,
+        to: std::rc::Rc<Recipient<Stored>>,
+    },
 }
 
 struct Pending {
@@ -238,7 +242,7 @@ impl Persistence {
                     act.registry.do_send(Broadcast(events));
                 }
                 // Each agent's outcomes in one message, in order.
-                let mut acks: Vec<(Recipient<Stored>, Vec<Outcome>)> = Vec::new();
+                let mut acks: Vec<(std::rc::Rc<Recipient<Stored>>, Vec<Outcome>)> = Vec::new();
                 let mut slot: HashMap<Uuid, usize> = HashMap::new();
                 for (reply, result) in replies {
                     match reply {
@@ -308,12 +312,13 @@ impl Handler<AppendMessages> for Persistence {
     type Result = ();
     fn handle(&mut self, msg: AppendMessages, ctx: &mut Context<Self>) {
         let agent = msg.agent_id;
+        let ack = std::rc::Rc::new(msg.ack);
         for message in msg.messages {
             self.queue.push(Pending {
                 op: Op::Append(agent, message),
                 reply: ReplyTo::Agent {
                     agent,
-                    to: msg.ack.clone(),
+                    to: ack.clone(),
                 },
             });
         }
