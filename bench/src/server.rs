@@ -240,28 +240,38 @@ impl Ws {
                 continue;
             };
             let now = crate::monotonic_ns();
-            match serde_json::from_str::<ServerEvent>(&text)
-                .map_err(|e| format!("bad frame: {e}"))?
-            {
-                ServerEvent::AgentMessage(m) if m.agent_id == agent => {
-                    let seq = m.message.sequence_number;
-                    if seq != expected {
-                        return Err(format!(
-                            "agent {agent}: got sequence {seq}, expected {expected}"
-                        ));
-                    }
-                    expected += 1;
-                    if stamped {
-                        if let Some(raw) = &m.message.raw {
-                            let emitted = serde_json::from_str::<Value>(raw)
-                                .ok()
-                                .and_then(|v| v["emittedNs"].as_u64());
-                            if let Some(e) = emitted {
-                                latencies_ns.push(now.saturating_sub(e));
-                            }
+            // Nearly every frame is a message: only its agent, number and (stamped) raw line are read,
+            // without building the rest, so that the load generator leaves the cores to the server.
+            if let Some(m) = lite_message(&text)? {
+                if m.agent_id != agent {
+                    continue;
+                }
+                let seq = m.message.sequence_number;
+                if seq != expected {
+                    return Err(format!(
+                        "agent {agent}: got sequence {seq}, expected {expected}"
+                    ));
+                }
+                expected += 1;
+                if stamped {
+                    let raw = m
+                        .message
+                        .raw
+                        .map(|r| serde_json::from_str::<String>(r.get()));
+                    if let Some(Ok(raw)) = raw {
+                        let emitted = serde_json::from_str::<Value>(&raw)
+                            .ok()
+                            .and_then(|v| v["emittedNs"].as_u64());
+                        if let Some(e) = emitted {
+                            latencies_ns.push(now.saturating_sub(e));
                         }
                     }
                 }
+                continue;
+            }
+            match serde_json::from_str::<ServerEvent>(&text)
+                .map_err(|e| format!("bad frame: {e}"))?
+            {
                 ServerEvent::Subscribed(s)
                     if s.agent_id == agent && s.status.is_some_and(|st| st.is_terminal()) =>
                 {
@@ -287,6 +297,41 @@ impl Ws {
             }
         }
     }
+}
+
+/// What [`Ws::watch`] reads of an `agent:message` frame.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LiteMessage<'a> {
+    agent_id: Uuid,
+    #[serde(borrow)]
+    message: LiteInner<'a>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LiteInner<'a> {
+    sequence_number: i64,
+    #[serde(default, borrow)]
+    raw: Option<&'a serde_json::value::RawValue>,
+}
+
+/// The message of an `agent:message` frame; `None` for any other frame.
+fn lite_message(text: &str) -> BenchResult<Option<LiteMessage<'_>>> {
+    #[derive(serde::Deserialize)]
+    struct Frame<'a> {
+        #[serde(borrow)]
+        event: std::borrow::Cow<'a, str>,
+        #[serde(borrow)]
+        data: &'a serde_json::value::RawValue,
+    }
+    let frame: Frame<'_> = serde_json::from_str(text).map_err(|e| format!("bad frame: {e}"))?;
+    if frame.event != "agent:message" {
+        return Ok(None);
+    }
+    serde_json::from_str(frame.data.get())
+        .map(Some)
+        .map_err(|e| format!("bad agent:message: {e}"))
 }
 
 impl Ws {
