@@ -118,6 +118,17 @@ pub fn push_message(out: &mut Vec<u8>, message: &agentstream_wire::Message) {
     AgentMessageFrame::of(message, "").push_message(out);
 }
 
+/// A `Value` as JSON text, the same as its `to_string()`: through a byte buffer rather than `Display`,
+/// whose formatter adapter cost a message's metadata twice as much (one per stored message).
+pub fn value_text(value: &serde_json::Value) -> String {
+    let mut out = Vec::with_capacity(128);
+    // Writing a `Value` into a `Vec` cannot fail: its keys are strings, and a `Vec` takes any byte.
+    if serde_json::to_writer(&mut out, value).is_err() {
+        return value.to_string();
+    }
+    String::from_utf8(out).unwrap_or_else(|_| value.to_string())
+}
+
 /// A JSON string, or `null`.
 fn push_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
@@ -219,6 +230,20 @@ mod tests {
         let mut out = Vec::new();
         push_str(&mut out, s);
         String::from_utf8(out).expect("valid UTF-8 out of valid UTF-8")
+    }
+
+    #[test]
+    fn value_text_is_the_values_to_string() {
+        let values = [
+            serde_json::json!({"eventType": "content_delta", "blockIndex": 0, "messageId": "msg_1"}),
+            serde_json::json!({"z": [1.5, -0.0, 1e300, null, true], "a": {"nested": "quote \" nl \n 🦀 \u{0}"}}),
+            serde_json::json!(null),
+            serde_json::json!("text"),
+            serde_json::json!(18446744073709551615u64),
+        ];
+        for value in values {
+            assert_eq!(value_text(&value), value.to_string());
+        }
     }
 
     #[test]

@@ -613,7 +613,7 @@ fn numbered_insert<'a>(
                 agent_id: *agent_id,
                 sequence_number: previous + 1,
                 parsed,
-                metadata: parsed.metadata.to_string(),
+                metadata: json_text::value_text(&parsed.metadata),
                 created_at,
             });
         }
