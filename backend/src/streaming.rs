@@ -494,14 +494,33 @@ async fn write_all(
     last: &mut LastSequences,
 ) -> Result<Vec<(Done, Vec<Event>)>, DbErr> {
     let mut staged = Staged::default();
-    // The usual batch under load: messages only, few enough for one statement, which is atomic by
-    // itself — no BEGIN and COMMIT round trips to the database thread.
-    if ops.len() <= messages::MAX_ROWS_PER_INSERT
-        && ops.iter().all(|op| matches!(op, Op::Append(..)))
-    {
-        let out = append_many(db, ops, last, &mut staged).await?;
-        staged.apply(last);
-        return Ok(out);
+    // The usual batch under load: messages only. Few enough for one statement, which is atomic by
+    // itself, they go without BEGIN and COMMIT round trips to the database thread.
+    if ops.iter().all(|op| matches!(op, Op::Append(..))) {
+        let one_statement = ops.len() <= messages::MAX_ROWS_PER_INSERT;
+        if matches!(db, DatabaseConnection::SqlxSqlitePoolConnection(_)) {
+            // On SQLite straight through sqlx, binding the rows' text in place.
+            resolve_last(db, ops, last, &mut staged).await?;
+            let pool = db.get_sqlite_connection_pool();
+            let out = if one_statement {
+                let mut conn = pool.acquire().await.map_err(sqlx_error)?;
+                append_many(&mut *conn, ops, last, &mut staged).await?
+            } else {
+                // Rolled back when dropped uncommitted (a statement failed).
+                let mut txn = pool.begin().await.map_err(sqlx_error)?;
+                let out = append_many(&mut *txn, ops, last, &mut staged).await?;
+                txn.commit().await.map_err(sqlx_error)?;
+                out
+            };
+            staged.apply(last);
+            return Ok(out);
+        }
+        if one_statement {
+            resolve_last(db, ops, last, &mut staged).await?;
+            let out = append_many(&mut Statements(db), ops, last, &mut staged).await?;
+            staged.apply(last);
+            return Ok(out);
+        }
     }
     let txn = db.begin().await?;
     let mut out = Vec::with_capacity(ops.len());
@@ -513,8 +532,10 @@ async fn write_all(
             .take_while(|op| matches!(op, Op::Append(..)))
             .count();
         if run > 0 {
-            out.extend(append_many(&txn, &ops[i..i + run], last, &mut staged).await?);
-            i += run;
+            let run = &ops[i..i + run];
+            resolve_last(&txn, run, last, &mut staged).await?;
+            out.extend(append_many(&mut Statements(&txn), run, last, &mut staged).await?);
+            i += run.len();
         } else {
             out.push(write_one(&txn, &ops[i], &mut staged).await?);
             i += 1;
@@ -525,17 +546,42 @@ async fn write_all(
     Ok(out)
 }
 
-/// Stores a run of `Op::Append`s, numbering each agent's rows after its last number: one statement per
-/// [`messages::MAX_ROWS_PER_INSERT`] rows, in the caller's transaction when there are several. Each
-/// statement is built, and the previous one's events serialized, while the database thread runs the
-/// previous one, so that thread is not kept waiting between them.
-async fn append_many(
-    txn: &impl ConnectionTrait,
+/// A sqlx error as sea-orm's, so that [`classify`] reads both alike.
+fn sqlx_error(e: sea_orm::sqlx::Error) -> DbErr {
+    DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
+}
+
+/// Where [`append_many`] inserts each statement's rows.
+trait RowSink {
+    /// Inserts `rows` with one statement.
+    async fn insert(&mut self, rows: &[messages::NewMessage<'_>]) -> Result<(), DbErr>;
+}
+
+/// A sea-orm connection or transaction, on any database.
+struct Statements<'c, C>(&'c C);
+
+impl<C: ConnectionTrait> RowSink for Statements<'_, C> {
+    async fn insert(&mut self, rows: &[messages::NewMessage<'_>]) -> Result<(), DbErr> {
+        let insert = messages::insert_numbered_statement(self.0.get_database_backend(), rows);
+        self.0.execute(insert).await.map(|_| ())
+    }
+}
+
+/// The writer's SQLite connection (or a transaction on it), through sqlx.
+impl RowSink for sea_orm::sqlx::SqliteConnection {
+    async fn insert(&mut self, rows: &[messages::NewMessage<'_>]) -> Result<(), DbErr> {
+        messages::insert_numbered_sqlite(self, rows).await
+    }
+}
+
+/// Stages the last number of every agent of `ops` that is neither staged by this write nor kept: read
+/// now, through `conn` (before [`append_many`] numbers their rows).
+async fn resolve_last(
+    conn: &impl ConnectionTrait,
     ops: &[Op],
     last: &LastSequences,
     staged: &mut Staged,
-) -> Result<Vec<(Done, Vec<Event>)>, DbErr> {
-    // The last number of every agent of the run: staged by this transaction, kept, or read now.
+) -> Result<(), DbErr> {
     let unknown: Vec<Uuid> = ops
         .iter()
         .filter_map(|op| match op {
@@ -550,23 +596,36 @@ async fn append_many(
         .into_iter()
         .collect();
     if !unknown.is_empty() {
-        let read = messages::last_sequences(txn, &unknown).await?;
+        let read = messages::last_sequences(conn, &unknown).await?;
         for id in unknown {
             staged.set.insert(id, read.get(&id).copied().unwrap_or(0));
         }
     }
-    let backend = txn.get_database_backend();
+    Ok(())
+}
+
+/// Stores a run of `Op::Append`s whose agents' last numbers are known ([`resolve_last`]), numbering
+/// each agent's rows after its last number: one statement per [`messages::MAX_ROWS_PER_INSERT`] rows,
+/// in the caller's transaction when there are several. Each statement's rows are numbered, and the
+/// previous one's events serialized, while the database thread runs the previous one, so that thread
+/// is not kept waiting between them.
+async fn append_many(
+    sink: &mut impl RowSink,
+    ops: &[Op],
+    last: &LastSequences,
+    staged: &mut Staged,
+) -> Result<Vec<(Done, Vec<Event>)>, DbErr> {
     let created_at = clock::now();
     let timestamp = clock::now();
     let mut chunks = ops.chunks(messages::MAX_ROWS_PER_INSERT);
     let mut out = Vec::with_capacity(ops.len());
     let mut next = chunks
         .next()
-        .map(|chunk| numbered_insert(backend, chunk, last, staged, &created_at));
-    while let Some((rows, insert)) = next {
+        .map(|chunk| numbered_rows(chunk, last, staged, &created_at));
+    while let Some(rows) = next {
         // Committed or not, the events are only broadcast once the whole write is (and dropped if it
         // fails); numbers staged for a later statement are dropped with the transaction.
-        let (inserted, following) = futures_util::future::join(txn.execute(insert), async {
+        let (inserted, following) = futures_util::future::join(sink.insert(&rows), async {
             out.extend(rows.iter().map(|row| {
                 let event = message_event(
                     row.id,
@@ -581,7 +640,7 @@ async fn append_many(
             }));
             chunks
                 .next()
-                .map(|chunk| numbered_insert(backend, chunk, last, staged, &created_at))
+                .map(|chunk| numbered_rows(chunk, last, staged, &created_at))
         })
         .await;
         inserted?;
@@ -590,14 +649,13 @@ async fn append_many(
     Ok(out)
 }
 
-/// Numbers the messages of `ops` (each agent's after its last number, staged) and builds their INSERT.
-fn numbered_insert<'a>(
-    backend: sea_orm::DbBackend,
+/// Numbers the messages of `ops`, each agent's after its last number (staged or kept).
+fn numbered_rows<'a>(
     ops: &'a [Op],
     last: &LastSequences,
     staged: &mut Staged,
     created_at: &'a str,
-) -> (Vec<messages::NewMessage<'a>>, sea_orm::Statement) {
+) -> Vec<messages::NewMessage<'a>> {
     let mut rows = Vec::with_capacity(ops.len());
     for op in ops {
         if let Op::Append(agent_id, parsed) = op {
@@ -618,8 +676,7 @@ fn numbered_insert<'a>(
             });
         }
     }
-    let insert = messages::insert_numbered_statement(backend, &rows);
-    (rows, insert)
+    rows
 }
 
 /// The `agent:message` event of a stored message, written straight from the parsed line (no copy of its
@@ -674,10 +731,15 @@ async fn write_one(
             Ok((Done::Agent(Box::new(agent)), vec![event]))
         }
         // `write_all` stores messages with `append_many`; should one come here, it goes there too.
-        Op::Append(..) => append_many(txn, std::slice::from_ref(op), &LastSequences::new(), staged)
-            .await?
-            .pop()
-            .ok_or_else(|| DbErr::Custom("nothing written".into())),
+        Op::Append(..) => {
+            let ops = std::slice::from_ref(op);
+            let none = LastSequences::new();
+            resolve_last(txn, ops, &none, staged).await?;
+            append_many(&mut Statements(txn), ops, &none, staged)
+                .await?
+                .pop()
+                .ok_or_else(|| DbErr::Custom("nothing written".into()))
+        }
         Op::SetStatus(change) => {
             let mut update = entity::Agent::update_many()
                 .col_expr(agent::Column::Status, Expr::value(change.status.as_str()))
@@ -828,6 +890,37 @@ mod tests {
         let sent: Vec<String> = (0..per_agent).map(|i| format!("a{i}")).collect();
         assert_eq!(contents, sent);
         assert_eq!(last.get(&a), Some(&(per_agent as i64)));
+
+        // Messages only (on SQLite straight through sqlx), several statements: numbers go on from the
+        // kept ones, and from the database for an agent this writer has not kept.
+        last.remove(&b);
+        let ops: Vec<Op> = (0..per_agent)
+            .flat_map(|i| {
+                [
+                    Op::Append(a, token(&format!("a{}", per_agent + i))),
+                    Op::Append(b, token(&format!("b{}", per_agent + i))),
+                ]
+            })
+            .collect();
+        let done = write_all(&db, &ops, &mut last).await.unwrap();
+        let numbers: Vec<i64> = done
+            .iter()
+            .map(|(done, _)| match done {
+                Done::Stored(n) => *n,
+                _ => 0,
+            })
+            .collect();
+        let expected: Vec<i64> = (per_agent as i64 + 1..=2 * per_agent as i64)
+            .flat_map(|n| [n, n])
+            .collect();
+        assert_eq!(numbers, expected);
+        let stored = messages::find_since(&db, b, 0, None).await.unwrap();
+        assert_eq!(stored.len(), 2 * per_agent);
+        assert!(stored
+            .iter()
+            .enumerate()
+            .all(|(i, m)| m.sequence_number == i as i64 + 1 && m.content == format!("b{i}")));
+        let per_agent = 2 * per_agent;
 
         // A message of an unknown agent in the third statement: nothing of the write is stored, and
         // the numbers kept are those of before.
