@@ -5,8 +5,9 @@
 //! database thread. Written in one transaction in arrival order, a batch holding a few of those — 100
 //! agents starting or ending together — kept every token queued meanwhile waiting for all of them
 //! (the latency benchmark's p99.9 was made of exactly that). So writes alternate: every queued message
-//! that may go first goes in one statement, then at most [`MAX_OTHERS_PER_WRITE`] other requests, in
-//! arrival order, then the messages that came meanwhile, and so on.
+//! that may go first goes in one write of messages only (the fast path), then at most
+//! [`MAX_OTHERS_PER_WRITE`] other requests, in arrival order, then the messages that came meanwhile,
+//! and so on.
 //!
 //! A message may go ahead of an earlier request only when that request is about another agent: each
 //! agent's requests keep their order (a message stays behind its own agent's purge; a final status is
@@ -78,19 +79,25 @@ impl WriteQueue {
         self.messages.is_empty() && self.held.is_empty()
     }
 
-    /// The next write: all free messages (one statement), or, taking turns when both are waiting, the
-    /// held requests up to the [`MAX_OTHERS_PER_WRITE`]th that is not a message (with the free messages
-    /// ahead of them). Messages held behind their agent's request go with it, in order.
+    /// The next write: all free messages (messages only: the fast path), or, taking turns when both are
+    /// waiting, the held requests up to the [`MAX_OTHERS_PER_WRITE`]th that is not a message. Messages
+    /// held behind their agent's request go with it, in order.
     pub fn next_batch(&mut self) -> Vec<Pending> {
         let held_now = !self.held.is_empty() && (self.held_turn || self.messages.is_empty());
-        if !held_now {
+        // Free messages must be written before what is held behind them (an agent's status sent after
+        // its messages): when one of them is of an agent with a held request, they go first.
+        let must_precede = || {
+            self.messages.iter().any(|p| match &p.op {
+                Op::Append(agent, _) => self.held_agents.contains_key(agent),
+                _ => false,
+            })
+        };
+        if !held_now || must_precede() {
             self.held_turn = true;
             return std::mem::take(&mut self.messages);
         }
         self.held_turn = false;
-        // Free messages may go before anything held, and must go before what is held behind them (an
-        // agent's status sent after its messages): they lead the batch.
-        let mut batch = std::mem::take(&mut self.messages);
+        let mut batch = Vec::new();
         let mut others = 0;
         while let Some(front) = self.held.front() {
             let other = !matches!(front.op, Op::Append(..));
@@ -207,7 +214,8 @@ mod tests {
         q.push(message(a, "3"));
         assert_eq!(describe(&q.next_batch(), &names), vec!["m:a:3"]);
         q.push(message(a, "4"));
-        assert_eq!(describe(&q.next_batch(), &names), vec!["m:a:4", "s:b"]);
+        assert_eq!(describe(&q.next_batch(), &names), vec!["s:b"]);
+        assert_eq!(describe(&q.next_batch(), &names), vec!["m:a:4"]);
         assert!(q.is_empty());
     }
 
@@ -219,13 +227,12 @@ mod tests {
         q.push(status(b));
         q.push(message(a, "1"));
         assert_eq!(describe(&q.next_batch(), &names), vec!["m:a:1"]);
-        // The held requests' turn, with a message of `a` queued before `a`'s final status.
+        // The held requests' turn, but a message of `a` was queued before `a`'s final status: the
+        // messages go first all the same.
         q.push(message(a, "2"));
         q.push(status(a));
-        assert_eq!(
-            describe(&q.next_batch(), &names),
-            vec!["m:a:2", "s:b", "s:a"]
-        );
+        assert_eq!(describe(&q.next_batch(), &names), vec!["m:a:2"]);
+        assert_eq!(describe(&q.next_batch(), &names), vec!["s:b", "s:a"]);
         assert!(q.is_empty());
     }
 
