@@ -87,10 +87,11 @@ impl WriteQueue {
         // Free messages must be written before what is held behind them (an agent's status sent after
         // its messages): when one of them is of an agent with a held request, they go first.
         let must_precede = || {
-            self.messages.iter().any(|p| match &p.op {
-                Op::Append(agent, _) => self.held_agents.contains_key(agent),
-                _ => false,
-            })
+            (!self.messages.is_empty() && self.held_barriers > 0)
+                || self.messages.iter().any(|p| match &p.op {
+                    Op::Append(agent, _) => self.held_agents.contains_key(agent),
+                    _ => false,
+                })
         };
         if !held_now || must_precede() {
             self.held_turn = true;
@@ -259,6 +260,17 @@ mod tests {
         q.push(other(Op::Interrupt));
         q.push(message(a, "1"));
         assert_eq!(drain(&mut q, &names), vec![vec!["i", "m:a:1"]]);
+        // Nor does it overtake a message queued before it, even on the held requests' turn.
+        let b = Uuid::now_v7();
+        let names = [(a, "a"), (b, "b")];
+        q.push(status(b));
+        q.push(message(a, "2"));
+        assert_eq!(describe(&q.next_batch(), &names), vec!["m:a:2"]);
+        q.push(message(a, "3"));
+        q.push(other(Op::Interrupt));
+        assert_eq!(describe(&q.next_batch(), &names), vec!["m:a:3"]);
+        assert_eq!(describe(&q.next_batch(), &names), vec!["s:b", "i"]);
+        assert!(q.is_empty());
     }
 
     #[test]
