@@ -3,10 +3,9 @@
 //!
 //! Requests queue in the actor; each flush takes what is queued and runs it in one transaction (group
 //! commit), then hands the events to the room registry in commit order and answers the requesters.
-//! Messages go first, in one statement, with other requests written in bounded turns between them
-//! ([`queue`]). If a
-//! batch fails, its requests are retried one per transaction so that one bad request (a message for an
-//! agent deleted meanwhile) cannot fail the others.
+//! Messages go first, in writes of messages only, with other requests written in bounded turns
+//! between them ([`queue`]). If a batch fails, its requests are retried one per transaction so that
+//! one bad request (a message for an agent deleted meanwhile) cannot fail the others.
 //!
 //! Sequence numbers are `MAX(sequence_number) + 1` per agent. This actor is the only writer, so it keeps
 //! each running agent's last number (read from the database in the batch's transaction the first time,
@@ -17,6 +16,7 @@
 
 use actix::prelude::*;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use agentstream_wire::{
     Agent, AgentComplete, AgentCreated, AgentError, AgentStatus, AgentStatusChanged,
@@ -152,7 +152,7 @@ enum ReplyTo {
     /// [`AppendMessages`] (a `Recipient` clone per message was an allocation per message).
     Agent {
         agent: Uuid,
-        to: std::rc::Rc<Recipient<Stored>>,
+        to: Rc<Recipient<Stored>>,
     },
 }
 
@@ -242,7 +242,7 @@ impl Persistence {
                     act.registry.do_send(Broadcast(events));
                 }
                 // Each agent's outcomes in one message, in order.
-                let mut acks: Vec<(std::rc::Rc<Recipient<Stored>>, Vec<Outcome>)> = Vec::new();
+                let mut acks: Vec<(Rc<Recipient<Stored>>, Vec<Outcome>)> = Vec::new();
                 let mut slot: HashMap<Uuid, usize> = HashMap::new();
                 for (reply, result) in replies {
                     match reply {
@@ -312,7 +312,7 @@ impl Handler<AppendMessages> for Persistence {
     type Result = ();
     fn handle(&mut self, msg: AppendMessages, ctx: &mut Context<Self>) {
         let agent = msg.agent_id;
-        let ack = std::rc::Rc::new(msg.ack);
+        let ack = Rc::new(msg.ack);
         for message in msg.messages {
             self.queue.push(Pending {
                 op: Op::Append(agent, message),
@@ -499,17 +499,17 @@ async fn write_all(
     if ops.iter().all(|op| matches!(op, Op::Append(..))) {
         let one_statement = ops.len() <= messages::MAX_ROWS_PER_INSERT;
         if matches!(db, DatabaseConnection::SqlxSqlitePoolConnection(_)) {
-            // On SQLite straight through sqlx, binding the rows' text in place.
+            // On SQLite straight through sqlx (`messages::insert_numbered_sqlite`).
             resolve_last(db, ops, last, &mut staged).await?;
             let pool = db.get_sqlite_connection_pool();
             let out = if one_statement {
-                let mut conn = pool.acquire().await.map_err(sqlx_error)?;
+                let mut conn = pool.acquire().await.map_err(messages::sqlx_error)?;
                 append_many(&mut *conn, ops, last, &mut staged).await?
             } else {
                 // Rolled back when dropped uncommitted (a statement failed).
-                let mut txn = pool.begin().await.map_err(sqlx_error)?;
+                let mut txn = pool.begin().await.map_err(messages::sqlx_error)?;
                 let out = append_many(&mut *txn, ops, last, &mut staged).await?;
-                txn.commit().await.map_err(sqlx_error)?;
+                txn.commit().await.map_err(messages::sqlx_error)?;
                 out
             };
             staged.apply(last);
@@ -544,11 +544,6 @@ async fn write_all(
     txn.commit().await?;
     staged.apply(last);
     Ok(out)
-}
-
-/// A sqlx error as sea-orm's, so that [`classify`] reads both alike.
-fn sqlx_error(e: sea_orm::sqlx::Error) -> DbErr {
-    DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
 }
 
 /// Where [`append_many`] inserts each statement's rows.

@@ -154,17 +154,8 @@ impl Server {
 
     /// `GET /api/agents/{id}/messages?since=`.
     pub async fn messages(&self, id: Uuid, since: i64) -> BenchResult<Vec<Message>> {
-        self.client
-            .get(format!(
-                "{}/api/agents/{id}/messages?since={since}",
-                self.base
-            ))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())
+        let body = self.messages_body(id, since).await?;
+        serde_json::from_slice(&body).map_err(|e| e.to_string())
     }
 
     /// `GET /api/agents/{id}/messages?since=` as the bytes of the answer, read to the last one (a
