@@ -1,6 +1,6 @@
-//! The seed's DatabaseService: opens the database named by the settings and brings its schema up to date.
+//! The database: opens the one named by the settings and brings its schema up to date.
 //!
-//! SQLite runs in WAL mode, unlike the seed's DELETE journal: readers (history, gap fill, replay) never
+//! SQLite runs in WAL mode: readers (history, gap fill, replay) never
 //! block the single writer and the writer never blocks them, and a commit appends to the log instead of
 //! rewriting pages twice. Foreign keys are on (a message of a deleted agent is refused), and a busy timeout
 //! makes a rare lock wait instead of failing.

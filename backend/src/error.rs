@@ -4,7 +4,7 @@
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use agentstream_wire::{ErrorBody, ErrorInfo};
+use agentstream_wire::{ErrorBody, ErrorCode, ErrorInfo};
 use sea_orm::DbErr;
 
 /// An error a client sees: a status, a stable snake_case code and a sentence.
@@ -12,7 +12,7 @@ use sea_orm::DbErr;
 #[error("{code}: {message}")]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     /// Headers the answer needs besides its body (`Retry-After` of a 429, `WWW-Authenticate` of a 401).
     pub headers: Vec<(HeaderName, HeaderValue)>,
@@ -20,7 +20,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// Any error.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -45,7 +45,7 @@ impl ApiError {
     }
 
     /// 400 with a code.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
@@ -53,7 +53,7 @@ impl ApiError {
     pub fn agent_not_found(id: impl std::fmt::Display) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
-            "agent_not_found",
+            ErrorCode::AgentNotFound,
             format!("no agent with id {id}"),
         )
     }
@@ -63,7 +63,7 @@ impl ApiError {
         tracing::error!(error = %err, "database error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "storage_error",
+            ErrorCode::StorageError,
             "the database failed; nothing was changed",
         )
     }
@@ -72,7 +72,7 @@ impl ApiError {
     pub fn unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            ErrorCode::Unavailable,
             "the server is shutting down",
         )
     }

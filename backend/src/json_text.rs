@@ -52,7 +52,7 @@ impl AgentMessageFrame<'_> {
         String::from_utf8(out).unwrap_or_else(|_| "{}".to_owned())
     }
 
-    /// The message alone, as the protocol's `Message` object (what REST returns).
+    /// The message alone, as the protocol's message object (what REST returns).
     fn push_message(&self, out: &mut Vec<u8>) {
         use std::io::Write as _;
         let mut uuid = Uuid::encode_buffer();
@@ -95,7 +95,7 @@ impl AgentMessageFrame<'_> {
 
 impl<'a> AgentMessageFrame<'a> {
     /// The `agent:message` event of a stored `message`.
-    pub fn of(message: &'a agentstream_wire::Message, timestamp: &'a str) -> Self {
+    pub fn of(message: &'a agentstream_wire::StoredMessage, timestamp: &'a str) -> Self {
         AgentMessageFrame {
             id: message.id,
             agent_id: message.agent_id,
@@ -111,10 +111,10 @@ impl<'a> AgentMessageFrame<'a> {
     }
 }
 
-/// Appends `message` as the protocol's `Message` object: exactly serde_json's text of it (a test holds
+/// Appends `message` as the protocol's message object: exactly serde_json's text of it (a test holds
 /// them equal), with the fast string escaping — a history's last `result` line carries the whole answer
 /// twice (content and raw), over a megabyte for a long one.
-pub fn push_message(out: &mut Vec<u8>, message: &agentstream_wire::Message) {
+pub fn push_message(out: &mut Vec<u8>, message: &agentstream_wire::StoredMessage) {
     AgentMessageFrame::of(message, "").push_message(out);
 }
 
@@ -248,8 +248,8 @@ mod tests {
 
     #[test]
     fn a_replayed_frame_is_exactly_the_protocols_agent_message() {
-        use agentstream_wire::{AgentMessage, Message, ServerEvent};
-        let message = Message {
+        use agentstream_wire::{AgentMessage, ServerEvent, StoredMessage};
+        let message = StoredMessage {
             id: Uuid::now_v7(),
             agent_id: Uuid::now_v7(),
             sequence_number: 7,

@@ -156,7 +156,7 @@ fn main() -> ExitCode {
 
 fn proxy(settings: Settings) -> ExitCode {
     let result = actix_web::rt::System::new().block_on(async move {
-        let server = agentstream::claude_proxy::ProxyServer::build(settings)?;
+        let server = agentstream::commands::proxy::ProxyServer::build(settings)?;
         println!("agentstream proxy listening on {}", server.url());
         let _ = std::io::stdout().flush();
         tracing::info!(url = %server.url(), "proxy listening");
@@ -172,8 +172,9 @@ fn proxy(settings: Settings) -> ExitCode {
 }
 
 fn watch(url: &str, agent: uuid::Uuid, since: i64, json: bool, token: Option<&str>) -> ExitCode {
-    let result = actix_web::rt::System::new()
-        .block_on(agentstream::watch::watch(url, agent, since, json, token));
+    let result = actix_web::rt::System::new().block_on(agentstream::commands::watch::watch(
+        url, agent, since, json, token,
+    ));
     match result {
         Ok(agentstream_wire::AgentStatus::Completed) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),

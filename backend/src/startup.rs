@@ -10,15 +10,15 @@ use actix_web::http::header;
 use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 
+use crate::agents::{Orchestrator, Shutdown};
 use crate::api::{self, AppState};
 use crate::configuration::Settings;
 use crate::db::{self, DbOpenError};
 use crate::gateway::registry::CloseAll;
 use crate::gateway::{self, GatewayState, RoomRegistry};
 use crate::limits::{ConnectionLimit, LaunchRate};
-use crate::orchestration::{Orchestrator, Shutdown};
+use crate::persistence::{InterruptUnfinished, Persistence, StoreError};
 use crate::security::{self, Policy, SecurityError};
-use crate::streaming::{InterruptUnfinished, Persistence, StoreError};
 use crate::web_app::{self, WebApp};
 
 /// Why the application could not start.
@@ -67,7 +67,7 @@ impl Application {
         let mailbox = settings
             .agents
             .max_running
-            .saturating_mul(crate::orchestration::agent::IN_FLIGHT_WINDOW)
+            .saturating_mul(crate::agents::window::IN_FLIGHT_WINDOW)
             .saturating_add(1024);
         let persistence = Persistence::new(writer, registry.clone(), mailbox).start();
         let interrupted = persistence
@@ -80,8 +80,7 @@ impl Application {
                 "agents left running by a previous process are now interrupted"
             );
         }
-        let orchestrator =
-            Orchestrator::new(settings.clone(), db.clone(), persistence, registry.clone()).start();
+        let orchestrator = Orchestrator::new(settings.clone(), db.clone(), persistence).start();
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {

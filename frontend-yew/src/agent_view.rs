@@ -7,7 +7,9 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use agentstream_wire::{Agent, AgentStatus, CompletionResult, ErrorInfo, Message, ServerEvent};
+use agentstream_wire::{
+    Agent, AgentStatus, CompletionResult, ErrorInfo, ServerEvent, StoredMessage,
+};
 use uuid::Uuid;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
@@ -69,7 +71,7 @@ fn schedule(store: &StoreRef, force: &UseForceUpdateHandle) {
 }
 
 /// Takes messages from anywhere (history, live, gap fill); fills a gap when one shows.
-fn take(store: &StoreRef, force: &UseForceUpdateHandle, id: Uuid, messages: Vec<Message>) {
+fn take(store: &StoreRef, force: &UseForceUpdateHandle, id: Uuid, messages: Vec<StoredMessage>) {
     let gap = {
         let mut s = store.borrow_mut();
         let s = &mut *s;

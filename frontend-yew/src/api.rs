@@ -1,7 +1,7 @@
 //! The REST calls the app makes (same origin), with the API token when there is one and the protocol's
 //! error form decoded; a 401 asks for the token (`auth`).
 
-use agentstream_wire::{Agent, CreateAgentRequest, ErrorBody, ErrorInfo, Message};
+use agentstream_wire::{Agent, CreateAgentRequest, ErrorBody, ErrorInfo, StoredMessage};
 use gloo_net::http::{Method, RequestBuilder, Response};
 use uuid::Uuid;
 
@@ -10,8 +10,16 @@ use crate::auth;
 /// What a failed call says: the server's error form, or a transport failure.
 pub type ApiResult<T> = Result<T, ErrorInfo>;
 
+/// An error of the app's own (no server answer to show): its code is not one of the protocol's.
+fn local_error(code: &str, message: String) -> ErrorInfo {
+    ErrorInfo {
+        code: code.to_owned(),
+        message,
+    }
+}
+
 fn network(e: gloo_net::Error) -> ErrorInfo {
-    ErrorInfo::new("network", format!("the server could not be reached: {e}"))
+    local_error("network", format!("the server could not be reached: {e}"))
 }
 
 async fn decode<T: serde::de::DeserializeOwned>(response: Response) -> ApiResult<T> {
@@ -19,7 +27,7 @@ async fn decode<T: serde::de::DeserializeOwned>(response: Response) -> ApiResult
         response
             .json::<T>()
             .await
-            .map_err(|e| ErrorInfo::new("bad_response", format!("unexpected answer: {e}")))
+            .map_err(|e| local_error("bad_response", format!("unexpected answer: {e}")))
     } else {
         Err(error_of(response).await)
     }
@@ -32,7 +40,7 @@ async fn error_of(response: Response) -> ErrorInfo {
     }
     match response.json::<ErrorBody>().await {
         Ok(body) => body.error,
-        Err(_) => ErrorInfo::new("http_error", format!("the server answered {status}")),
+        Err(_) => local_error("http_error", format!("the server answered {status}")),
     }
 }
 
@@ -74,7 +82,7 @@ pub async fn get_agent(id: Uuid) -> ApiResult<Agent> {
 }
 
 /// `GET /api/agents/{id}/messages?since=N`.
-pub async fn messages_since(id: Uuid, since: i64) -> ApiResult<Vec<Message>> {
+pub async fn messages_since(id: Uuid, since: i64) -> ApiResult<Vec<StoredMessage>> {
     let url = format!("/api/agents/{id}/messages?since={since}");
     decode(
         authorized(Method::GET, &url)

@@ -255,7 +255,12 @@ mod tests {
 
     #[test]
     fn errors_land_on_their_field() {
-        let e = |code: &str, message: &str| field_of(&ErrorInfo::new(code, message));
+        let e = |code: &str, message: &str| {
+            field_of(&ErrorInfo {
+                code: code.into(),
+                message: message.into(),
+            })
+        };
         assert_eq!(
             e("invalid_configuration", "tokens must be between 1 and 5"),
             Some("tokens")

@@ -1,4 +1,4 @@
-//! The seed's `useAgentMessages`, done right: one agent's messages, deduplicated by id, applied strictly
+//! One agent's messages as the app holds them: deduplicated by id, applied strict
 //! in sequence order, with gaps detected and reported so they can be filled.
 //!
 //! A message arrives from history (REST), from the live socket, or from a gap fill, in any order and any
@@ -8,14 +8,14 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use agentstream_wire::Message;
+use agentstream_wire::StoredMessage;
 use uuid::Uuid;
 
 /// What became of a pushed message.
 #[derive(Debug, PartialEq)]
 pub enum Pushed {
     /// These messages are now applicable, in order (the pushed one and any that waited behind it).
-    Applied(Vec<Message>),
+    Applied(Vec<StoredMessage>),
     /// Seen before: ignored.
     Duplicate,
     /// It is ahead of a hole: kept, and the messages after `since` must be fetched.
@@ -28,7 +28,7 @@ pub struct Timeline {
     /// The highest sequence number such that every message up to it was applied.
     last: i64,
     /// Arrived ahead of a hole, by sequence number.
-    waiting: BTreeMap<i64, Message>,
+    waiting: BTreeMap<i64, StoredMessage>,
     /// Every id applied or waiting.
     ids: HashSet<Uuid>,
     /// Messages applied so far.
@@ -58,7 +58,7 @@ impl Timeline {
     }
 
     /// Takes one message.
-    pub fn push(&mut self, message: Message) -> Pushed {
+    pub fn push(&mut self, message: StoredMessage) -> Pushed {
         let seq = message.sequence_number;
         if seq <= self.last || self.ids.contains(&message.id) || self.waiting.contains_key(&seq) {
             return Pushed::Duplicate;
@@ -82,8 +82,8 @@ impl Timeline {
     /// and the `since` of a gap that remains, if any.
     pub fn push_all(
         &mut self,
-        messages: impl IntoIterator<Item = Message>,
-    ) -> (Vec<Message>, Option<i64>) {
+        messages: impl IntoIterator<Item = StoredMessage>,
+    ) -> (Vec<StoredMessage>, Option<i64>) {
         let mut applied = Vec::new();
         for message in messages {
             if let Pushed::Applied(now) = self.push(message) {
@@ -101,8 +101,8 @@ mod tests {
     use agentstream_wire::MessageType;
     use serde_json::json;
 
-    fn msg(seq: i64) -> Message {
-        Message {
+    fn msg(seq: i64) -> StoredMessage {
+        StoredMessage {
             id: Uuid::from_u128(seq as u128),
             agent_id: Uuid::nil(),
             sequence_number: seq,
@@ -115,7 +115,7 @@ mod tests {
         }
     }
 
-    fn seqs(applied: &[Message]) -> Vec<i64> {
+    fn seqs(applied: &[StoredMessage]) -> Vec<i64> {
         applied.iter().map(|m| m.sequence_number).collect()
     }
 

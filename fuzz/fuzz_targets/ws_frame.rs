@@ -4,16 +4,16 @@
 
 #![no_main]
 
-use agentstream_wire::{ClientEvent, FrameError, ServerEvent};
+use agentstream_wire::{ClientEvent, ErrorCode, FrameError, ServerEvent};
 use libfuzzer_sys::fuzz_target;
 
-/// The codes `decode` may answer with (README, "WebSocket errors").
-const CODES: [&str; 5] = [
-    "invalid_json",
-    "invalid_frame",
-    "invalid_id",
-    "invalid_since",
-    "unknown_event",
+/// The codes `decode` may answer with (PROTOCOL.md, "WebSocket `error` event codes").
+const CODES: [ErrorCode; 5] = [
+    ErrorCode::InvalidJson,
+    ErrorCode::InvalidFrame,
+    ErrorCode::InvalidId,
+    ErrorCode::InvalidSince,
+    ErrorCode::UnknownEvent,
 ];
 
 fuzz_target!(|data: &[u8]| {
@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(CODES.contains(&e.code), "undocumented code {}", e.code);
             assert!(!e.message.is_empty());
             let frame = ServerEvent::Error(FrameError {
-                code: e.code.to_owned(),
+                code: e.code.as_str().to_owned(),
                 message: e.message,
                 agent_id: e.agent_id,
                 recovered: None,

@@ -4,21 +4,21 @@ use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use agentstream_wire::{AgentType, CreateAgentRequest};
+use agentstream_wire::{AgentType, CreateAgentRequest, ErrorCode};
 use uuid::Uuid;
 
 use super::AppState;
+use crate::agents::{DeleteAgent, Launch};
 use crate::error::ApiError;
-use crate::messages;
-use crate::orchestration::{Launch, Terminate};
 use crate::runners::RunnerSpec;
+use crate::store;
 
 /// Largest `limit` of one history page.
 const MAX_LIMIT: u64 = 100_000;
 
 fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw)
-        .map_err(|_| ApiError::bad_request("invalid_id", format!("{raw:?} is not a UUID")))
+        .map_err(|_| ApiError::bad_request(ErrorCode::InvalidId, format!("{raw:?} is not a UUID")))
 }
 
 /// `POST /api/agents`: validates, stores and starts an agent; 201 with it.
@@ -30,7 +30,7 @@ pub async fn create(
     let agent_type: AgentType = request.agent_type.parse().map_err(|_| {
         let known: Vec<&str> = AgentType::ALL.iter().map(|t| t.as_str()).collect();
         ApiError::bad_request(
-            "unknown_agent_type",
+            ErrorCode::UnknownAgentType,
             format!(
                 "unknown agent type {:?}; known types: {}",
                 request.agent_type,
@@ -42,7 +42,7 @@ pub async fn create(
     if request.prompt.len() > max {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!(
                 "the prompt is {} bytes; at most {max} are accepted",
                 request.prompt.len()
@@ -51,14 +51,14 @@ pub async fn create(
     }
     if request.prompt.contains('\0') {
         return Err(ApiError::bad_request(
-            "invalid_body",
+            ErrorCode::InvalidBody,
             "the prompt contains a NUL character",
         ));
     }
     if let Some(config) = &request.configuration {
         if !config.is_object() && !config.is_null() {
             return Err(ApiError::bad_request(
-                "invalid_configuration",
+                ErrorCode::InvalidConfiguration,
                 "configuration must be an object",
             ));
         }
@@ -74,7 +74,7 @@ pub async fn create(
         tracing::warn!(per_minute, "refused a launch: too many per minute");
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "too_many_launches",
+            ErrorCode::TooManyLaunches,
             format!("at most {per_minute} launches per minute; try again in a moment"),
         )
         .retry_after(wait));
@@ -98,7 +98,7 @@ pub async fn create(
 
 /// `GET /api/agents`: every agent, newest first.
 pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(messages::list_agents(&state.db).await?))
+    Ok(HttpResponse::Ok().json(store::list_agents(&state.db).await?))
 }
 
 /// `GET /api/agents/{id}`.
@@ -107,7 +107,7 @@ pub async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let agent = messages::find_agent(&state.db, id)
+    let agent = store::find_agent(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::agent_not_found(id))?;
     Ok(HttpResponse::Ok().json(agent))
@@ -126,7 +126,7 @@ pub async fn messages(
             Ok(n) if n >= 0 => n,
             _ => {
                 return Err(ApiError::bad_request(
-                    "invalid_since",
+                    ErrorCode::InvalidSince,
                     format!("since must be an integer >= 0, got {raw:?}"),
                 ))
             }
@@ -138,22 +138,22 @@ pub async fn messages(
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => Some(n),
             _ => {
                 return Err(ApiError::bad_request(
-                    "invalid_limit",
+                    ErrorCode::InvalidLimit,
                     format!("limit must be an integer from 1 to {MAX_LIMIT}, got {raw:?}"),
                 ))
             }
         },
     };
-    if messages::find_agent(&state.db, id).await?.is_none() {
+    if store::find_agent(&state.db, id).await?.is_none() {
         return Err(ApiError::agent_not_found(id));
     }
     if let Some(limit) = limit {
         return Ok(
-            HttpResponse::Ok().json(messages::find_since(&state.db, id, since, Some(limit)).await?)
+            HttpResponse::Ok().json(store::find_since(&state.db, id, since, Some(limit)).await?)
         );
     }
     // A whole history may be large: read and send it a page at a time (only one page in memory).
-    let first = messages::find_since(&state.db, id, since, Some(PAGE)).await?;
+    let first = store::find_since(&state.db, id, since, Some(PAGE)).await?;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .streaming(history_pages(state.db.clone(), id, first)))
@@ -167,10 +167,10 @@ const PAGE: u64 = 1000;
 fn history_pages(
     db: sea_orm::DatabaseConnection,
     id: Uuid,
-    first: Vec<agentstream_wire::Message>,
+    first: Vec<agentstream_wire::StoredMessage>,
 ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, ApiError>> {
     enum State {
-        Page(Vec<agentstream_wire::Message>, bool),
+        Page(Vec<agentstream_wire::StoredMessage>, bool),
         Done,
     }
     futures_util::stream::unfold(State::Page(first, true), move |state| {
@@ -191,7 +191,7 @@ fn history_pages(
             }
             let next = match page.last() {
                 Some(last) if page.len() as u64 == PAGE => {
-                    match messages::find_since(&db, id, last.sequence_number, Some(PAGE)).await {
+                    match store::find_since(&db, id, last.sequence_number, Some(PAGE)).await {
                         Ok(rows) if !rows.is_empty() => State::Page(rows, false),
                         Ok(_) => State::Done,
                         Err(e) => return Some((Err(ApiError::storage(&e)), State::Done)),
@@ -219,14 +219,14 @@ pub async fn delete(
         Some("true") | Some("1") | Some("") => true,
         Some(other) => {
             return Err(ApiError::bad_request(
-                "invalid_query",
+                ErrorCode::InvalidQuery,
                 format!("purge must be true or false, got {other:?}"),
             ))
         }
     };
     state
         .orchestrator
-        .send(Terminate {
+        .send(DeleteAgent {
             agent_id: id,
             purge,
         })

@@ -1,4 +1,4 @@
-//! The seed's AgentController: the REST API under `/api`, every error in the protocol's JSON form.
+//! The REST API under `/api`, every error in the protocol's JSON form.
 
 pub mod agents;
 
@@ -8,13 +8,13 @@ use actix::Addr;
 use actix_web::error::{JsonPayloadError, QueryPayloadError};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use agentstream_wire::Health;
+use agentstream_wire::{ErrorCode, Health};
 use sea_orm::DatabaseConnection;
 
+use crate::agents::Orchestrator;
 use crate::configuration::Settings;
 use crate::error::ApiError;
 use crate::limits::LaunchRate;
-use crate::orchestration::Orchestrator;
 use crate::security;
 
 /// What the handlers share.
@@ -46,11 +46,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
                     .error_handler(json_error),
             )
             .app_data(web::QueryConfig::default().error_handler(query_error))
-            .app_data(
-                web::PathConfig::default().error_handler(|e, _| {
-                    ApiError::bad_request("invalid_path", e.to_string()).into()
-                }),
-            )
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                ApiError::bad_request(ErrorCode::InvalidPath, e.to_string()).into()
+            }))
             .service(
                 web::resource("/agents")
                     .route(web::get().to(agents::list))
@@ -83,7 +81,7 @@ async fn health() -> HttpResponse {
 pub async fn not_found(req: HttpRequest) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "not_found",
+        ErrorCode::NotFound,
         format!("no such endpoint: {} {}", req.method(), req.path()),
     )
 }
@@ -92,7 +90,7 @@ pub async fn not_found(req: HttpRequest) -> ApiError {
 pub async fn method_not_allowed(req: HttpRequest) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         format!("{} is not allowed on {}", req.method(), req.path()),
     )
 }
@@ -102,15 +100,15 @@ fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
         JsonPayloadError::OverflowKnownLength { limit, .. }
         | JsonPayloadError::Overflow { limit } => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("the body is larger than {limit} bytes"),
         ),
         JsonPayloadError::Deserialize(e) => ApiError::bad_request(
-            "invalid_body",
+            ErrorCode::InvalidBody,
             format!("the body is not a valid request: {e}"),
         ),
         other => ApiError::bad_request(
-            "invalid_body",
+            ErrorCode::InvalidBody,
             format!("the body could not be read: {other}"),
         ),
     };
@@ -119,7 +117,7 @@ fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
 
 fn query_error(err: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
     ApiError::bad_request(
-        "invalid_query",
+        ErrorCode::InvalidQuery,
         format!("the query string is not valid: {err}"),
     )
     .into()

@@ -1,4 +1,4 @@
-//! The seed's AgentGateway: the WebSocket endpoint `/ws`, a session actor per socket, and the room
+//! The WebSocket gateway: the endpoint `/ws`, a session actor per socket, and the room
 //! registry that fans events out to them.
 
 pub mod registry;
@@ -11,14 +11,14 @@ use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
 use actix_web::http::StatusCode;
 use actix_web::{web, Error, HttpRequest, HttpResponse, ResponseError};
 use actix_web_actors::ws;
-use agentstream_wire::{ErrorBody, ErrorInfo};
+use agentstream_wire::{ErrorBody, ErrorCode, ErrorInfo};
 use futures_util::StreamExt;
 use sea_orm::DatabaseConnection;
 
 use crate::configuration::WebSocketSettings;
 use crate::error::ApiError;
 use crate::limits::ConnectionLimit;
-pub use registry::{Event, RoomRegistry};
+pub use registry::{EventFrame, RoomRegistry};
 pub use session::WsSession;
 
 /// What a WebSocket upgrade needs.
@@ -47,7 +47,7 @@ pub async fn ws_route(
         );
         let error = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "too_many_connections",
+            ErrorCode::TooManyConnections,
             "this server has as many WebSockets open as it allows; try again later",
         )
         .retry_after(Duration::from_secs(5));
@@ -74,7 +74,7 @@ pub async fn ws_route(
 fn invalid_upgrade(e: &Error) -> HttpResponse {
     let body = ErrorBody {
         error: ErrorInfo::new(
-            "invalid_upgrade",
+            ErrorCode::InvalidUpgrade,
             format!("/ws needs a WebSocket upgrade: {e}"),
         ),
     };

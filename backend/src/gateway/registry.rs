@@ -2,7 +2,7 @@
 //! fans each event out to the sessions it is for. Events arrive already serialized, so one JSON encoding
 //! serves every subscriber.
 //!
-//! Nothing here ever waits for a session: each one has an [`Outbox`] gauge of the bytes handed to it and
+//! Nothing here ever waits for a session: each one has a [`BacklogGauge`] of the bytes handed to it and
 //! not yet written to its socket. A session whose client stops reading stops draining its gauge; once
 //! the gauge passes the limit the session is cut (it gets nothing more and closes with
 //! [`SLOW_CONSUMER_CLOSE_CODE`] as soon as it runs), so a stalled client costs a bounded amount of memory
@@ -31,7 +31,7 @@ pub enum Scope {
 
 /// A server event, serialized once.
 #[derive(Clone, Debug)]
-pub struct Event {
+pub struct EventFrame {
     pub scope: Scope,
     /// The message's sequence number, for `agent:message`: sessions use it to drop what they sent already.
     pub seq: Option<i64>,
@@ -39,7 +39,7 @@ pub struct Event {
     pub frame: ByteString,
 }
 
-impl Event {
+impl EventFrame {
     /// Serializes `event` for `scope`.
     pub fn new(scope: Scope, event: &ServerEvent) -> Self {
         let seq = match event {
@@ -51,9 +51,9 @@ impl Event {
         Self::from_frame(scope, seq, frame)
     }
 
-    /// An event serialized elsewhere (`seq` as in [`Event::seq`]).
+    /// An event serialized elsewhere (`seq` as in [`EventFrame::seq`]).
     pub fn from_frame(scope: Scope, seq: Option<i64>, frame: String) -> Self {
-        Event {
+        EventFrame {
             scope,
             seq,
             frame: ByteString::from(frame),
@@ -64,7 +64,7 @@ impl Event {
 /// Events handed to a session, in order (those of one write batch that concern it).
 #[derive(Message, Clone, Debug)]
 #[rtype(result = "()")]
-pub struct Deliver(pub Vec<Event>);
+pub struct Deliver(pub Vec<EventFrame>);
 
 /// The WebSocket close code of a session cut for not reading fast enough (application range
 /// 4000–4999). The client reconnects and subscribes with `since` to get what it missed.
@@ -73,12 +73,12 @@ pub const SLOW_CONSUMER_CLOSE_CODE: u16 = 4008;
 /// The backlog of one session, shared by the registry (which adds what it hands over) and the session
 /// (which takes away what it writes to its socket).
 #[derive(Debug, Default)]
-pub struct Outbox {
+pub struct BacklogGauge {
     queued: AtomicUsize,
     cut: AtomicBool,
 }
 
-impl Outbox {
+impl BacklogGauge {
     /// Bytes handed to the session and not yet written.
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
@@ -133,7 +133,7 @@ struct Member {
     deliver: Recipient<Deliver>,
     overflowed: Recipient<Overflowed>,
     going_away: Recipient<GoingAway>,
-    outbox: Arc<Outbox>,
+    backlog: Arc<BacklogGauge>,
 }
 
 /// A new session; the reply is its id.
@@ -143,7 +143,7 @@ pub struct Connect {
     pub deliver: Recipient<Deliver>,
     pub overflowed: Recipient<Overflowed>,
     pub going_away: Recipient<GoingAway>,
-    pub outbox: Arc<Outbox>,
+    pub backlog: Arc<BacklogGauge>,
 }
 
 /// A session ended.
@@ -171,11 +171,11 @@ pub struct Leave {
 /// session one hand-over instead of one per event.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Broadcast(pub Vec<Event>);
+pub struct Broadcast(pub Vec<EventFrame>);
 
 impl Broadcast {
     /// A single event.
-    pub fn one(event: Event) -> Self {
+    pub fn one(event: EventFrame) -> Self {
         Broadcast(vec![event])
     }
 }
@@ -230,7 +230,7 @@ impl Handler<Connect> for RoomRegistry {
                 deliver: msg.deliver,
                 overflowed: msg.overflowed,
                 going_away: msg.going_away,
-                outbox: msg.outbox,
+                backlog: msg.backlog,
             },
         );
         self.next_id
@@ -275,8 +275,8 @@ impl Handler<Broadcast> for RoomRegistry {
     fn handle(&mut self, msg: Broadcast, _: &mut Context<Self>) {
         let limit = self.max_queued_bytes;
         // Each session's share of the batch, in order.
-        let mut shares: HashMap<SessionId, (Vec<Event>, usize)> = HashMap::new();
-        let mut add = |id: SessionId, event: &Event| {
+        let mut shares: HashMap<SessionId, (Vec<EventFrame>, usize)> = HashMap::new();
+        let mut add = |id: SessionId, event: &EventFrame| {
             let share = shares.entry(id).or_default();
             share.1 += event.frame.len();
             share.0.push(event.clone());
@@ -304,15 +304,15 @@ impl Handler<Broadcast> for RoomRegistry {
 impl Member {
     /// Hands `events` (`bytes` in all) over unless that would pass the session's backlog limit; on the
     /// first refusal the session is told it was cut.
-    fn offer(&self, events: Vec<Event>, bytes: usize, limit: usize) {
-        if self.outbox.is_cut() {
+    fn offer(&self, events: Vec<EventFrame>, bytes: usize, limit: usize) {
+        if self.backlog.is_cut() {
             return;
         }
-        if self.outbox.admit(bytes, limit) {
+        if self.backlog.admit(bytes, limit) {
             self.deliver.do_send(Deliver(events));
         } else {
             tracing::info!(
-                queued = self.outbox.queued(),
+                queued = self.backlog.queued(),
                 limit,
                 "websocket client too slow; cutting it"
             );
@@ -354,20 +354,20 @@ impl RoomRegistry {
 
 #[cfg(test)]
 mod tests {
-    use super::Outbox;
+    use super::BacklogGauge;
 
     #[test]
-    fn an_outbox_is_cut_once_its_backlog_passes_the_limit_and_stays_cut() {
-        let outbox = Outbox::default();
-        assert!(outbox.admit(60, 100));
-        assert!(outbox.admit(40, 100), "exactly at the limit is allowed");
-        outbox.written(50);
-        assert_eq!(outbox.queued(), 50);
-        assert!(outbox.admit(50, 100));
-        assert!(!outbox.admit(1, 100), "one byte over is refused");
-        assert!(outbox.is_cut());
-        outbox.written(1000);
-        assert_eq!(outbox.queued(), 0, "never below zero");
-        assert!(!outbox.admit(1, 100), "a cut outbox takes nothing more");
+    fn a_backlog_gauge_is_cut_once_its_backlog_passes_the_limit_and_stays_cut() {
+        let backlog = BacklogGauge::default();
+        assert!(backlog.admit(60, 100));
+        assert!(backlog.admit(40, 100), "exactly at the limit is allowed");
+        backlog.written(50);
+        assert_eq!(backlog.queued(), 50);
+        assert!(backlog.admit(50, 100));
+        assert!(!backlog.admit(1, 100), "one byte over is refused");
+        assert!(backlog.is_cut());
+        backlog.written(1000);
+        assert_eq!(backlog.queued(), 0, "never below zero");
+        assert!(!backlog.admit(1, 100), "a cut backlog takes nothing more");
     }
 }

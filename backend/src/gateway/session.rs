@@ -8,7 +8,7 @@
 //!
 //! The replay is read a page at a time, each page only once the previous one went out: the actor runs
 //! only while its socket takes data, so a long history streams at the client's pace in bounded memory.
-//! Live events count against the session's [`Outbox`] until written; a client too slow for them is cut
+//! Live events count against the session's [`BacklogGauge`] until written; a client too slow for them is cut
 //! with close code [`SLOW_CONSUMER_CLOSE_CODE`].
 
 use std::collections::HashMap;
@@ -18,20 +18,20 @@ use std::time::Instant;
 use actix::prelude::*;
 use actix_web_actors::ws;
 use agentstream_wire::{
-    AgentStatus, ClientEvent, FrameError, Message as WireMessage, ServerEvent, Subscribed,
+    AgentStatus, ClientEvent, ErrorCode, FrameError, ServerEvent, StoredMessage, Subscribed,
     Unsubscribed,
 };
 use sea_orm::{DatabaseConnection, DbErr};
 use uuid::Uuid;
 
 use super::registry::{
-    Connect, Deliver, Disconnect, Event, GoingAway, Join, Leave, Outbox, Overflowed, RoomRegistry,
-    Scope, SessionId, SLOW_CONSUMER_CLOSE_CODE,
+    BacklogGauge, Connect, Deliver, Disconnect, EventFrame, GoingAway, Join, Leave, Overflowed,
+    RoomRegistry, Scope, SessionId, SLOW_CONSUMER_CLOSE_CODE,
 };
 use crate::clock;
 use crate::configuration::WebSocketSettings;
 use crate::json_text;
-use crate::messages;
+use crate::store;
 
 /// A subscription to one agent.
 struct Subscription {
@@ -41,7 +41,7 @@ struct Subscription {
     /// The highest sequence number sent (or, with no `since`, already stored when subscribing).
     last_sent: i64,
     /// `Some` while the replay runs: room events wait here.
-    pending: Option<Vec<Event>>,
+    pending: Option<Vec<EventFrame>>,
 }
 
 /// The session actor.
@@ -54,7 +54,7 @@ pub struct WsSession {
     subscriptions: HashMap<Uuid, Subscription>,
     next_generation: u64,
     /// What the registry handed over and this session has not written yet.
-    outbox: Arc<Outbox>,
+    backlog: Arc<BacklogGauge>,
 }
 
 /// Messages read from the database per replay page.
@@ -75,24 +75,24 @@ impl WsSession {
             last_heard: Instant::now(),
             subscriptions: HashMap::new(),
             next_generation: 0,
-            outbox: Arc::new(Outbox::default()),
+            backlog: Arc::new(BacklogGauge::default()),
         }
     }
 
     fn send(ctx: &mut ws::WebsocketContext<Self>, event: &ServerEvent) {
-        ctx.text(Event::new(Scope::All, event).frame);
+        ctx.text(EventFrame::new(Scope::All, event).frame);
     }
 
     fn send_error(
         ctx: &mut ws::WebsocketContext<Self>,
-        code: &str,
+        code: ErrorCode,
         message: String,
         agent_id: Option<Uuid>,
     ) {
         Self::send(
             ctx,
             &ServerEvent::Error(FrameError {
-                code: code.to_owned(),
+                code: code.as_str().to_owned(),
                 message,
                 agent_id,
                 recovered: None,
@@ -101,14 +101,14 @@ impl WsSession {
     }
 
     /// Sends a room event now, unless it is a message this subscription already sent; either way it
-    /// leaves the outbox.
+    /// leaves the backlog.
     fn deliver_live(
         sub: &mut Subscription,
-        outbox: &Outbox,
-        event: Event,
+        backlog: &BacklogGauge,
+        event: EventFrame,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
-        outbox.written(event.frame.len());
+        backlog.written(event.frame.len());
         if let Some(seq) = event.seq {
             if seq <= sub.last_sent {
                 return;
@@ -118,10 +118,10 @@ impl WsSession {
         ctx.text(event.frame);
     }
 
-    /// Ends a subscription (replaced, unsubscribed or failed): live events it held leave the outbox.
-    fn release(outbox: &Outbox, sub: Option<Subscription>) {
+    /// Ends a subscription (replaced, unsubscribed or failed): live events it held leave the backlog.
+    fn release(backlog: &BacklogGauge, sub: Option<Subscription>) {
         for event in sub.and_then(|s| s.pending).unwrap_or_default() {
-            outbox.written(event.frame.len());
+            backlog.written(event.frame.len());
         }
     }
 
@@ -141,7 +141,7 @@ impl WsSession {
         match ClientEvent::decode(text) {
             Ok(ClientEvent::Subscribe(s)) => self.subscribe(s.agent_id, s.since, ctx),
             Ok(ClientEvent::Unsubscribe(u)) => {
-                Self::release(&self.outbox, self.subscriptions.remove(&u.agent_id));
+                Self::release(&self.backlog, self.subscriptions.remove(&u.agent_id));
                 if let Some(session) = self.id {
                     self.registry.do_send(Leave {
                         session,
@@ -164,7 +164,7 @@ impl WsSession {
             // Cannot happen: frames are read only after the registry gave the id.
             return Self::send_error(
                 ctx,
-                "not_ready",
+                ErrorCode::NotReady,
                 "the session is not ready yet".into(),
                 Some(agent),
             );
@@ -172,7 +172,7 @@ impl WsSession {
         let max = self.settings.max_subscriptions_per_connection;
         if max > 0 && !self.subscriptions.contains_key(&agent) && self.subscriptions.len() >= max {
             let message = format!("at most {max} subscriptions per connection; unsubscribe first");
-            return Self::send_error(ctx, "too_many_subscriptions", message, Some(agent));
+            return Self::send_error(ctx, ErrorCode::TooManySubscriptions, message, Some(agent));
         }
         self.next_generation += 1;
         let generation = self.next_generation;
@@ -184,21 +184,21 @@ impl WsSession {
                 pending: Some(Vec::new()),
             },
         );
-        Self::release(&self.outbox, replaced);
+        Self::release(&self.backlog, replaced);
         let registry = self.registry.clone();
         let db = self.db.clone();
         let work = async move {
             registry
                 .send(Join { session, agent })
                 .await
-                .map_err(|_| Replay::Unavailable)?;
-            let Some(found) = messages::find_agent(&db, agent).await? else {
-                return Err(Replay::NotFound);
+                .map_err(|_| SubscribeFailure::Unavailable)?;
+            let Some(found) = store::find_agent(&db, agent).await? else {
+                return Err(SubscribeFailure::NotFound);
             };
-            let last = messages::last_sequence(&db, agent).await?;
+            let last = store::last_sequence(&db, agent).await?;
             let replay = match since {
                 Some(since) if since < last => {
-                    messages::find_since(&db, agent, since, Some(REPLAY_PAGE)).await?
+                    store::find_since(&db, agent, since, Some(REPLAY_PAGE)).await?
                 }
                 _ => Vec::new(),
             };
@@ -214,7 +214,7 @@ impl WsSession {
         agent: Uuid,
         generation: u64,
         since: Option<i64>,
-        result: Result<(AgentStatus, i64, Vec<WireMessage>), Replay>,
+        result: Result<(AgentStatus, i64, Vec<StoredMessage>), SubscribeFailure>,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
         let Some(sub) = self.subscriptions.get_mut(&agent) else {
@@ -226,23 +226,30 @@ impl WsSession {
         let (status, last, replay) = match result {
             Ok(ok) => ok,
             Err(e) => {
-                Self::release(&self.outbox, self.subscriptions.remove(&agent));
+                Self::release(&self.backlog, self.subscriptions.remove(&agent));
                 if let Some(session) = self.id {
                     self.registry.do_send(Leave { session, agent });
                 }
                 let (code, message) = match e {
-                    Replay::NotFound => ("agent_not_found", format!("no agent with id {agent}")),
-                    Replay::Unavailable => {
-                        ("unavailable", "the server is shutting down".to_owned())
-                    }
-                    Replay::Storage(err) => {
+                    SubscribeFailure::NotFound => (
+                        ErrorCode::AgentNotFound,
+                        format!("no agent with id {agent}"),
+                    ),
+                    SubscribeFailure::Unavailable => (
+                        ErrorCode::Unavailable,
+                        "the server is shutting down".to_owned(),
+                    ),
+                    SubscribeFailure::Storage(err) => {
                         tracing::error!(error = %err, %agent, "subscribe: database error");
-                        ("storage_error", "the history could not be read".to_owned())
+                        (
+                            ErrorCode::StorageError,
+                            "the history could not be read".to_owned(),
+                        )
                     }
                 };
                 // A position asked for (`since`) that cannot be recovered says so explicitly.
                 let error = FrameError {
-                    code: code.to_owned(),
+                    code: code.as_str().to_owned(),
                     message,
                     agent_id: Some(agent),
                     recovered: since.map(|_| false),
@@ -271,7 +278,7 @@ impl WsSession {
         &mut self,
         agent: Uuid,
         generation: u64,
-        page: Vec<WireMessage>,
+        page: Vec<StoredMessage>,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
         let Some(sub) = self.subscriptions.get_mut(&agent) else {
@@ -292,21 +299,20 @@ impl WsSession {
         }
         if full {
             let (db, after) = (self.db.clone(), sub.last_sent);
-            let next =
-                async move { messages::find_since(&db, agent, after, Some(REPLAY_PAGE)).await };
+            let next = async move { store::find_since(&db, agent, after, Some(REPLAY_PAGE)).await };
             ctx.spawn(
                 next.into_actor(self)
                     .map(move |result, act, ctx| match result {
                         Ok(page) => act.replay_page(agent, generation, page, ctx),
                         Err(e) => {
                             tracing::error!(error = %e, %agent, "replay: database error");
-                            Self::release(&act.outbox, act.subscriptions.remove(&agent));
+                            Self::release(&act.backlog, act.subscriptions.remove(&agent));
                             if let Some(session) = act.id {
                                 act.registry.do_send(Leave { session, agent });
                             }
                             Self::send_error(
                                 ctx,
-                                "storage_error",
+                                ErrorCode::StorageError,
                                 "the history could not be read".to_owned(),
                                 Some(agent),
                             );
@@ -316,21 +322,21 @@ impl WsSession {
             return;
         }
         for event in sub.pending.take().unwrap_or_default() {
-            Self::deliver_live(sub, &self.outbox, event, ctx);
+            Self::deliver_live(sub, &self.backlog, event, ctx);
         }
     }
 }
 
 /// Why a subscription could not be made.
-enum Replay {
+enum SubscribeFailure {
     NotFound,
     Unavailable,
     Storage(DbErr),
 }
 
-impl From<DbErr> for Replay {
+impl From<DbErr> for SubscribeFailure {
     fn from(e: DbErr) -> Self {
-        Replay::Storage(e)
+        SubscribeFailure::Storage(e)
     }
 }
 
@@ -342,7 +348,7 @@ impl Actor for WsSession {
             deliver: ctx.address().recipient(),
             overflowed: ctx.address().recipient(),
             going_away: ctx.address().recipient(),
-            outbox: self.outbox.clone(),
+            backlog: self.backlog.clone(),
         };
         ctx.wait(
             self.registry
@@ -373,13 +379,13 @@ impl Actor for WsSession {
 impl Handler<Deliver> for WsSession {
     type Result = ();
     fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
-        if self.outbox.is_cut() {
+        if self.backlog.is_cut() {
             return self.cut(ctx);
         }
         for event in msg.0 {
             match event.scope {
                 Scope::All => {
-                    self.outbox.written(event.frame.len());
+                    self.backlog.written(event.frame.len());
                     ctx.text(event.frame)
                 }
                 Scope::Room(agent) => match self.subscriptions.get_mut(&agent) {
@@ -388,8 +394,8 @@ impl Handler<Deliver> for WsSession {
                         pending: Some(pending),
                         ..
                     }) => pending.push(event),
-                    Some(sub) => Self::deliver_live(sub, &self.outbox, event, ctx),
-                    None => self.outbox.written(event.frame.len()),
+                    Some(sub) => Self::deliver_live(sub, &self.backlog, event, ctx),
+                    None => self.backlog.written(event.frame.len()),
                 },
             }
         }
@@ -425,7 +431,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             Ok(ws::Message::Pong(_)) => {}
             Ok(ws::Message::Binary(_)) | Ok(ws::Message::Continuation(_)) => Self::send_error(
                 ctx,
-                "unsupported_frame",
+                ErrorCode::UnsupportedFrame,
                 "only text frames holding JSON are understood".into(),
                 None,
             ),

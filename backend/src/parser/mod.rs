@@ -1,4 +1,4 @@
-//! The seed's ClaudeMessageParser: turns one line of an agent's output into the message to store, or
+//! The parser: turns one line of an agent's output into the message to store, or
 //! into nothing for lines that carry no information a client needs.
 //!
 //! Pure functions, no I/O: what the runners read goes through here, and so does the synthetic agent's
@@ -8,7 +8,7 @@ pub mod claude;
 #[cfg(test)]
 mod fixtures;
 
-use agentstream_wire::{ErrorInfo, MessageType};
+use agentstream_wire::{keys, ErrorCode, ErrorInfo, EventType, MessageType};
 use serde_json::Value;
 
 pub use claude::{parse_bytes, parse_line};
@@ -28,24 +28,15 @@ pub struct ParsedMessage {
     pub session: Option<SessionInfo>,
 }
 
-/// The `metadata.eventType`s the parser gives messages of each type: what a message is always agrees
-/// with its type, so no line can pass for another kind of message (the corpus tests and the fuzz target
-/// hold every parsed message to it).
-pub fn event_types(message_type: MessageType) -> &'static [&'static str] {
-    match message_type {
-        MessageType::Error => &["parse_error", "line_too_long"],
-        MessageType::System => &[
-            "system",
-            "unknown",
-            "message_delta",
-            "abandoned_blocks",
-            "signature_delta",
-        ],
-        MessageType::Assistant => &["content_delta", "thinking_delta", "assistant_message"],
-        MessageType::Tool => &["tool_use", "tool_input_delta", "tool_result"],
-        MessageType::User => &["user_message"],
-        MessageType::Result => &["result"],
-    }
+/// The `metadata.eventType`s of messages of each type ([`EventType::message_type`]): what a message is
+/// always agrees with its type, so no line can pass for another kind of message (the corpus tests and
+/// the fuzz target hold every parsed message to it).
+pub fn event_types(message_type: MessageType) -> Vec<&'static str> {
+    EventType::ALL
+        .into_iter()
+        .filter(|e| e.message_type() == message_type)
+        .map(EventType::as_str)
+        .collect()
 }
 
 /// How many bytes of a cut line are kept in its message's `raw`.
@@ -58,11 +49,11 @@ pub fn oversized_line(len: usize, head: &str, max: usize) -> ParsedMessage {
         cut -= 1;
     }
     ParsedMessage {
-        message_type: MessageType::Error,
+        message_type: EventType::LineTooLong.message_type(),
         role: None,
         content: format!("the agent printed a line of {len} bytes, more than the {max} allowed (runners.max_line_bytes); it was not parsed"),
         raw: head[..cut].to_owned(),
-        metadata: serde_json::json!({"eventType": "line_too_long", "length": len}),
+        metadata: serde_json::json!({ (keys::EVENT_TYPE): EventType::LineTooLong, (keys::LENGTH): len }),
         outcome: None,
         session: None,
     }
@@ -93,7 +84,7 @@ impl RunOutcome {
     pub fn error(&self) -> Option<ErrorInfo> {
         self.is_error.then(|| {
             ErrorInfo::new(
-                "agent_failed",
+                ErrorCode::AgentFailed,
                 self.result
                     .clone()
                     .filter(|r| !r.is_empty())

@@ -1,5 +1,5 @@
 //! `claude-code` agents: validates their configuration and turns it into a runner — the CLI spawned
-//! here, or a proxy's SSE stream (the seed's ClaudePythonProxyAdapter).
+//! here, or a proxy's SSE stream (`runners::proxy`).
 //!
 //! The CLI runs in streaming-JSON mode both ways (`-p --input-format stream-json --output-format
 //! stream-json --verbose --include-partial-messages`): the prompt is the first message on its stdin, and
@@ -9,7 +9,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use agentstream_wire::{ClaudeConfig, ClaudeTransport};
+use agentstream_wire::{ClaudeConfig, ClaudeTransport, ErrorCode};
 use serde_json::{json, Value};
 
 use super::process::ProcessSpec;
@@ -27,7 +27,7 @@ const MAX_ITEM_BYTES: usize = 1024;
 const MAX_MCP_CONFIG_BYTES: usize = 64 * 1024;
 
 fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_configuration", message)
+    ApiError::bad_request(ErrorCode::InvalidConfiguration, message)
 }
 
 /// Parses and checks a `claude-code` configuration.
@@ -118,7 +118,7 @@ pub fn spec(
 ) -> Result<RunnerSpec, ApiError> {
     if prompt.trim().is_empty() {
         return Err(ApiError::bad_request(
-            "invalid_body",
+            ErrorCode::InvalidBody,
             "a claude-code agent needs a prompt",
         ));
     }
@@ -275,7 +275,7 @@ mod tests {
         for config in bad {
             assert_eq!(
                 parse_config(Some(&config)).unwrap_err().code,
-                "invalid_configuration",
+                ErrorCode::InvalidConfiguration,
                 "{config}"
             );
         }
@@ -335,7 +335,7 @@ mod tests {
             &settings(),
         )
         .unwrap_err();
-        assert_eq!(e.code, "invalid_configuration");
+        assert_eq!(e.code, ErrorCode::InvalidConfiguration);
         assert!(spec("  ", None, &settings()).is_err());
     }
 }

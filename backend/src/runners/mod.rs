@@ -1,4 +1,4 @@
-//! The seed's adapters and AgentFactory: what produces an agent's output lines.
+//! Runners: what produces an agent's output lines (a synthetic generator, a CLI process, a proxy's SSE).
 //!
 //! The seam every runner fits: [`RunnerSpec::start`] gives a stream of [`RunnerEvent`]s (the agent's
 //! stdout-like lines, then how it ended) and, when there is something to stop beyond dropping that
@@ -19,7 +19,7 @@ pub mod synthetic;
 use std::pin::Pin;
 
 use actix::Message;
-use agentstream_wire::{AgentType, ErrorInfo, SyntheticConfig};
+use agentstream_wire::{AgentType, ErrorCode, ErrorInfo, SyntheticConfig};
 use futures_util::future::LocalBoxFuture;
 use futures_util::Stream;
 use serde_json::Value;
@@ -76,18 +76,18 @@ pub struct Feed(pub Vec<RunnerEvent>);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FeedRefused;
 
-/// What to run, validated at launch: the seed's AgentFactory output.
+/// What to run, validated at launch.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RunnerSpec {
     Synthetic(synthetic::SyntheticSpec),
     /// A child process (the Claude CLI spawned here).
     Process(process::ProcessSpec),
-    /// An SSE stream from a proxy that runs the CLI (the seed's Python proxy, or `agentstream proxy`).
+    /// An SSE stream from a proxy that runs the CLI (`agentstream proxy`, or any server of the same contract).
     Proxy(proxy::ProxySpec),
 }
 
 impl RunnerSpec {
-    /// Validates a launch request's type-specific `configuration` and picks the runner (AgentFactory).
+    /// Validates a launch request's type-specific `configuration` and picks the runner.
     pub fn for_agent(
         agent_type: AgentType,
         prompt: &str,
@@ -100,7 +100,7 @@ impl RunnerSpec {
                     None | Some(Value::Null) => SyntheticConfig::default(),
                     Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
                         ApiError::bad_request(
-                            "invalid_configuration",
+                            ErrorCode::InvalidConfiguration,
                             format!("synthetic configuration: {e} (expected {{\"tokens\": N, \"intervalMs\": M}})"),
                         )
                     })?,
@@ -111,7 +111,7 @@ impl RunnerSpec {
             AgentType::ClaudeCode => claude::spec(prompt, configuration, settings),
             other => Err(ApiError::new(
                 actix_web::http::StatusCode::NOT_IMPLEMENTED,
-                "agent_type_unavailable",
+                ErrorCode::AgentTypeUnavailable,
                 format!("agents of type {other} cannot run on this server yet"),
             )),
         }

@@ -1,4 +1,4 @@
-//! The proxy runner (the seed's ClaudePythonProxyAdapter): `POST {proxyUrl}/agent/stream` and read its
+//! The proxy runner: `POST {proxyUrl}/agent/stream` and read its
 //! Server-Sent Events — each default event's data is one line of the CLI's stream-json, `event: complete`
 //! ends the run, `event: error` carries `{"error": "…"}`. The `X-Agent-Id` response header names the
 //! proxy's process, stopped with `POST /agent/stop/{id}`.
@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use agentstream_wire::ErrorInfo;
+use agentstream_wire::{ErrorCode, ErrorInfo};
 use eventsource_stream::Eventsource;
 use futures_util::future::LocalBoxFuture;
 use futures_util::{Stream, StreamExt};
@@ -40,7 +40,7 @@ pub async fn start(spec: ProxySpec) -> Result<Started, ErrorInfo> {
         .build()
         .map_err(|e| {
             ErrorInfo::new(
-                "proxy_unreachable",
+                ErrorCode::ProxyUnreachable,
                 format!("cannot build an HTTP client: {e}"),
             )
         })?;
@@ -55,7 +55,7 @@ pub async fn start(spec: ProxySpec) -> Result<Started, ErrorInfo> {
         .map_err(|_| silent(&url, spec.read_timeout))?
         .map_err(|e| {
             ErrorInfo::new(
-                "proxy_unreachable",
+                ErrorCode::ProxyUnreachable,
                 format!("cannot reach the Claude proxy at {url} (setting claude.proxy_url): {e}"),
             )
         })?;
@@ -64,7 +64,7 @@ pub async fn start(spec: ProxySpec) -> Result<Started, ErrorInfo> {
         let body = response.text().await.unwrap_or_default();
         let quoted: String = body.chars().take(MAX_QUOTED_BODY).collect();
         return Err(ErrorInfo::new(
-            "proxy_http_error",
+            ErrorCode::ProxyHttpError,
             format!(
                 "the Claude proxy at {url} answered {status}: {}",
                 quoted.trim()
@@ -95,7 +95,7 @@ pub async fn start(spec: ProxySpec) -> Result<Started, ErrorInfo> {
 /// The error of a proxy that stopped talking.
 fn silent(url: &str, read_timeout: Duration) -> ErrorInfo {
     ErrorInfo::new(
-        "proxy_timeout",
+        ErrorCode::ProxyTimeout,
         format!(
             "the Claude proxy at {url} sent nothing for {} ms (setting claude.proxy_read_timeout_ms)",
             read_timeout.as_millis()
@@ -129,13 +129,13 @@ where
                 match next {
                     None => {
                         return exit(Some(ErrorInfo::new(
-                            "stream_cut",
+                            ErrorCode::StreamCut,
                             "the Claude proxy's stream ended before its `complete` event",
                         )))
                     }
                     Some(Err(e)) => {
                         return exit(Some(ErrorInfo::new(
-                            "stream_cut",
+                            ErrorCode::StreamCut,
                             format!("the Claude proxy's stream broke: {e}"),
                         )))
                     }
@@ -148,7 +148,7 @@ where
                                     v.get("error").and_then(Value::as_str).map(str::to_owned)
                                 })
                                 .unwrap_or(event.data);
-                            return exit(Some(ErrorInfo::new("proxy_error", message)));
+                            return exit(Some(ErrorInfo::new(ErrorCode::ProxyError, message)));
                         }
                         "" | "message" if !event.data.is_empty() => {
                             let line = if event.data.len() > max_line_bytes {
@@ -235,7 +235,7 @@ mod tests {
         assert_eq!(
             got[1],
             RunnerEvent::Exited(RunnerExit {
-                error: Some(ErrorInfo::new("proxy_error", "CLI crashed"))
+                error: Some(ErrorInfo::new(ErrorCode::ProxyError, "CLI crashed"))
             })
         );
         let got = run("data: {}\n\n").await;

@@ -1,7 +1,7 @@
 //! The reader actor: pulls a runner's event stream and feeds its agent, a batch at a time.
 
 use actix::prelude::*;
-use agentstream_wire::ErrorInfo;
+use agentstream_wire::{ErrorCode, ErrorInfo};
 use futures_util::{FutureExt, StreamExt};
 
 use super::{EventStream, Feed, RunnerEvent, RunnerExit};
@@ -61,7 +61,7 @@ fn weight(event: &RunnerEvent) -> usize {
 fn ended_unreported() -> RunnerEvent {
     RunnerEvent::Exited(RunnerExit {
         error: Some(ErrorInfo::new(
-            "stream_ended",
+            ErrorCode::StreamEnded,
             "the agent's output ended without saying how it finished",
         )),
     })

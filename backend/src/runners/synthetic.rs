@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use agentstream_wire::SyntheticConfig;
+use agentstream_wire::{ErrorCode, SyntheticConfig};
 use futures_util::Stream;
 use serde_json::{json, Value};
 
@@ -62,7 +62,7 @@ impl SyntheticSpec {
         let tokens = config.tokens.unwrap_or(settings.default_tokens);
         if tokens == 0 || tokens > settings.max_tokens {
             return Err(ApiError::bad_request(
-                "invalid_configuration",
+                ErrorCode::InvalidConfiguration,
                 format!(
                     "tokens must be between 1 and {}, got {tokens}",
                     settings.max_tokens
@@ -72,7 +72,7 @@ impl SyntheticSpec {
         let pause = |name: &str, value: u64| {
             if value > settings.max_interval_ms {
                 return Err(ApiError::bad_request(
-                    "invalid_configuration",
+                    ErrorCode::InvalidConfiguration,
                     format!(
                         "{name} must be at most {}, got {value}",
                         settings.max_interval_ms
@@ -408,7 +408,7 @@ mod tests {
             };
             assert_eq!(
                 SyntheticSpec::new(c, "p", &settings).unwrap_err().code,
-                "invalid_configuration"
+                ErrorCode::InvalidConfiguration
             );
         }
     }

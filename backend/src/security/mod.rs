@@ -14,6 +14,7 @@ pub mod exposure;
 pub mod origin;
 pub mod token;
 
+use agentstream_wire::ErrorCode;
 use std::path::PathBuf;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -138,7 +139,7 @@ async fn guard(
         );
         let error = ApiError::new(
             StatusCode::FORBIDDEN,
-            "host_not_allowed",
+            ErrorCode::HostNotAllowed,
             "this server answers only requests addressed to it by a local name or an IP address",
         );
         return Ok(refuse(req, error, None));
@@ -153,7 +154,7 @@ async fn guard(
             );
             let error = ApiError::new(
                 StatusCode::FORBIDDEN,
-                "origin_not_allowed",
+                ErrorCode::OriginNotAllowed,
                 "requests from pages of this origin are not allowed (setting server.allowed_origins)",
             );
             return Ok(refuse(req, error, None));
@@ -222,7 +223,7 @@ fn authenticate(req: &ServiceRequest, token: &ApiToken, surface: Surface) -> Res
         ),
     };
     Err(
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).with_header(
+        ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message).with_header(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static(challenge),
         ),

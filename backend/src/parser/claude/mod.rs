@@ -25,8 +25,12 @@
 //! `abandoned_blocks` arrives (the CLI re-sends the answer under a new message id) and must not show an
 //! `assistant_message` whose deltas it already showed.
 
-use agentstream_wire::MessageType;
+use agentstream_wire::{keys, EventType};
 use serde_json::{json, Map, Value};
+
+mod stream_events;
+
+use stream_events::{stream_event, text_token};
 
 use super::{ParsedMessage, RunOutcome, SessionInfo};
 
@@ -36,15 +40,15 @@ pub fn parse_line(line: &str) -> Option<ParsedMessage> {
 }
 
 /// Any line, through a `Value` tree.
-fn parse_general(line: &str) -> Option<ParsedMessage> {
+pub(super) fn parse_general(line: &str) -> Option<ParsedMessage> {
     let value: Value = match serde_json::from_str(line) {
         Ok(v) => v,
         Err(e) => {
             return Some(message(
-                MessageType::Error,
+                EventType::ParseError,
                 format!("the agent printed a line that is not JSON: {e}"),
                 line,
-                json!({"eventType": "parse_error"}),
+                meta(EventType::ParseError),
             ))
         }
     };
@@ -61,84 +65,36 @@ fn parse_general(line: &str) -> Option<ParsedMessage> {
     }
 }
 
-/// A text token's line, the shape of nearly every line of a run, read into borrowed fields instead of a
-/// `Value` tree. `None` for anything else — or anything unusual about it (escaped keys, a duplicate
-/// field, an `index` that is not a plain integer…): the general path handles those, and a test holds
-/// both paths equal on every line they both take.
-fn text_token(line: &str) -> Option<ParsedMessage> {
-    use std::borrow::Cow;
-
-    #[derive(serde::Deserialize)]
-    struct Line<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: &'a str,
-        #[serde(borrow)]
-        event: Event<'a>,
-        #[serde(default, borrow)]
-        api_message_id: Option<Cow<'a, str>>,
-        #[serde(default, borrow)]
-        parent_tool_use_id: Option<Cow<'a, str>>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Event<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: &'a str,
-        #[serde(default)]
-        index: Option<u64>,
-        #[serde(borrow)]
-        delta: Delta<'a>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Delta<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: &'a str,
-        #[serde(borrow)]
-        text: Cow<'a, str>,
-    }
-
-    let parsed: Line<'_> = serde_json::from_str(line).ok()?;
-    if (parsed.kind, parsed.event.kind, parsed.event.delta.kind)
-        != ("stream_event", "content_block_delta", "text_delta")
-    {
-        return None;
-    }
-    let mut meta = Map::new();
-    meta.insert("eventType".into(), Value::from("content_delta"));
-    if let Some(index) = parsed.event.index {
-        meta.insert("blockIndex".into(), Value::from(index));
-    }
-    if let Some(id) = parsed.api_message_id {
-        meta.insert("messageId".into(), Value::from(id.into_owned()));
-    }
-    if let Some(id) = parsed.parent_tool_use_id {
-        meta.insert("parentToolUseId".into(), Value::from(id.into_owned()));
-    }
-    Some(message(
-        MessageType::Assistant,
-        parsed.event.delta.text.into_owned(),
-        line,
-        Value::Object(meta),
-    ))
-}
-
 /// Parses one line of raw bytes: a line that is not UTF-8 becomes an `error` message (its raw text
 /// decoded lossily), and the stream goes on.
 pub fn parse_bytes(line: &[u8]) -> Option<ParsedMessage> {
     match std::str::from_utf8(line) {
         Ok(text) => parse_line(text),
         Err(e) => Some(message(
-            MessageType::Error,
+            EventType::ParseError,
             format!("the agent printed a line that is not UTF-8 ({e})"),
             &String::from_utf8_lossy(line),
-            json!({"eventType": "parse_error"}),
+            meta(EventType::ParseError),
         )),
     }
 }
 
-/// A message with no role and no outcome.
-fn message(kind: MessageType, content: String, raw: &str, metadata: Value) -> ParsedMessage {
+/// The metadata of every message of `event`: its `eventType`, first.
+pub(super) fn meta(event: EventType) -> Value {
+    json!({ (keys::EVENT_TYPE): event.as_str() })
+}
+
+/// A message of `event` (its type is the event's) with no role and no outcome. `metadata` names the
+/// same event.
+pub(super) fn message(
+    event: EventType,
+    content: String,
+    raw: &str,
+    metadata: Value,
+) -> ParsedMessage {
+    debug_assert_eq!(EventType::of(&metadata), Some(event));
     ParsedMessage {
-        message_type: kind,
+        message_type: event.message_type(),
         role: None,
         content,
         raw: raw.to_owned(),
@@ -149,125 +105,25 @@ fn message(kind: MessageType, content: String, raw: &str, metadata: Value) -> Pa
 }
 
 /// A line kept as-is because nothing here knows what it means.
-fn unknown(raw: &str) -> ParsedMessage {
+pub(super) fn unknown(raw: &str) -> ParsedMessage {
     message(
-        MessageType::System,
+        EventType::Unknown,
         String::new(),
         raw,
-        json!({"eventType": "unknown"}),
+        meta(EventType::Unknown),
     )
 }
 
-fn str_of(v: Option<&Value>) -> Option<&str> {
+pub(super) fn str_of(v: Option<&Value>) -> Option<&str> {
     v.and_then(Value::as_str)
 }
 
 /// Copies `from` → `to` into `meta` when the line has it and it is not null.
-fn copy(meta: &mut Value, obj: &Map<String, Value>, pairs: &[(&str, &str)]) {
+pub(super) fn copy(meta: &mut Value, obj: &Map<String, Value>, pairs: &[(&str, &str)]) {
     for (from, to) in pairs {
         if let Some(v) = obj.get(*from).filter(|v| !v.is_null()) {
             meta[*to] = v.clone();
         }
-    }
-}
-
-fn stream_event(obj: &Map<String, Value>, raw: &str) -> Option<ParsedMessage> {
-    let Some(event) = obj.get("event").and_then(Value::as_object) else {
-        return Some(unknown(raw));
-    };
-    // Fields every stored stream event carries, when the line has them.
-    let base = |event_type: &str| {
-        let mut meta = json!({"eventType": event_type});
-        copy(&mut meta, event, &[("index", "blockIndex")]);
-        copy(
-            &mut meta,
-            obj,
-            &[
-                ("api_message_id", "messageId"),
-                ("parent_tool_use_id", "parentToolUseId"),
-            ],
-        );
-        meta
-    };
-    match str_of(event.get("type")) {
-        Some("message_start" | "content_block_stop") => None,
-        Some("message_stop") => {
-            let abandoned = obj.get("abandoned_blocks").and_then(Value::as_object)?;
-            let mut meta = base("abandoned_blocks");
-            copy(
-                &mut meta,
-                abandoned,
-                &[
-                    ("api_message_id", "messageId"),
-                    ("from_block_index", "fromBlockIndex"),
-                ],
-            );
-            Some(message(MessageType::System, String::new(), raw, meta))
-        }
-        Some("content_block_start") => {
-            let block = event.get("content_block").and_then(Value::as_object);
-            match block.and_then(|b| str_of(b.get("type"))) {
-                Some("text" | "thinking" | "redacted_thinking") => None,
-                Some("tool_use" | "server_tool_use" | "mcp_tool_use") => {
-                    let block = block?;
-                    let name = str_of(block.get("name")).unwrap_or_default().to_owned();
-                    let mut meta = base("tool_use");
-                    copy(
-                        &mut meta,
-                        block,
-                        &[("id", "toolUseId"), ("name", "toolName")],
-                    );
-                    let mut m = message(MessageType::Tool, name, raw, meta);
-                    m.role = Some("assistant".into());
-                    Some(m)
-                }
-                _ => Some(unknown(raw)),
-            }
-        }
-        Some("content_block_delta") => {
-            let delta = event.get("delta").and_then(Value::as_object);
-            let field = |name: &str| {
-                str_of(delta.and_then(|d| d.get(name)))
-                    .unwrap_or_default()
-                    .to_owned()
-            };
-            match delta.and_then(|d| str_of(d.get("type"))) {
-                Some("text_delta") => Some(message(
-                    MessageType::Assistant,
-                    field("text"),
-                    raw,
-                    base("content_delta"),
-                )),
-                Some("thinking_delta") => Some(message(
-                    MessageType::Assistant,
-                    field("thinking"),
-                    raw,
-                    base("thinking_delta"),
-                )),
-                Some("input_json_delta") => Some(message(
-                    MessageType::Tool,
-                    field("partial_json"),
-                    raw,
-                    base("tool_input_delta"),
-                )),
-                Some("signature_delta") => Some(message(
-                    MessageType::System,
-                    String::new(),
-                    raw,
-                    base("signature_delta"),
-                )),
-                _ => Some(unknown(raw)),
-            }
-        }
-        Some("message_delta") => {
-            let mut meta = base("message_delta");
-            meta["usage"] = event.get("usage").cloned().unwrap_or(Value::Null);
-            if let Some(reason) = event.get("delta").and_then(|d| d.get("stop_reason")) {
-                meta["stopReason"] = reason.clone();
-            }
-            Some(message(MessageType::System, String::new(), raw, meta))
-        }
-        _ => Some(unknown(raw)),
     }
 }
 
@@ -288,7 +144,8 @@ fn assistant(obj: &Map<String, Value>, raw: &str) -> ParsedMessage {
         ("tool_use", Some(b)) => b.get("input").map(Value::to_string).unwrap_or_default(),
         _ => String::new(),
     };
-    let mut meta = json!({"eventType": "assistant_message", "blockType": block_type});
+    let mut meta =
+        json!({(keys::EVENT_TYPE): EventType::AssistantMessage, "blockType": block_type});
     if let Some(m) = msg {
         copy(
             &mut meta,
@@ -306,7 +163,7 @@ fn assistant(obj: &Map<String, Value>, raw: &str) -> ParsedMessage {
         copy(&mut meta, b, &[("id", "toolUseId"), ("name", "toolName")]);
     }
     copy(&mut meta, obj, &[("parent_tool_use_id", "parentToolUseId")]);
-    let mut m = message(MessageType::Assistant, content, raw, meta);
+    let mut m = message(EventType::AssistantMessage, content, raw, meta);
     m.role = Some("assistant".into());
     m
 }
@@ -329,7 +186,7 @@ fn user(obj: &Map<String, Value>, raw: &str) -> ParsedMessage {
             .map(|b| result_text(b.get("content")))
             .collect::<Vec<_>>()
             .join("\n");
-        let mut meta = json!({"eventType": "tool_result"});
+        let mut meta = meta(EventType::ToolResult);
         copy(
             &mut meta,
             first,
@@ -341,7 +198,7 @@ fn user(obj: &Map<String, Value>, raw: &str) -> ParsedMessage {
                 .filter_map(|b| b.get("tool_use_id").cloned())
                 .collect();
         }
-        message(MessageType::Tool, text, raw, meta)
+        message(EventType::ToolResult, text, raw, meta)
     } else {
         let text = match content {
             Some(Value::String(s)) => s.clone(),
@@ -351,13 +208,13 @@ fn user(obj: &Map<String, Value>, raw: &str) -> ParsedMessage {
                 .collect::<Vec<_>>()
                 .join("\n"),
         };
-        let mut meta = json!({"eventType": "user_message"});
+        let mut meta = meta(EventType::UserMessage);
         copy(
             &mut meta,
             obj,
             &[("isSynthetic", "isSynthetic"), ("isReplay", "isReplay")],
         );
-        message(MessageType::User, text, raw, meta)
+        message(EventType::UserMessage, text, raw, meta)
     };
     copy(
         &mut m.metadata,
@@ -384,7 +241,7 @@ fn result_text(content: Option<&Value>) -> String {
 
 fn system(obj: &Map<String, Value>, raw: &str) -> ParsedMessage {
     let subtype = str_of(obj.get("subtype")).unwrap_or("unknown");
-    let mut meta = json!({"eventType": "system", "subtype": subtype});
+    let mut meta = json!({(keys::EVENT_TYPE): EventType::System, "subtype": subtype});
     let mut session = None;
     let content = match subtype {
         "init" => {
@@ -446,7 +303,7 @@ fn system(obj: &Map<String, Value>, raw: &str) -> ParsedMessage {
             }
         }
     };
-    let mut m = message(MessageType::System, content, raw, meta);
+    let mut m = message(EventType::System, content, raw, meta);
     m.session = session;
     m
 }
@@ -465,7 +322,7 @@ fn result(obj: &Map<String, Value>, raw: &str) -> ParsedMessage {
         duration_ms: obj.get("duration_ms").and_then(Value::as_i64),
     };
     let mut meta = json!({
-        "eventType": "result",
+        (keys::EVENT_TYPE): EventType::Result,
         "subtype": outcome.subtype,
         "isError": outcome.is_error,
         "durationMs": outcome.duration_ms,
@@ -485,7 +342,7 @@ fn result(obj: &Map<String, Value>, raw: &str) -> ParsedMessage {
         ],
     );
     ParsedMessage {
-        message_type: MessageType::Result,
+        message_type: EventType::Result.message_type(),
         role: None,
         content: outcome.result.clone().unwrap_or_default(),
         raw: raw.to_owned(),
@@ -497,45 +354,7 @@ fn result(obj: &Map<String, Value>, raw: &str) -> ParsedMessage {
 
 #[cfg(test)]
 mod tests {
-    /// Every line both paths take gives the same message, for the fixtures' real lines and for lines
-    /// built to trip the fast path; and the fast path does take the usual token line.
-    #[test]
-    fn the_token_fast_path_agrees_with_the_general_path() {
-        let mut lines: Vec<String> = Vec::new();
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/claude");
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-            lines.extend(text.lines().map(str::to_owned));
-        }
-        let token = |rest: &str| {
-            format!(
-                r#"{{"type":"stream_event","event":{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"hi"}}}}{rest}}}"#
-            )
-        };
-        lines.extend([
-            token(r#","session_id":"s","parent_tool_use_id":null,"uuid":"u","api_message_id":"msg_1""#),
-            token(r#","parent_tool_use_id":"toolu_1","api_message_id":null"#),
-            token(r#","api_message_id":7"#),
-            token(r#","api_message_id":"a","api_message_id":"b""#),
-            token(r#","type":"assistant""#),
-            r#"{"type":"stream_event","event":{"type":"content_block_delta","index":-1,"delta":{"type":"text_delta","text":"x"}}}"#.into(),
-            r#"{"type":"stream_event","event":{"type":"content_block_delta","index":1.5,"delta":{"type":"text_delta","text":"x"}}}"#.into(),
-            r#"{"type":"stream_event","event":{"type":"content_block_delta","index":null,"delta":{"type":"text_delta","text":"a \"q\" \u00e9 \ud83e\udd80"}}}"#.into(),
-            r#"{"type":"stream_event","event":{"type":"content_block_delta","delta":{"type":"text_delta","text":7}}}"#.into(),
-            r#"{"type":"stream\u005fevent","event":{"type":"content_block_delta","delta":{"type":"text_delta","text":"x"}}}"#.into(),
-            r#"{"type":"stream_event","event":{"type":"content_block_delta","delta":{"type":"thinking_delta","thinking":"x"}}}"#.into(),
-            r#"{"type":"stream_event","event":{"type":"content_block_delta","delta":{"type":"text_delta","text":"x"}}} trailing"#.into(),
-        ]);
-        let mut taken = 0;
-        for line in &lines {
-            if let Some(fast) = super::text_token(line) {
-                taken += 1;
-                assert_eq!(Some(fast), super::parse_general(line), "{line}");
-            }
-        }
-        assert!(taken >= 4, "the fast path took only {taken} lines");
-        assert!(super::text_token(&token(r#","api_message_id":"msg_1""#)).is_some());
-    }
+    use agentstream_wire::MessageType;
 
     use super::*;
 

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use std::collections::HashSet;
 
-use agentstream_wire::{AgentStatus, Message, MessageType, ServerEvent};
+use agentstream_wire::{keys, AgentStatus, EventType, MessageType, ServerEvent, StoredMessage};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
@@ -171,29 +171,31 @@ impl Renderer {
         let _ = writeln!(out, "[{label}] {text}");
     }
 
-    fn render(&mut self, m: &Message, out: &mut impl Write) {
-        let event = m.metadata["eventType"].as_str().unwrap_or_default();
-        let message_id = m.metadata["messageId"].as_str().map(str::to_owned);
+    fn render(&mut self, m: &StoredMessage, out: &mut impl Write) {
+        let event = EventType::of(&m.metadata);
+        let message_id = m.metadata[keys::MESSAGE_ID].as_str().map(str::to_owned);
         match event {
-            "content_delta" | "thinking_delta" | "tool_input_delta" => {
+            Some(EventType::ContentDelta)
+            | Some(EventType::ThinkingDelta)
+            | Some(EventType::ToolInputDelta) => {
                 if let Some(id) = message_id {
                     self.streamed.insert(id);
                 }
                 let _ = write!(out, "{}", m.content);
                 self.mid_line = true;
             }
-            "tool_use" => {
+            Some(EventType::ToolUse) => {
                 // The tool's input streams in after its name, on the same line.
                 self.end_line(out);
                 let _ = write!(out, "[tool {}] ", m.content);
                 self.mid_line = true;
             }
-            "assistant_message" => {
+            Some(EventType::AssistantMessage) => {
                 if !message_id.is_some_and(|id| self.streamed.contains(&id)) {
                     self.line(out, "assistant", &m.content);
                 }
             }
-            "abandoned_blocks" => {
+            Some(EventType::AbandonedBlocks) => {
                 if let Some(id) = &message_id {
                     self.streamed.remove(id);
                 }
@@ -203,9 +205,9 @@ impl Renderer {
                     "the partial message above was discarded; it is sent again",
                 );
             }
-            "tool_result" => self.line(out, "tool result", &m.content),
-            "result" => self.end_line(out),
-            "message_delta" | "signature_delta" => {}
+            Some(EventType::ToolResult) => self.line(out, "tool result", &m.content),
+            Some(EventType::Result) => self.end_line(out),
+            Some(EventType::MessageDelta) | Some(EventType::SignatureDelta) => {}
             _ if m.message_type == MessageType::System && m.content.is_empty() => {}
             _ => self.line(out, m.message_type.as_str(), &m.content),
         }

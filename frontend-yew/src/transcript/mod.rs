@@ -2,10 +2,8 @@
 //! joined into one text per assistant turn, thinking, tool calls as cards (name, input, result), quiet
 //! system lines, errors, and the final result.
 //!
-//! Two rules of Claude Code's stream are honoured here: a whole `assistant` block arrives after its
-//! deltas and must not show the text twice (it reconciles the streamed text instead), and an
-//! `abandoned_blocks` marker discards the partial text of a message (the CLI re-sends the answer under a
-//! new message id).
+//! Two rules of Claude Code's stream are honoured in [`reconcile`]: a whole block never shows its text
+//! twice, and an abandoned attempt's partial text is hidden.
 //!
 //! Blocks are updated in place (interior mutability) and carry a version: applying a token costs O(1)
 //! and the view re-renders only the blocks whose version changed. Plain Rust: tested natively.
@@ -14,65 +12,14 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use agentstream_wire::{Message, MessageType};
+use agentstream_wire::{keys, EventType, MessageType, StoredMessage};
 use serde_json::Value;
 
-/// The most raw JSON kept per block (shown on hover).
-const MAX_RAW_BYTES: usize = 4096;
+mod block;
+mod reconcile;
 
-/// What a block shows.
-#[derive(Clone, Debug, PartialEq)]
-pub enum BlockKind {
-    /// An assistant turn's text.
-    Text { text: String, reconciled: bool },
-    /// Thinking, shown collapsed.
-    Thinking { text: String },
-    /// A tool call: its name, its input as it streamed, and its result once back.
-    Tool {
-        name: String,
-        input: String,
-        result: Option<String>,
-        is_error: bool,
-    },
-    /// Text the user or the CLI put into the conversation.
-    User { text: String },
-    /// A quiet line (status, retry, init…).
-    System { subtype: String, text: String },
-    /// Something went wrong in the stream (a line that could not be parsed…).
-    Error { text: String },
-    /// The run's end.
-    Result {
-        text: String,
-        is_error: bool,
-        cost_usd: Option<f64>,
-        output_tokens: Option<u64>,
-        duration_ms: Option<i64>,
-        num_turns: Option<u64>,
-    },
-}
-
-/// One block of the transcript.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Block {
-    /// Stable across updates: the view's key.
-    pub key: u64,
-    /// Changes whenever the block does.
-    pub version: u64,
-    pub kind: BlockKind,
-    /// Hidden: the partial text of an abandoned attempt.
-    pub discarded: bool,
-    pub message_type: MessageType,
-    pub first_sequence: i64,
-    pub last_sequence: i64,
-    /// How many messages it is made of.
-    pub messages: usize,
-    pub created_at: String,
-    /// The raw line of its latest message (cut), shown on hover.
-    pub raw: String,
-}
-
-/// A block shared with the view, updated in place.
-pub type BlockRef = Rc<RefCell<Block>>;
+use block::cut;
+pub use block::{Block, BlockKind, BlockRef};
 
 /// The transcript of one agent.
 #[derive(Default)]
@@ -92,20 +39,11 @@ pub struct Transcript {
     pub usage: Option<Value>,
 }
 
-fn meta_str(m: &Message, key: &str) -> Option<String> {
+pub(super) fn meta_str(m: &StoredMessage, key: &str) -> Option<String> {
     m.metadata
         .get(key)
         .and_then(Value::as_str)
         .map(str::to_owned)
-}
-
-fn cut(raw: &Option<String>) -> String {
-    let raw = raw.as_deref().unwrap_or_default();
-    let mut end = raw.len().min(MAX_RAW_BYTES);
-    while !raw.is_char_boundary(end) {
-        end -= 1;
-    }
-    raw[..end].to_owned()
 }
 
 impl Transcript {
@@ -142,12 +80,12 @@ impl Transcript {
             .join("")
     }
 
-    fn bump(&mut self) -> u64 {
+    pub(super) fn bump(&mut self) -> u64 {
         self.version += 1;
         self.version
     }
 
-    fn push_block(&mut self, m: &Message, kind: BlockKind) -> usize {
+    pub(super) fn push_block(&mut self, m: &StoredMessage, kind: BlockKind) -> usize {
         self.next_key += 1;
         let version = self.bump();
         self.blocks.push(Rc::new(RefCell::new(Block {
@@ -166,7 +104,12 @@ impl Transcript {
     }
 
     /// Updates block `i` with message `m`.
-    fn update(&mut self, i: usize, m: &Message, change: impl FnOnce(&mut BlockKind)) {
+    pub(super) fn update(
+        &mut self,
+        i: usize,
+        m: &StoredMessage,
+        change: impl FnOnce(&mut BlockKind),
+    ) {
         let version = self.bump();
         let mut b = self.blocks[i].borrow_mut();
         change(&mut b.kind);
@@ -177,21 +120,17 @@ impl Transcript {
     }
 
     /// Applies the next message (they come in sequence order, each once).
-    pub fn apply(&mut self, m: &Message) {
-        let event = m
-            .metadata
-            .get("eventType")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let message_id = meta_str(m, "messageId");
+    pub fn apply(&mut self, m: &StoredMessage) {
+        let event = EventType::of(&m.metadata);
+        let message_id = meta_str(m, keys::MESSAGE_ID);
         let block_index = m
             .metadata
-            .get("blockIndex")
+            .get(keys::BLOCK_INDEX)
             .and_then(Value::as_i64)
             .unwrap_or(0);
         let stream_key = message_id.clone().map(|id| (id, block_index));
         match event {
-            "content_delta" => {
+            Some(EventType::ContentDelta) => {
                 let found = match &stream_key {
                     Some(k) => self.by_block.get(k).copied(),
                     None => self.open_text,
@@ -222,7 +161,7 @@ impl Transcript {
                     }
                 }
             }
-            "thinking_delta" => match stream_key
+            Some(EventType::ThinkingDelta) => match stream_key
                 .as_ref()
                 .and_then(|k| self.by_block.get(k).copied())
             {
@@ -243,7 +182,7 @@ impl Transcript {
                     }
                 }
             },
-            "tool_use" => {
+            Some(EventType::ToolUse) => {
                 let i = self.push_block(
                     m,
                     BlockKind::Tool {
@@ -253,7 +192,7 @@ impl Transcript {
                         is_error: false,
                     },
                 );
-                if let Some(id) = meta_str(m, "toolUseId") {
+                if let Some(id) = meta_str(m, keys::TOOL_USE_ID) {
                     self.tools.insert(id, i);
                 }
                 if let Some(k) = stream_key {
@@ -261,7 +200,7 @@ impl Transcript {
                 }
                 self.open_text = None;
             }
-            "tool_input_delta" => {
+            Some(EventType::ToolInputDelta) => {
                 if let Some(i) = stream_key
                     .as_ref()
                     .and_then(|k| self.by_block.get(k).copied())
@@ -273,13 +212,13 @@ impl Transcript {
                     });
                 }
             }
-            "tool_result" => {
+            Some(EventType::ToolResult) => {
                 let is_error = m
                     .metadata
-                    .get("isError")
+                    .get(keys::IS_ERROR)
                     .and_then(Value::as_bool)
                     .unwrap_or(false);
-                match meta_str(m, "toolUseId").and_then(|id| self.tools.get(&id).copied()) {
+                match meta_str(m, keys::TOOL_USE_ID).and_then(|id| self.tools.get(&id).copied()) {
                     Some(i) => self.update(i, m, |k| {
                         if let BlockKind::Tool {
                             result,
@@ -305,40 +244,55 @@ impl Transcript {
                 }
                 self.open_text = None;
             }
-            "assistant_message" => self.reconcile(m, message_id),
-            "abandoned_blocks" => {
+            Some(EventType::AssistantMessage) => self.reconcile(m, message_id),
+            Some(EventType::AbandonedBlocks) => {
                 if let Some(id) = message_id {
                     let from = m
                         .metadata
-                        .get("fromBlockIndex")
+                        .get(keys::FROM_BLOCK_INDEX)
                         .and_then(Value::as_i64)
                         .unwrap_or(0);
                     self.abandon(&id, from);
                 }
             }
-            "message_delta" => {
-                self.usage = m.metadata.get("usage").cloned().filter(|u| !u.is_null())
+            Some(EventType::MessageDelta) => {
+                self.usage = m
+                    .metadata
+                    .get(keys::USAGE)
+                    .cloned()
+                    .filter(|u| !u.is_null())
             }
-            "signature_delta" => {}
-            "result" => {
+            Some(EventType::SignatureDelta) => {}
+            Some(EventType::Result) => {
                 let num = |k: &str| m.metadata.get(k);
-                let output_tokens = num("usage")
+                let output_tokens = num(keys::USAGE)
                     .and_then(|u| u.get("output_tokens"))
                     .and_then(Value::as_u64);
                 self.push_block(
                     m,
                     BlockKind::Result {
                         text: m.content.clone(),
-                        is_error: num("isError").and_then(Value::as_bool).unwrap_or(false),
-                        cost_usd: num("totalCostUsd").and_then(Value::as_f64),
+                        is_error: num(keys::IS_ERROR)
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false),
+                        cost_usd: num(keys::TOTAL_COST_USD).and_then(Value::as_f64),
                         output_tokens,
-                        duration_ms: num("durationMs").and_then(Value::as_i64),
-                        num_turns: num("numTurns").and_then(Value::as_u64),
+                        duration_ms: num(keys::DURATION_MS).and_then(Value::as_i64),
+                        num_turns: num(keys::NUM_TURNS).and_then(Value::as_u64),
                     },
                 );
                 self.open_text = None;
             }
-            _ => match m.message_type {
+            // Shown by their type: a system line, a user's message, an error, or a kind this version
+            // of the app does not know (a newer server's).
+            Some(
+                EventType::System
+                | EventType::Unknown
+                | EventType::UserMessage
+                | EventType::ParseError
+                | EventType::LineTooLong,
+            )
+            | None => match m.message_type {
                 MessageType::Error => {
                     self.push_block(
                         m,
@@ -367,8 +321,9 @@ impl Transcript {
                     );
                 }
                 _ => {
-                    let subtype = meta_str(m, "subtype").unwrap_or_else(|| event.to_owned());
-                    let text = if m.content.is_empty() && event == "unknown" {
+                    let subtype = meta_str(m, keys::SUBTYPE)
+                        .unwrap_or_else(|| event.map_or("unknown", EventType::as_str).to_owned());
+                    let text = if m.content.is_empty() && event == Some(EventType::Unknown) {
                         "(a line this version does not know)".to_owned()
                     } else {
                         m.content.clone()
@@ -378,116 +333,6 @@ impl Transcript {
                     }
                 }
             },
-        }
-    }
-
-    /// A whole block after its deltas: corrects the streamed text (never shows it twice), or shows the
-    /// block when nothing of it streamed (an API error, a non-streaming fallback answer).
-    fn reconcile(&mut self, m: &Message, message_id: Option<String>) {
-        let block_type = meta_str(m, "blockType").unwrap_or_default();
-        match block_type.as_str() {
-            "text" => {
-                let target = message_id.as_ref().and_then(|id| {
-                    self.texts_of_message.get(id).and_then(|list| {
-                        list.iter().copied().find(|&i| {
-                            let b = self.blocks[i].borrow();
-                            !b.discarded
-                                && matches!(
-                                    b.kind,
-                                    BlockKind::Text {
-                                        reconciled: false,
-                                        ..
-                                    }
-                                )
-                        })
-                    })
-                });
-                match target {
-                    Some(i) => self.update(i, m, |k| {
-                        if let BlockKind::Text { text, reconciled } = k {
-                            if *text != m.content {
-                                *text = m.content.clone();
-                            }
-                            *reconciled = true;
-                        }
-                    }),
-                    None => {
-                        let i = self.push_block(
-                            m,
-                            BlockKind::Text {
-                                text: m.content.clone(),
-                                reconciled: true,
-                            },
-                        );
-                        if let Some(id) = message_id {
-                            self.texts_of_message.entry(id).or_default().push(i);
-                        }
-                    }
-                }
-                self.open_text = None;
-            }
-            "tool_use" => {
-                let known = meta_str(m, "toolUseId").and_then(|id| self.tools.get(&id).copied());
-                match known {
-                    Some(i) => self.update(i, m, |k| {
-                        if let BlockKind::Tool { input, .. } = k {
-                            *input = m.content.clone();
-                        }
-                    }),
-                    None => {
-                        let name = meta_str(m, "toolName").unwrap_or_else(|| "tool".into());
-                        let i = self.push_block(
-                            m,
-                            BlockKind::Tool {
-                                name,
-                                input: m.content.clone(),
-                                result: None,
-                                is_error: false,
-                            },
-                        );
-                        if let Some(id) = meta_str(m, "toolUseId") {
-                            self.tools.insert(id, i);
-                        }
-                    }
-                }
-            }
-            "thinking" => {
-                let streamed = self.blocks.iter().any(|b| {
-                    let b = b.borrow();
-                    !b.discarded
-                        && matches!(&b.kind, BlockKind::Thinking { text } if *text == m.content)
-                });
-                if !streamed {
-                    self.push_block(
-                        m,
-                        BlockKind::Thinking {
-                            text: m.content.clone(),
-                        },
-                    );
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// Hides what streamed of `message_id` from block `from` on.
-    fn abandon(&mut self, message_id: &str, from: i64) {
-        let hidden: Vec<usize> = self
-            .by_block
-            .iter()
-            .filter(|((id, index), _)| id == message_id && *index >= from)
-            .map(|(_, &i)| i)
-            .collect();
-        self.by_block
-            .retain(|(id, index), _| !(id == message_id && *index >= from));
-        if let Some(list) = self.texts_of_message.get_mut(message_id) {
-            list.retain(|i| !hidden.contains(i));
-        }
-        for i in hidden {
-            let version = self.bump();
-            let mut b = self.blocks[i].borrow_mut();
-            b.discarded = true;
-            b.version = version;
         }
     }
 }
@@ -513,7 +358,7 @@ mod tests {
 
         fn push(&mut self, kind: MessageType, content: &str, metadata: Value) {
             self.seq += 1;
-            self.t.apply(&Message {
+            self.t.apply(&StoredMessage {
                 id: Uuid::from_u128(self.seq as u128),
                 agent_id: Uuid::nil(),
                 sequence_number: self.seq,

@@ -1,12 +1,8 @@
 //! A runner that is a child process: started in a process group of its own, its stdout read line by line
 //! (each line bounded), the tail of its stderr kept for error messages, stdin open for input until told
 //! to close, and stopped as a whole — SIGINT first (an agent CLI then writes a clean end), SIGTERM, then
-//! SIGKILL — so that nothing it started is left behind.
-//!
-//! "As a whole" means more than its process group: the Claude CLI runs each Bash tool in a group of its
-//! own, so a group kill alone would orphan a tool's `sleep 300` when the CLI dies without cleaning up.
-//! The supervisor therefore keeps a snapshot of the process's descendants (from `/proc`) and, once the
-//! process has ended by any means, kills whatever of them is still there.
+//! SIGKILL — so that nothing it started is left behind, even in process groups of its own ([`tree`]).
+//! Its lines are read with [`read_bounded_line`] ([`lines`]).
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -16,16 +12,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agentstream_wire::ErrorInfo;
-use futures_util::future::LocalBoxFuture;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use agentstream_wire::{ErrorCode, ErrorInfo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, watch};
 
-use super::{RunnerControl, RunnerEvent, RunnerExit, Started};
+mod lines;
+mod tree;
 
-/// How often the descendants of a running process are listed.
-const TREE_SNAPSHOT_EVERY: Duration = Duration::from_millis(500);
+pub use lines::read_bounded_line;
+use tree::{kill_tree, signal_group, watch_tree, Proc, ProcessControl};
+
+use super::{RunnerEvent, RunnerExit, Started};
 
 /// How many bytes of stderr are kept for error messages.
 const STDERR_TAIL_BYTES: usize = 4096;
@@ -73,7 +71,7 @@ pub fn spawn(spec: ProcessSpec) -> Result<Started, ErrorInfo> {
             (Some(o), Some(e), Some(i)) => (o, e, i),
             _ => {
                 return Err(ErrorInfo::new(
-                    "process_failed",
+                    ErrorCode::ProcessFailed,
                     format!("{}: its pipes could not be opened", spec.name),
                 ))
             }
@@ -118,7 +116,7 @@ pub fn spawn(spec: ProcessSpec) -> Result<Started, ErrorInfo> {
 fn spawn_error(spec: &ProcessSpec, e: &std::io::Error) -> ErrorInfo {
     match e.kind() {
         std::io::ErrorKind::NotFound => ErrorInfo::new(
-            "cli_not_found",
+            ErrorCode::CliNotFound,
             format!(
                 "the {} program {:?} was not found; install it or point the setting {} at it",
                 spec.name,
@@ -127,7 +125,7 @@ fn spawn_error(spec: &ProcessSpec, e: &std::io::Error) -> ErrorInfo {
             ),
         ),
         _ => ErrorInfo::new(
-            "cli_spawn_failed",
+            ErrorCode::CliSpawnFailed,
             format!(
                 "the {} program {:?} could not be started: {e}",
                 spec.name,
@@ -225,7 +223,7 @@ async fn supervise(
     let error = match status {
         Ok(status) => exit_error(&spec.name, status, &tail_text(&tail)),
         Err(e) => Some(ErrorInfo::new(
-            "process_failed",
+            ErrorCode::ProcessFailed,
             format!("{}: cannot wait for it: {e}", spec.name),
         )),
     };
@@ -283,243 +281,27 @@ fn exit_error(name: &str, status: ExitStatus, stderr: &str) -> Option<ErrorInfo>
     };
     if let Some(signal) = status.signal() {
         return Some(ErrorInfo::new(
-            "cli_killed",
+            ErrorCode::CliKilled,
             format!("{name} was killed by signal {signal}{detail}"),
         ));
     }
     match status.code() {
         Some(0) => None,
         Some(code) => Some(ErrorInfo::new(
-            "cli_exit",
+            ErrorCode::CliExit,
             format!("{name} exited with code {code}{detail}"),
         )),
         None => Some(ErrorInfo::new(
-            "cli_exit",
+            ErrorCode::CliExit,
             format!("{name} ended without an exit code{detail}"),
         )),
     }
 }
 
-/// Reads one line without its newline, at most `max` bytes of it: a longer line becomes
-/// [`RunnerEvent::Oversized`] carrying its first `max` bytes, and the rest is skipped. `None` at the end.
-pub async fn read_bounded_line<R: AsyncBufRead + Unpin>(
-    reader: &mut R,
-    max: usize,
-) -> std::io::Result<Option<RunnerEvent>> {
-    let mut line: Vec<u8> = Vec::new();
-    let mut total = 0usize;
-    loop {
-        let chunk = reader.fill_buf().await?;
-        if chunk.is_empty() {
-            if total == 0 {
-                return Ok(None);
-            }
-            break;
-        }
-        let (part, found) = match chunk.iter().position(|&b| b == b'\n') {
-            Some(i) => (&chunk[..i], true),
-            None => (chunk, false),
-        };
-        let room = max.saturating_sub(line.len());
-        line.extend_from_slice(&part[..part.len().min(room)]);
-        total += part.len();
-        let consumed = part.len() + usize::from(found);
-        reader.consume(consumed);
-        if found {
-            break;
-        }
-    }
-    if line.last() == Some(&b'\r') && total <= max {
-        line.pop();
-    }
-    Ok(Some(if total > max {
-        RunnerEvent::Oversized {
-            len: total,
-            head: String::from_utf8_lossy(&line).into_owned(),
-        }
-    } else {
-        RunnerEvent::Bytes(line)
-    }))
-}
-
-/// A process seen in the tree: its pid and start time (so a reused pid is never signalled).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Proc {
-    pid: i32,
-    start: u64,
-}
-
-/// `(ppid, start time)` of a process, from `/proc/{pid}/stat`; `None` when it is gone or a zombie.
-fn stat(pid: i32) -> Option<(i32, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: the fields start after the last ')'.
-    let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
-    if fields.first() == Some(&"Z") {
-        return None;
-    }
-    let ppid = fields.get(1)?.parse().ok()?;
-    let start = fields.get(19)?.parse().ok()?;
-    Some((ppid, start))
-}
-
-/// Every live descendant of `root`.
-fn descendants(root: i32) -> Vec<Proc> {
-    let mut children: std::collections::HashMap<i32, Vec<Proc>> = std::collections::HashMap::new();
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            if let Some((ppid, start)) = stat(pid) {
-                children.entry(ppid).or_default().push(Proc { pid, start });
-            }
-        }
-    }
-    let mut out = Vec::new();
-    let mut stack = vec![root];
-    while let Some(pid) = stack.pop() {
-        for child in children.remove(&pid).unwrap_or_default() {
-            stack.push(child.pid);
-            out.push(child);
-        }
-    }
-    out
-}
-
-/// Keeps `tree` up to date with the descendants of `pid` while it runs.
-async fn watch_tree(pid: i32, tree: Arc<Mutex<Vec<Proc>>>, mut exited: watch::Receiver<bool>) {
-    loop {
-        let now = tokio::task::spawn_blocking(move || descendants(pid))
-            .await
-            .unwrap_or_default();
-        if *exited.borrow() {
-            return;
-        }
-        if let Ok(mut tree) = tree.lock() {
-            // Keep what was seen before too: a child that outlives its parent is still ours.
-            for p in now {
-                if !tree.contains(&p) {
-                    tree.push(p);
-                }
-            }
-            tree.retain(|p| stat(p.pid).is_some_and(|(_, start)| start == p.start));
-        }
-        if tokio::time::timeout(TREE_SNAPSHOT_EVERY, exited.wait_for(|done| *done))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-    }
-}
-
-/// Signals every process of the snapshot that is still the same process.
-fn kill_tree(tree: &Mutex<Vec<Proc>>, signal: i32) {
-    let procs = tree.lock().map(|t| t.clone()).unwrap_or_default();
-    for p in procs {
-        if stat(p.pid).is_some_and(|(_, start)| start == p.start) {
-            // SAFETY: kill(2) on a pid just checked to be the process seen; it touches no memory of ours.
-            unsafe {
-                libc::kill(p.pid, signal);
-            }
-        }
-    }
-}
-
-fn signal_group(pgid: i32, signal: i32) {
-    if pgid > 1 {
-        // SAFETY: kill(2) with a negative pid signals the process group; it touches no memory of ours.
-        unsafe {
-            libc::kill(-pgid, signal);
-        }
-    }
-}
-
-/// Stops a process runner.
-struct ProcessControl {
-    pgid: Option<i32>,
-    stdin: Arc<tokio::sync::Mutex<Option<ChildStdin>>>,
-    tree: Arc<Mutex<Vec<Proc>>>,
-    exited: watch::Receiver<bool>,
-    grace: Duration,
-}
-
-impl RunnerControl for ProcessControl {
-    fn end_input(&mut self) {
-        let stdin = self.stdin.clone();
-        tokio::spawn(async move {
-            stdin.lock().await.take();
-        });
-    }
-
-    fn stop(&mut self) -> LocalBoxFuture<'static, ()> {
-        let pgid = self.pgid;
-        let stdin = self.stdin.clone();
-        let mut exited = self.exited.clone();
-        let grace = self.grace;
-        let tree = self.tree.clone();
-        Box::pin(async move {
-            let Some(pgid) = pgid else { return };
-            for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGKILL] {
-                if *exited.borrow() {
-                    break;
-                }
-                signal_group(pgid, signal);
-                if signal == libc::SIGINT {
-                    stdin.lock().await.take();
-                } else {
-                    // Past the polite request, the tools (in groups of their own) are stopped too.
-                    let now = tokio::task::spawn_blocking(move || descendants(pgid))
-                        .await
-                        .unwrap_or_default();
-                    if let Ok(mut t) = tree.lock() {
-                        t.extend(now);
-                    }
-                    kill_tree(&tree, signal);
-                }
-                let _ = tokio::time::timeout(grace, exited.wait_for(|done| *done)).await;
-            }
-            // The leader is gone; so is the rest of what it started.
-            signal_group(pgid, libc::SIGKILL);
-            kill_tree(&tree, libc::SIGKILL);
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::tree::{descendants, TREE_SNAPSHOT_EVERY};
     use super::*;
-
-    async fn lines(input: &[u8], max: usize) -> Vec<RunnerEvent> {
-        let mut reader = BufReader::with_capacity(8, input);
-        let mut out = Vec::new();
-        while let Some(e) = read_bounded_line(&mut reader, max).await.unwrap() {
-            out.push(e);
-        }
-        out
-    }
-
-    #[tokio::test]
-    async fn lines_are_split_and_bounded() {
-        let got = lines(b"one\ntwo\r\n\nthree-is-long\nlast", 5).await;
-        assert_eq!(
-            got,
-            vec![
-                RunnerEvent::Bytes(b"one".to_vec()),
-                RunnerEvent::Bytes(b"two".to_vec()),
-                RunnerEvent::Bytes(Vec::new()),
-                RunnerEvent::Oversized {
-                    len: 13,
-                    head: "three".into()
-                },
-                RunnerEvent::Bytes(b"last".to_vec()),
-            ]
-        );
-    }
 
     fn spec(program: &str, args: &[&str]) -> ProcessSpec {
         ProcessSpec {

@@ -1,68 +1,89 @@
-//! The actor of one running agent: owns its lifecycle (`initializing` → `running` → `completed` |
-//! `failed` | `terminated`), starts its runner, parses each line its reader feeds it, has the persistence
-//! actor store it, and ends the run exactly once, whatever ends it first.
+//! The actor of one running agent: owns its run (`initializing` → `running` → `completed` | `failed` |
+//! `terminated`), starts its runner, parses each line its reader feeds it, has the persistence actor
+//! store it, and ends the run exactly once, whatever ends it first.
 
-use std::collections::VecDeque;
+use std::future::Future;
 use std::time::Instant;
 
 use actix::prelude::*;
-use agentstream_wire::{AgentStatus, CompletionResult, ErrorInfo};
+use agentstream_wire::{AgentStatus, CompletionResult, ErrorCode, ErrorInfo};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::window::Window;
 use super::{AgentStopped, Orchestrator};
 use crate::clock;
 use crate::parser::{self, RunOutcome};
+use crate::persistence::{AppendMessages, Persistence, SetSession, SetStatus, StoreError, Stored};
 use crate::runners::reader::{LineReader, StopReading};
 use crate::runners::{
     Feed, FeedRefused, RunnerControl, RunnerEvent, RunnerExit, RunnerSpec, Started,
 };
-use crate::streaming::{AppendMessages, Persistence, SetSession, SetStatus, StoreError, Stored};
 
-/// Stops the agent: its runner and process tree stop, what it printed so far is stored, and its status
-/// becomes `status` — `terminated` for a DELETE, `interrupted` when the server shuts down. Replied once
-/// that status is stored (or at once when the agent had already ended).
+/// Stops the agent's run: its runner and process tree stop, what it printed so far is stored, and its
+/// status becomes the one given — `terminated` for a DELETE, `interrupted` when the server shuts down.
+/// Replied once that status is stored (or at once when the agent had already ended).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Terminate(pub AgentStatus);
+pub struct StopRun(pub AgentStatus);
+
+/// Where the agent's run is. Each phase holds what only it has, so that nothing can disagree.
+enum Phase {
+    /// Its runner is being started.
+    Starting,
+    /// Its runner runs; its reader feeds the actor once `running` is stored.
+    Running(Runner),
+    /// Its runner has ended; the run ends once every message in flight is stored (its number known).
+    Draining(Runner, RunnerExit),
+    /// The run is ending, or has ended: the runner is being stopped and the final status stored; nothing
+    /// more is taken. `runner_starting`: the runner was still being started, so the actor stops only
+    /// once what it started is stopped too.
+    Ending { runner_starting: bool },
+}
+
+/// A started runner: what stops it, and the actor reading its events.
+struct Runner {
+    control: Option<Box<dyn RunnerControl>>,
+    reader: Option<Addr<LineReader>>,
+}
+
+impl Runner {
+    /// Stops the reader at once; the future stops the runner (its process tree, its proxy run).
+    fn stop(self) -> impl Future<Output = ()> {
+        if let Some(reader) = self.reader {
+            reader.do_send(StopReading);
+        }
+        stop_control(self.control)
+    }
+}
+
+/// Stops a runner's control, if there is one.
+async fn stop_control(control: Option<Box<dyn RunnerControl>>) {
+    if let Some(mut control) = control {
+        control.stop().await;
+    }
+}
 
 /// The agent's actor.
 pub struct AgentActor {
     id: Uuid,
     spec: Option<RunnerSpec>,
+    phase: Phase,
     persistence: Addr<Persistence>,
     orchestrator: Addr<Orchestrator>,
-    reader: Option<Addr<LineReader>>,
-    control: Option<Box<dyn RunnerControl>>,
+    /// When the runner started (the run's duration is measured from it).
     started: Instant,
+    /// What the first `result` line said: decides how the run ends.
     outcome: Option<RunOutcome>,
+    /// The number of the last message stored.
     last_sequence: i64,
-    /// The runner is being started: stopping must wait for it, to stop what it started.
-    starting: bool,
-    /// The run is ending: no more lines are taken.
-    finishing: bool,
+    /// The messages on their way to the database, and the reader's credit.
+    window: Window,
     /// Told when the actor stops (the DELETEs waiting for it).
     waiters: Vec<oneshot::Sender<()>>,
     /// For the message that reports a line cut at this length.
     max_line_bytes: usize,
-    /// The size of each message handed to the persistence actor and not yet answered, oldest first.
-    in_flight: VecDeque<usize>,
-    /// Their sum.
-    in_flight_bytes: usize,
-    /// Wakes the reader when the window had been full.
-    credit: Option<oneshot::Sender<()>>,
-    /// The runner's end, kept until the messages in flight are stored.
-    exit: Option<RunnerExit>,
 }
-
-/// Messages of one agent that may be on their way to the database at once: enough for the persistence
-/// actor's batches to fill up while the previous one is written, few enough to bound memory (the reader
-/// waits beyond it; one feed may pass it by up to `reader::MAX_FEED_EVENTS`).
-pub const IN_FLIGHT_WINDOW: usize = 256;
-
-/// The bytes of text (raw line + content) of one agent that may be on their way to the database at
-/// once: bounds the window's memory when lines are long (a longer line still goes, alone).
-pub const IN_FLIGHT_BYTES: usize = 2 * 1024 * 1024;
 
 impl AgentActor {
     /// The actor of a stored agent, which will run `spec` once started.
@@ -76,35 +97,49 @@ impl AgentActor {
         AgentActor {
             id,
             spec: Some(spec),
+            phase: Phase::Starting,
             persistence,
             orchestrator,
-            reader: None,
-            control: None,
             started: Instant::now(),
             outcome: None,
             last_sequence: 0,
-            starting: false,
-            finishing: false,
+            window: Window::default(),
             waiters: Vec::new(),
             max_line_bytes,
-            in_flight: VecDeque::new(),
-            in_flight_bytes: 0,
-            credit: None,
-            exit: None,
+        }
+    }
+
+    /// Enters [`Phase::Ending`], giving back the runner to stop; `None` if the run was ending already.
+    fn begin_ending(&mut self) -> Option<Option<Runner>> {
+        let runner_starting = matches!(self.phase, Phase::Starting);
+        match std::mem::replace(&mut self.phase, Phase::Ending { runner_starting }) {
+            Phase::Ending { runner_starting } => {
+                self.phase = Phase::Ending { runner_starting };
+                None
+            }
+            Phase::Starting => Some(None),
+            Phase::Running(runner) | Phase::Draining(runner, _) => Some(Some(runner)),
+        }
+    }
+
+    /// Stops the actor, unless its runner is still being started (`runner_ready` stops it then).
+    fn stop_unless_starting(&self, ctx: &mut Context<Self>) {
+        if !matches!(
+            self.phase,
+            Phase::Ending {
+                runner_starting: true
+            }
+        ) {
+            ctx.stop();
         }
     }
 
     /// Ends the run once: stops the runner, stores the final status (broadcasting `agent:status`, and
     /// for a run that ended by itself `agent:error` when it failed and `agent:complete`), then stops.
     fn finish(&mut self, status: AgentStatus, error: Option<ErrorInfo>, ctx: &mut Context<Self>) {
-        if self.finishing {
+        let Some(runner) = self.begin_ending() else {
             return;
-        }
-        self.finishing = true;
-        if let Some(reader) = self.reader.take() {
-            reader.do_send(StopReading);
-        }
-        let control = self.control.take();
+        };
         let complete = matches!(status, AgentStatus::Completed | AgentStatus::Failed).then(|| {
             CompletionResult {
                 status,
@@ -123,10 +158,11 @@ impl AgentActor {
         };
         let persistence = self.persistence.clone();
         let id = self.id;
+        let stopped = runner.map(Runner::stop);
         ctx.wait(
             async move {
-                if let Some(mut control) = control {
-                    control.stop().await;
+                if let Some(stopped) = stopped {
+                    stopped.await;
                 }
                 store_final_status(&persistence, change).await
             }
@@ -140,41 +176,31 @@ impl AgentActor {
                     }
                     Err(_) => tracing::error!(agent = %id, "persistence actor gone"),
                 }
-                if !act.starting {
-                    ctx.stop();
-                }
+                act.stop_unless_starting(ctx);
             }),
         );
     }
 
     /// The agent's row is gone (purged): stop everything without writing.
     fn abandon(&mut self, ctx: &mut Context<Self>) {
-        if self.finishing {
+        let Some(runner) = self.begin_ending() else {
             return;
-        }
-        self.finishing = true;
-        if let Some(reader) = self.reader.take() {
-            reader.do_send(StopReading);
-        }
-        let control = self.control.take();
+        };
+        let stopped = runner.map(Runner::stop);
         ctx.wait(
             async move {
-                if let Some(mut control) = control {
-                    control.stop().await;
+                if let Some(stopped) = stopped {
+                    stopped.await;
                 }
             }
             .into_actor(self)
-            .map(|_, act, ctx| {
-                if !act.starting {
-                    ctx.stop();
-                }
-            }),
+            .map(|(), act, ctx| act.stop_unless_starting(ctx)),
         );
     }
 
-    /// The final status of a run whose runner ended by itself.
-    fn ended(&self, exit: RunnerExit) -> (AgentStatus, Option<ErrorInfo>) {
-        match (&self.outcome, exit.error) {
+    /// The final status of a run whose runner ended by itself (with `exit_error` when it failed).
+    fn ended(&self, exit_error: Option<ErrorInfo>) -> (AgentStatus, Option<ErrorInfo>) {
+        match (&self.outcome, exit_error) {
             (Some(outcome), _) => match outcome.error() {
                 Some(error) => (AgentStatus::Failed, Some(error)),
                 None => (AgentStatus::Completed, None),
@@ -183,10 +209,18 @@ impl AgentActor {
             (None, None) => (
                 AgentStatus::Failed,
                 Some(ErrorInfo::new(
-                    "no_result",
+                    ErrorCode::NoResult,
                     "the agent ended without reporting a result",
                 )),
             ),
+        }
+    }
+
+    /// The runner's control, while it runs.
+    fn control(&mut self) -> Option<&mut Box<dyn RunnerControl>> {
+        match &mut self.phase {
+            Phase::Running(runner) | Phase::Draining(runner, _) => runner.control.as_mut(),
+            _ => None,
         }
     }
 }
@@ -222,7 +256,6 @@ impl Actor for AgentActor {
         let Some(spec) = self.spec.take() else {
             return;
         };
-        self.starting = true;
         ctx.spawn(
             spec.start()
                 .into_actor(self)
@@ -241,26 +274,31 @@ impl Actor for AgentActor {
 impl AgentActor {
     /// The runner could be started, or not.
     fn runner_ready(&mut self, result: Result<Started, ErrorInfo>, ctx: &mut Context<Self>) {
-        self.starting = false;
-        if self.finishing {
-            // Terminated while the runner was starting: stop what it started, then stop.
+        if let Phase::Ending { runner_starting } = &mut self.phase {
+            // Stopped while the runner was starting: stop what it started, then stop.
+            *runner_starting = false;
             let control = result.ok().and_then(|s| s.control);
             ctx.wait(
-                async move {
-                    if let Some(mut control) = control {
-                        control.stop().await;
-                    }
-                }
-                .into_actor(self)
-                .map(|_, _, ctx| ctx.stop()),
+                stop_control(control)
+                    .into_actor(self)
+                    .map(|(), _, ctx| ctx.stop()),
             );
             return;
         }
         let started = match result {
             Ok(started) => started,
-            Err(error) => return self.finish(AgentStatus::Failed, Some(error), ctx),
+            Err(error) => {
+                self.phase = Phase::Running(Runner {
+                    control: None,
+                    reader: None,
+                });
+                return self.finish(AgentStatus::Failed, Some(error), ctx);
+            }
         };
-        self.control = started.control;
+        self.phase = Phase::Running(Runner {
+            control: started.control,
+            reader: None,
+        });
         self.started = Instant::now();
         let events = started.events;
         let running = SetStatus {
@@ -269,16 +307,17 @@ impl AgentActor {
         };
         ctx.wait(self.persistence.send(running).into_actor(self).map(
             move |res, act, ctx| match res {
-                Ok(Ok(())) if !act.finishing => {
-                    let reader = LineReader::new(ctx.address().recipient(), events).start();
-                    act.reader = Some(reader);
+                Ok(Ok(())) => {
+                    if let Phase::Running(runner) = &mut act.phase {
+                        let reader = LineReader::new(ctx.address().recipient(), events).start();
+                        runner.reader = Some(reader);
+                    }
                 }
-                Ok(Ok(())) => {}
                 Ok(Err(StoreError::AgentGone)) => act.abandon(ctx),
                 _ => act.finish(
                     AgentStatus::Failed,
                     Some(ErrorInfo::new(
-                        "storage_error",
+                        ErrorCode::StorageError,
                         "the agent's status could not be stored",
                     )),
                     ctx,
@@ -286,13 +325,26 @@ impl AgentActor {
             },
         ));
     }
+
+    /// Ends the run once the runner has exited and nothing is in flight.
+    fn end_if_drained(&mut self, ctx: &mut Context<Self>) {
+        if !self.window.is_empty() {
+            return;
+        }
+        let Phase::Draining(_, exit) = &mut self.phase else {
+            return;
+        };
+        let exit_error = exit.error.take();
+        let (status, error) = self.ended(exit_error);
+        self.finish(status, error, ctx);
+    }
 }
 
 impl Handler<Feed> for AgentActor {
     type Result = ResponseActFuture<Self, Result<(), FeedRefused>>;
 
     fn handle(&mut self, msg: Feed, ctx: &mut Context<Self>) -> Self::Result {
-        if self.finishing {
+        if !matches!(self.phase, Phase::Running(_)) {
             return Box::pin(fut::ready(Err(FeedRefused)));
         }
         let mut messages = Vec::with_capacity(msg.0.len());
@@ -305,7 +357,13 @@ impl Handler<Feed> for AgentActor {
                 }
                 RunnerEvent::Exited(exit) => {
                     // The end is decided once every message in flight is stored (its number is known).
-                    self.exit = Some(exit);
+                    let placeholder = Phase::Ending {
+                        runner_starting: false,
+                    };
+                    if let Phase::Running(runner) = std::mem::replace(&mut self.phase, placeholder)
+                    {
+                        self.phase = Phase::Draining(runner, exit);
+                    }
                     break;
                 }
             };
@@ -317,7 +375,7 @@ impl Handler<Feed> for AgentActor {
             if let (Some(outcome), None) = (&parsed.outcome, &self.outcome) {
                 self.outcome = Some(outcome.clone());
                 // The agent said its last word: closing its input lets it exit.
-                if let Some(control) = self.control.as_mut() {
+                if let Some(control) = self.control() {
                     control.end_input();
                 }
             }
@@ -336,7 +394,7 @@ impl Handler<Feed> for AgentActor {
                 self.finish(
                     AgentStatus::Failed,
                     Some(ErrorInfo::new(
-                        "storage_error",
+                        ErrorCode::StorageError,
                         "the persistence actor is gone",
                     )),
                     ctx,
@@ -344,9 +402,7 @@ impl Handler<Feed> for AgentActor {
                 return Box::pin(fut::ready(Err(FeedRefused)));
             }
             for message in &messages {
-                let size = message.raw.len() + message.content.len();
-                self.in_flight.push_back(size);
-                self.in_flight_bytes += size;
+                self.window.sent(message.raw.len() + message.content.len());
             }
             self.persistence.do_send(AppendMessages {
                 agent_id: self.id,
@@ -354,20 +410,22 @@ impl Handler<Feed> for AgentActor {
                 ack: ctx.address().recipient(),
             });
         }
-        if self.exit.is_some() {
+        if matches!(self.phase, Phase::Draining(..)) {
             self.end_if_drained(ctx);
             return Box::pin(fut::ready(Ok(())));
         }
-        if self.window_open() {
+        if self.window.is_open() {
             return Box::pin(fut::ready(Ok(())));
         }
         // The window is full: the reader waits until a message is stored.
-        let (credit, granted) = oneshot::channel();
-        self.credit = Some(credit);
+        let granted = self.window.wait_for_credit();
         Box::pin(
             async move { granted.await.map_err(|_| FeedRefused) }
                 .into_actor(self)
-                .map(|res, act, _| if act.finishing { Err(FeedRefused) } else { res }),
+                .map(|res, act, _| match act.phase {
+                    Phase::Running(_) => res,
+                    _ => Err(FeedRefused),
+                }),
         )
     }
 }
@@ -376,9 +434,7 @@ impl Handler<Stored> for AgentActor {
     type Result = ();
     fn handle(&mut self, msg: Stored, ctx: &mut Context<Self>) {
         for outcome in msg.0 {
-            if let Some(size) = self.in_flight.pop_front() {
-                self.in_flight_bytes = self.in_flight_bytes.saturating_sub(size);
-            }
+            self.window.answered();
             match outcome {
                 Ok(sequence_number) => self.last_sequence = self.last_sequence.max(sequence_number),
                 Err(StoreError::AgentGone) => self.abandon(ctx),
@@ -387,7 +443,7 @@ impl Handler<Stored> for AgentActor {
                     self.finish(
                         AgentStatus::Failed,
                         Some(ErrorInfo::new(
-                            "storage_error",
+                            ErrorCode::StorageError,
                             format!("a message could not be stored: {e}"),
                         )),
                         ctx,
@@ -395,35 +451,14 @@ impl Handler<Stored> for AgentActor {
                 }
             }
         }
-        if self.window_open() {
-            if let Some(credit) = self.credit.take() {
-                let _ = credit.send(());
-            }
-        }
+        self.window.grant_if_open();
         self.end_if_drained(ctx);
     }
 }
 
-impl AgentActor {
-    /// Whether the reader may feed more (the window of messages in flight is not full).
-    fn window_open(&self) -> bool {
-        self.in_flight.len() < IN_FLIGHT_WINDOW && self.in_flight_bytes < IN_FLIGHT_BYTES
-    }
-
-    /// Ends the run once the runner has exited and nothing is in flight.
-    fn end_if_drained(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight.is_empty() && !self.finishing {
-            if let Some(exit) = self.exit.take() {
-                let (status, error) = self.ended(exit);
-                self.finish(status, error, ctx);
-            }
-        }
-    }
-}
-
-impl Handler<Terminate> for AgentActor {
+impl Handler<StopRun> for AgentActor {
     type Result = ResponseFuture<()>;
-    fn handle(&mut self, msg: Terminate, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: StopRun, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         self.waiters.push(tx);
         self.finish(msg.0, None, ctx);

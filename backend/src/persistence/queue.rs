@@ -19,7 +19,7 @@ use std::collections::{HashMap, VecDeque};
 
 use uuid::Uuid;
 
-use super::{Op, Pending};
+use super::requests::Request;
 
 /// Other requests written at most per write, between two writes of messages: bounds how long a token
 /// can wait behind them (each is a round trip of the writer's connection, ~0.1–0.2 ms).
@@ -29,9 +29,9 @@ pub const MAX_OTHERS_PER_WRITE: usize = 16;
 #[derive(Default)]
 pub struct WriteQueue {
     /// Messages free to go ahead of `held` (no earlier request of their agent is waiting).
-    messages: Vec<Pending>,
+    messages: Vec<Request>,
     /// Everything else, and the messages that must stay behind it, in arrival order.
-    held: VecDeque<Pending>,
+    held: VecDeque<Request>,
     /// How many of `held` are about each agent…
     held_agents: HashMap<Uuid, usize>,
     /// …and how many about every agent.
@@ -40,27 +40,16 @@ pub struct WriteQueue {
     held_turn: bool,
 }
 
-/// The agent a request is about; `None`: every agent.
-fn agent_of(op: &Op) -> Option<Uuid> {
-    match op {
-        Op::Append(agent, _) | Op::SetSession(agent, _) | Op::Purge(agent) => Some(*agent),
-        Op::SetStatus(change) => Some(change.agent_id),
-        // A new agent's id is ours (a UUID); were it not, it blocks everything, which is safe.
-        Op::InsertAgent(model) => Uuid::parse_str(&model.id).ok(),
-        Op::Interrupt => None,
-    }
-}
-
 impl WriteQueue {
     /// Queues a request after everything queued before it.
-    pub fn push(&mut self, pending: Pending) {
+    pub fn push(&mut self, pending: Request) {
         // The usual case under load, without a lookup: a message with nothing held.
-        if self.held.is_empty() && matches!(pending.op, Op::Append(..)) {
+        if self.held.is_empty() && pending.is_message() {
             self.messages.push(pending);
             return;
         }
-        let agent = agent_of(&pending.op);
-        let free = matches!(pending.op, Op::Append(..))
+        let agent = pending.agent();
+        let free = pending.is_message()
             && self.held_barriers == 0
             && agent.is_some_and(|a| !self.held_agents.contains_key(&a));
         if free {
@@ -82,14 +71,14 @@ impl WriteQueue {
     /// The next write: all free messages (messages only: the fast path), or, taking turns when both are
     /// waiting, the held requests up to the [`MAX_OTHERS_PER_WRITE`]th that is not a message. Messages
     /// held behind their agent's request go with it, in order.
-    pub fn next_batch(&mut self) -> Vec<Pending> {
+    pub fn next_batch(&mut self) -> Vec<Request> {
         let held_now = !self.held.is_empty() && (self.held_turn || self.messages.is_empty());
         // Free messages must be written before what is held behind them (an agent's status sent after
         // its messages): when one of them is of an agent with a held request, they go first.
         let must_precede = || {
             (!self.messages.is_empty() && self.held_barriers > 0)
-                || self.messages.iter().any(|p| match &p.op {
-                    Op::Append(agent, _) => self.held_agents.contains_key(agent),
+                || self.messages.iter().any(|p| match p {
+                    Request::Append { agent_id, .. } => self.held_agents.contains_key(agent_id),
                     _ => false,
                 })
         };
@@ -101,7 +90,7 @@ impl WriteQueue {
         let mut batch = Vec::new();
         let mut others = 0;
         while let Some(front) = self.held.front() {
-            let other = !matches!(front.op, Op::Append(..));
+            let other = !front.is_message();
             if other && others == MAX_OTHERS_PER_WRITE {
                 break;
             }
@@ -121,11 +110,11 @@ impl WriteQueue {
 
 /// The agents a batch writes messages of.
 #[cfg(test)]
-fn agents_of(batch: &[Pending]) -> std::collections::HashSet<Uuid> {
+fn agents_of(batch: &[Request]) -> std::collections::HashSet<Uuid> {
     batch
         .iter()
-        .filter_map(|p| match &p.op {
-            Op::Append(a, _) => Some(*a),
+        .filter_map(|p| match p {
+            Request::Append { agent_id, .. } => Some(*agent_id),
             _ => None,
         })
         .collect()
@@ -135,42 +124,62 @@ fn agents_of(batch: &[Pending]) -> std::collections::HashSet<Uuid> {
 mod tests {
     use super::*;
     use crate::parser::ParsedMessage;
-    use crate::streaming::{ReplyTo, SetStatus};
+    use crate::persistence::requests::{SetStatus, Stored};
     use agentstream_wire::{AgentStatus, MessageType};
+    use std::rc::Rc;
 
-    fn message(agent: Uuid, text: &str) -> Pending {
-        let (tx, _) = tokio::sync::oneshot::channel();
-        Pending {
-            op: Op::Append(
-                agent,
-                ParsedMessage {
-                    message_type: MessageType::Assistant,
-                    role: None,
-                    content: text.into(),
-                    raw: text.into(),
-                    metadata: serde_json::Value::Null,
-                    outcome: None,
-                    session: None,
-                },
-            ),
-            reply: ReplyTo::Once(tx),
+    /// Stands for an agent's actor: only the order of the queue is looked at.
+    struct NoAgent;
+    impl actix::Actor for NoAgent {
+        type Context = actix::Context<Self>;
+    }
+    impl actix::Handler<Stored> for NoAgent {
+        type Result = ();
+        fn handle(&mut self, _: Stored, _: &mut Self::Context) {}
+    }
+
+    fn message(agent_id: Uuid, text: &str) -> Request {
+        let (ack, _) = actix::dev::channel::channel::<NoAgent>(1);
+        Request::Append {
+            agent_id,
+            message: ParsedMessage {
+                message_type: MessageType::Assistant,
+                role: None,
+                content: text.into(),
+                raw: text.into(),
+                metadata: serde_json::Value::Null,
+                outcome: None,
+                session: None,
+            },
+            sequence_number: 0,
+            ack: Rc::new(actix::Addr::new(ack).recipient()),
         }
     }
 
-    fn other(op: Op) -> Pending {
-        let (tx, _) = tokio::sync::oneshot::channel();
-        Pending {
-            op,
-            reply: ReplyTo::Once(tx),
+    fn status(agent: Uuid) -> Request {
+        Request::SetStatus {
+            change: SetStatus::new(agent, AgentStatus::Completed),
+            reply: tokio::sync::oneshot::channel().0,
         }
     }
 
-    fn status(agent: Uuid) -> Pending {
-        other(Op::SetStatus(SetStatus::new(agent, AgentStatus::Completed)))
+    fn purge(agent_id: Uuid) -> Request {
+        Request::Delete {
+            agent_id,
+            purge: true,
+            reply: tokio::sync::oneshot::channel().0,
+        }
+    }
+
+    fn interrupt() -> Request {
+        Request::InterruptUnfinished {
+            interrupted: Vec::new(),
+            reply: tokio::sync::oneshot::channel().0,
+        }
     }
 
     /// A batch as text: `m:<agent>:<content>` or `s:<agent>` / `p:<agent>` / `i`.
-    fn describe(batch: &[Pending], names: &[(Uuid, &str)]) -> Vec<String> {
+    fn describe(batch: &[Request], names: &[(Uuid, &str)]) -> Vec<String> {
         let name = |id: &Uuid| {
             names
                 .iter()
@@ -180,11 +189,13 @@ mod tests {
         };
         batch
             .iter()
-            .map(|p| match &p.op {
-                Op::Append(a, m) => format!("m:{}:{}", name(a), m.content),
-                Op::SetStatus(c) => format!("s:{}", name(&c.agent_id)),
-                Op::Purge(a) => format!("p:{}", name(a)),
-                Op::Interrupt => "i".into(),
+            .map(|p| match p {
+                Request::Append {
+                    agent_id, message, ..
+                } => format!("m:{}:{}", name(agent_id), message.content),
+                Request::SetStatus { change, .. } => format!("s:{}", name(&change.agent_id)),
+                Request::Delete { agent_id, .. } => format!("p:{}", name(agent_id)),
+                Request::InterruptUnfinished { .. } => "i".into(),
                 _ => "other".into(),
             })
             .collect()
@@ -243,7 +254,7 @@ mod tests {
         let names = [(a, "a"), (b, "b")];
         let mut q = WriteQueue::default();
         q.push(message(a, "1"));
-        q.push(other(Op::Purge(a)));
+        q.push(purge(a));
         q.push(message(a, "2"));
         q.push(message(b, "1"));
         assert_eq!(
@@ -257,7 +268,7 @@ mod tests {
         let a = Uuid::now_v7();
         let names = [(a, "a")];
         let mut q = WriteQueue::default();
-        q.push(other(Op::Interrupt));
+        q.push(interrupt());
         q.push(message(a, "1"));
         assert_eq!(drain(&mut q, &names), vec![vec!["i", "m:a:1"]]);
         // Nor does it overtake a message queued before it, even on the held requests' turn.
@@ -267,7 +278,7 @@ mod tests {
         q.push(message(a, "2"));
         assert_eq!(describe(&q.next_batch(), &names), vec!["m:a:2"]);
         q.push(message(a, "3"));
-        q.push(other(Op::Interrupt));
+        q.push(interrupt());
         assert_eq!(describe(&q.next_batch(), &names), vec!["m:a:3"]);
         assert_eq!(describe(&q.next_batch(), &names), vec!["s:b", "i"]);
         assert!(q.is_empty());
@@ -292,7 +303,7 @@ mod tests {
         let second = q.next_batch();
         assert_eq!(second.len(), 3);
         assert_eq!(agents_of(&second), std::collections::HashSet::from([last]));
-        assert!(matches!(second[2].op, Op::Append(..)));
+        assert!(second[2].is_message());
         assert!(q.is_empty());
         // A message held behind a request that has been written is free again.
         let mut q = WriteQueue::default();

@@ -1,27 +1,23 @@
-//! The seed's AgentOrchestrationService, as an actor: creates agents, starts an [`AgentActor`] for each,
-//! enforces the limit of running agents, and terminates or purges them.
-
-pub mod agent;
+//! The orchestrator actor: creates agents, starts an [`AgentActor`] for each, enforces the limit of
+//! running agents, and deletes them (stopping their run, removing them when asked).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
 use actix_web::http::StatusCode;
-use agentstream_wire::{Agent, AgentDeleted, AgentStatus, AgentType, ServerEvent};
+use agentstream_wire::{Agent, AgentStatus, AgentType, ErrorCode};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-pub use agent::AgentActor;
-use agent::Terminate as TerminateAgent;
+use super::agent::{AgentActor, StopRun};
 
 use crate::clock;
 use crate::configuration::Settings;
 use crate::error::ApiError;
-use crate::gateway::registry::{Broadcast, Event, RoomRegistry, Scope};
-use crate::messages;
+use crate::persistence::{InsertAgent, Persistence, SetStatus, StoreDeletion, StoreError};
 use crate::runners::RunnerSpec;
-use crate::streaming::{InsertAgent, Persistence, PurgeAgent, StoreError};
+use crate::store;
 
 /// Creates an agent and starts it. Replies with the stored agent (status `initializing`).
 #[derive(Message)]
@@ -34,11 +30,11 @@ pub struct Launch {
     pub spec: RunnerSpec,
 }
 
-/// DELETE: terminates the agent if it runs (status `terminated`), emits `agent:deleted`, and with
-/// `purge` removes it and its messages.
+/// DELETE: stops the agent's run if it runs (status `terminated`), and with `purge` removes it and its
+/// messages; `agent:deleted` follows.
 #[derive(Message)]
 #[rtype(result = "Result<(), ApiError>")]
-pub struct Terminate {
+pub struct DeleteAgent {
     pub agent_id: Uuid,
     pub purge: bool,
 }
@@ -64,7 +60,6 @@ pub struct Orchestrator {
     settings: Arc<Settings>,
     db: DatabaseConnection,
     persistence: Addr<Persistence>,
-    registry: Addr<RoomRegistry>,
     running: HashMap<Uuid, Addr<AgentActor>>,
     /// Launches whose row is being stored: they count against the limit already.
     launching: usize,
@@ -73,18 +68,16 @@ pub struct Orchestrator {
 }
 
 impl Orchestrator {
-    /// An orchestrator that stores through `persistence` and announces through `registry`.
+    /// An orchestrator that stores (and so announces) through `persistence`.
     pub fn new(
         settings: Arc<Settings>,
         db: DatabaseConnection,
         persistence: Addr<Persistence>,
-        registry: Addr<RoomRegistry>,
     ) -> Self {
         Orchestrator {
             settings,
             db,
             persistence,
-            registry,
             running: HashMap::new(),
             launching: 0,
             closing: false,
@@ -107,7 +100,7 @@ impl Handler<Launch> for Orchestrator {
         if self.running.len() + self.launching >= max {
             return Box::pin(fut::ready(Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "too_many_agents",
+                ErrorCode::TooManyAgents,
                 format!("{max} agents are running, the most this server allows; try again when one ends"),
             ))));
         }
@@ -140,7 +133,7 @@ impl Handler<Launch> for Orchestrator {
                             tracing::error!(error = %e, "cannot store a new agent");
                             return Err(ApiError::new(
                                 StatusCode::INTERNAL_SERVER_ERROR,
-                                "storage_error",
+                                ErrorCode::StorageError,
                                 "the agent could not be stored",
                             ));
                         }
@@ -148,10 +141,8 @@ impl Handler<Launch> for Orchestrator {
                     };
                     if act.closing {
                         // Stored as the shutdown began: it never runs, and says so.
-                        act.persistence.do_send(crate::streaming::SetStatus::new(
-                            id,
-                            AgentStatus::Interrupted,
-                        ));
+                        act.persistence
+                            .do_send(SetStatus::new(id, AgentStatus::Interrupted));
                         return Ok(agent);
                     }
                     let actor = AgentActor::new(
@@ -170,45 +161,37 @@ impl Handler<Launch> for Orchestrator {
     }
 }
 
-impl Handler<Terminate> for Orchestrator {
+impl Handler<DeleteAgent> for Orchestrator {
     type Result = ResponseFuture<Result<(), ApiError>>;
 
-    fn handle(&mut self, msg: Terminate, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: DeleteAgent, _: &mut Context<Self>) -> Self::Result {
         let actor = self.running.get(&msg.agent_id).cloned();
         let db = self.db.clone();
         let persistence = self.persistence.clone();
-        let registry = self.registry.clone();
         Box::pin(async move {
             let id = msg.agent_id;
-            if messages::find_agent(&db, id).await?.is_none() {
+            if store::find_agent(&db, id).await?.is_none() {
                 return Err(ApiError::agent_not_found(id));
             }
             if let Some(actor) = actor {
                 // A stopped actor (the agent just ended) answers with a mailbox error: nothing to stop.
-                let _ = actor.send(TerminateAgent(AgentStatus::Terminated)).await;
+                let _ = actor.send(StopRun(AgentStatus::Terminated)).await;
             }
-            if msg.purge {
-                match persistence.send(PurgeAgent(id)).await? {
-                    Ok(()) | Err(StoreError::AgentGone) => {}
-                    Err(e) => {
-                        tracing::error!(agent = %id, error = %e, "cannot purge");
-                        return Err(ApiError::new(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "storage_error",
-                            "the agent was terminated but could not be removed",
-                        ));
-                    }
+            let deletion = StoreDeletion {
+                agent_id: id,
+                purge: msg.purge,
+            };
+            match persistence.send(deletion).await? {
+                Ok(()) | Err(StoreError::AgentGone) => Ok(()),
+                Err(e) => {
+                    tracing::error!(agent = %id, error = %e, "cannot delete");
+                    Err(ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        ErrorCode::StorageError,
+                        "the agent was terminated but could not be removed",
+                    ))
                 }
             }
-            registry.do_send(Broadcast::one(Event::new(
-                Scope::All,
-                &ServerEvent::AgentDeleted(AgentDeleted {
-                    agent_id: id,
-                    timestamp: clock::now(),
-                    purged: msg.purge,
-                }),
-            )));
-            Ok(())
         })
     }
 }
@@ -232,7 +215,7 @@ impl Handler<Shutdown> for Orchestrator {
             futures_util::future::join_all(
                 agents
                     .iter()
-                    .map(|a| a.send(TerminateAgent(AgentStatus::Interrupted))),
+                    .map(|a| a.send(StopRun(AgentStatus::Interrupted))),
             )
             .await;
         })

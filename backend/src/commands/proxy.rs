@@ -1,5 +1,5 @@
-//! `agentstream proxy`: the seed's Claude Python proxy, in Rust, so nobody needs Python. It serves the
-//! original contract — `POST /agent/stream` (SSE: one stream-json line per default event, then
+//! `agentstream proxy`: an HTTP server in front of the Claude CLI, for the `proxy` transport (the CLI on
+//! another host or in another container). It serves the proxy contract — `POST /agent/stream` (SSE: one stream-json line per default event, then
 //! `event: complete` or `event: error`), `POST /agent/start`, `POST /agent/stop/{id}`, `GET /health` —
 //! by spawning the Claude CLI exactly as the `cli` transport does.
 

@@ -1,0 +1,188 @@
+//! The persistence actor: takes requests into its queue and writes them a batch at a time, one batch in
+//! flight, then hands the batch's event frames to the room registry and answers the requesters.
+
+use std::rc::Rc;
+
+use actix::prelude::*;
+use agentstream_wire::Agent;
+use sea_orm::DatabaseConnection;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::numbering::LastSequences;
+use super::queue::WriteQueue;
+use super::requests::{
+    Acks, AppendMessages, InsertAgent, InterruptUnfinished, Reply, Request, SetSession, SetStatus,
+    StoreDeletion, StoreError,
+};
+use super::write::write_batch;
+use crate::gateway::registry::{Broadcast, RoomRegistry};
+use crate::store;
+
+/// A write batch taking longer than this is logged (every message in it, and every one queued behind it,
+/// waits that long to be shown).
+const SLOW_WRITE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The persistence actor.
+pub struct Persistence {
+    db: DatabaseConnection,
+    registry: Addr<RoomRegistry>,
+    queue: WriteQueue,
+    flushing: bool,
+    mailbox: usize,
+    /// Lent to the batch being written (only one is at a time).
+    last: LastSequences,
+}
+
+impl Persistence {
+    /// A writer of `db` that broadcasts through `registry`, taking up to `mailbox` requests at once
+    /// without making a sender wait (running agents × their window of messages in flight).
+    pub fn new(db: DatabaseConnection, registry: Addr<RoomRegistry>, mailbox: usize) -> Self {
+        Persistence {
+            db,
+            registry,
+            queue: WriteQueue::default(),
+            flushing: false,
+            mailbox,
+            last: LastSequences::new(),
+        }
+    }
+
+    /// Queues a request that answers through a oneshot channel, and the future of its answer.
+    fn request<T: 'static>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        make: impl FnOnce(Reply<T>) -> Request,
+    ) -> ResponseFuture<Result<T, StoreError>> {
+        let (reply, answer) = oneshot::channel();
+        self.queue.push(make(reply));
+        self.flush(ctx);
+        Box::pin(async move { answer.await.unwrap_or(Err(StoreError::Stopped)) })
+    }
+
+    /// Writes the next batch of what is queued, unless a flush is under way (it will come back for the
+    /// rest).
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flushing || self.queue.is_empty() {
+            return;
+        }
+        self.flushing = true;
+        let batch = self.queue.next_batch();
+        let mut last = std::mem::take(&mut self.last);
+        let db = self.db.clone();
+        ctx.spawn(
+            async move {
+                let size = batch.len();
+                let begun = std::time::Instant::now();
+                let written = write_batch(&db, batch, &mut last).await;
+                let took = begun.elapsed();
+                if took >= SLOW_WRITE {
+                    tracing::warn!(size, ms = took.as_millis() as u64, "slow database write");
+                }
+                (written, last)
+            }
+            .into_actor(self)
+            .map(|(written, last), act, ctx| {
+                act.last = last;
+                // Committed: announce everything (one hand-over for the batch), then answer.
+                let mut frames = Vec::with_capacity(written.len());
+                let mut answers = Vec::with_capacity(written.len());
+                for (request, result, mut produced) in written {
+                    frames.append(&mut produced);
+                    answers.push((request, result));
+                }
+                if !frames.is_empty() {
+                    act.registry.do_send(Broadcast(frames));
+                }
+                let mut acks = Acks::default();
+                for (request, result) in answers {
+                    request.answer(result, &mut acks);
+                }
+                acks.send();
+                act.flushing = false;
+                act.flush(ctx);
+            }),
+        );
+    }
+}
+
+impl Actor for Persistence {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Handlers only move requests into `self.queue`, so the mailbox empties fast; sized so that no
+        // agent ever waits for a slot (its own window bounds what it sends).
+        ctx.set_mailbox_capacity(self.mailbox);
+    }
+}
+
+impl Handler<InsertAgent> for Persistence {
+    type Result = ResponseFuture<Result<Agent, StoreError>>;
+    fn handle(&mut self, msg: InsertAgent, ctx: &mut Context<Self>) -> Self::Result {
+        let agent = match store::agent_to_wire(msg.0.clone()) {
+            Ok(agent) => Box::new(agent),
+            Err(e) => return Box::pin(async move { Err(StoreError::Database(e.to_string())) }),
+        };
+        self.request(ctx, |reply| Request::InsertAgent {
+            model: msg.0,
+            agent,
+            reply,
+        })
+    }
+}
+
+impl Handler<AppendMessages> for Persistence {
+    type Result = ();
+    fn handle(&mut self, msg: AppendMessages, ctx: &mut Context<Self>) {
+        let agent_id = msg.agent_id;
+        let ack = Rc::new(msg.ack);
+        for message in msg.messages {
+            self.queue.push(Request::Append {
+                agent_id,
+                message,
+                sequence_number: 0,
+                ack: ack.clone(),
+            });
+        }
+        self.flush(ctx);
+    }
+}
+
+impl Handler<SetStatus> for Persistence {
+    type Result = ResponseFuture<Result<(), StoreError>>;
+    fn handle(&mut self, change: SetStatus, ctx: &mut Context<Self>) -> Self::Result {
+        self.request(ctx, |reply| Request::SetStatus { change, reply })
+    }
+}
+
+impl Handler<SetSession> for Persistence {
+    type Result = ResponseFuture<Result<(), StoreError>>;
+    fn handle(&mut self, msg: SetSession, ctx: &mut Context<Self>) -> Self::Result {
+        self.request(ctx, |reply| Request::SetSession {
+            agent_id: msg.agent_id,
+            session: msg.session,
+            reply,
+        })
+    }
+}
+
+impl Handler<StoreDeletion> for Persistence {
+    type Result = ResponseFuture<Result<(), StoreError>>;
+    fn handle(&mut self, msg: StoreDeletion, ctx: &mut Context<Self>) -> Self::Result {
+        self.request(ctx, |reply| Request::Delete {
+            agent_id: msg.agent_id,
+            purge: msg.purge,
+            reply,
+        })
+    }
+}
+
+impl Handler<InterruptUnfinished> for Persistence {
+    type Result = ResponseFuture<Result<Vec<Uuid>, StoreError>>;
+    fn handle(&mut self, _: InterruptUnfinished, ctx: &mut Context<Self>) -> Self::Result {
+        self.request(ctx, |reply| Request::InterruptUnfinished {
+            interrupted: Vec::new(),
+            reply,
+        })
+    }
+}

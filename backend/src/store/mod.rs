@@ -1,0 +1,106 @@
+//! The read side of the database: the queries behind REST, subscriptions and replays, and the rows
+//! they return as the protocol's shapes ([`rows`]). Anything may read, at any time; only the
+//! persistence actor writes.
+
+mod rows;
+
+use agentstream_wire::{Agent, AgentStatus, StoredMessage};
+use entity::{agent, agent_message};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use rows::corrupt;
+pub use rows::{agent_to_wire, message_to_wire};
+
+/// One agent.
+pub async fn find_agent(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<Agent>, DbErr> {
+    entity::Agent::find_by_id(id.to_string())
+        .one(db)
+        .await?
+        .map(agent_to_wire)
+        .transpose()
+}
+
+/// Every agent, newest first.
+pub async fn list_agents(db: &impl ConnectionTrait) -> Result<Vec<Agent>, DbErr> {
+    entity::Agent::find()
+        .order_by(agent::Column::CreatedAt, Order::Desc)
+        .order_by(agent::Column::Id, Order::Desc)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(agent_to_wire)
+        .collect()
+}
+
+/// The agent's messages with `sequence_number > since`, ascending, at most `limit` of them.
+pub async fn find_since(
+    db: &impl ConnectionTrait,
+    agent_id: Uuid,
+    since: i64,
+    limit: Option<u64>,
+) -> Result<Vec<StoredMessage>, DbErr> {
+    let mut query = entity::AgentMessage::find()
+        .filter(agent_message::Column::AgentId.eq(agent_id.to_string()))
+        .filter(agent_message::Column::SequenceNumber.gt(since))
+        .order_by(agent_message::Column::SequenceNumber, Order::Asc);
+    if let Some(limit) = limit {
+        query = query.limit(limit);
+    }
+    query
+        .all(db)
+        .await?
+        .into_iter()
+        .map(message_to_wire)
+        .collect()
+}
+
+/// The agent's highest sequence number (0 when it has no message).
+pub async fn last_sequence(db: &impl ConnectionTrait, agent_id: Uuid) -> Result<i64, DbErr> {
+    let max: Option<Option<i64>> = entity::AgentMessage::find()
+        .select_only()
+        .column_as(agent_message::Column::SequenceNumber.max(), "max")
+        .filter(agent_message::Column::AgentId.eq(agent_id.to_string()))
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(max.flatten().unwrap_or(0))
+}
+
+/// The agents left `initializing` or `running`.
+pub async fn unfinished_agents(db: &impl ConnectionTrait) -> Result<Vec<String>, DbErr> {
+    entity::Agent::find()
+        .select_only()
+        .column(agent::Column::Id)
+        .filter(agent::Column::Status.is_in([
+            AgentStatus::Initializing.as_str(),
+            AgentStatus::Running.as_str(),
+        ]))
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// The highest sequence number of each of `agents` that has a message (one statement).
+pub async fn last_sequences(
+    db: &impl ConnectionTrait,
+    agents: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, i64>, DbErr> {
+    let rows: Vec<(String, Option<i64>)> = entity::AgentMessage::find()
+        .select_only()
+        .column(agent_message::Column::AgentId)
+        .column_as(agent_message::Column::SequenceNumber.max(), "max")
+        .filter(agent_message::Column::AgentId.is_in(agents.iter().map(|a| a.to_string())))
+        .group_by(agent_message::Column::AgentId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    rows.into_iter()
+        .map(|(id, max)| {
+            let id = Uuid::parse_str(&id).map_err(|e| corrupt("message agent id", e))?;
+            Ok((id, max.unwrap_or(0)))
+        })
+        .collect()
+}

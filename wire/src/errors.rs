@@ -1,0 +1,90 @@
+//! Errors as the protocol carries them: `{"code", "message"}` ([`ErrorInfo`]), the REST error body,
+//! and every code this server sends ([`ErrorCode`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::protocol_names;
+
+protocol_names! {
+    /// Every error code this server sends: in REST error bodies, WebSocket `error` events, and an agent's
+    /// `error` (`agent:error`, `Agent.error`). `PROTOCOL.md` says when each is sent. A client reads
+    /// codes as text ([`ErrorInfo::code`]): a newer server may send one this enum lacks.
+    pub enum ErrorCode {
+        // REST
+        InvalidId = "invalid_id",
+        InvalidSince = "invalid_since",
+        InvalidLimit = "invalid_limit",
+        InvalidQuery = "invalid_query",
+        InvalidPath = "invalid_path",
+        InvalidBody = "invalid_body",
+        InvalidConfiguration = "invalid_configuration",
+        UnknownAgentType = "unknown_agent_type",
+        InvalidUpgrade = "invalid_upgrade",
+        Unauthorized = "unauthorized",
+        OriginNotAllowed = "origin_not_allowed",
+        HostNotAllowed = "host_not_allowed",
+        AgentNotFound = "agent_not_found",
+        NotFound = "not_found",
+        MethodNotAllowed = "method_not_allowed",
+        PayloadTooLarge = "payload_too_large",
+        TooManyAgents = "too_many_agents",
+        TooManyLaunches = "too_many_launches",
+        TooManyConnections = "too_many_connections",
+        StorageError = "storage_error",
+        AgentTypeUnavailable = "agent_type_unavailable",
+        Unavailable = "unavailable",
+        // WebSocket `error` events
+        InvalidJson = "invalid_json",
+        InvalidFrame = "invalid_frame",
+        UnknownEvent = "unknown_event",
+        UnsupportedFrame = "unsupported_frame",
+        TooManySubscriptions = "too_many_subscriptions",
+        NotReady = "not_ready",
+        // Why an agent failed
+        AgentFailed = "agent_failed",
+        NoResult = "no_result",
+        StreamEnded = "stream_ended",
+        AgentDeleted = "agent_deleted",
+        CliNotFound = "cli_not_found",
+        CliSpawnFailed = "cli_spawn_failed",
+        CliExit = "cli_exit",
+        CliKilled = "cli_killed",
+        ProcessFailed = "process_failed",
+        ProxyUnreachable = "proxy_unreachable",
+        ProxyHttpError = "proxy_http_error",
+        ProxyTimeout = "proxy_timeout",
+        ProxyError = "proxy_error",
+        StreamCut = "stream_cut",
+    }
+}
+
+/// `{"code", "message"}`: the inner part of every error the protocol carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// A stable snake_case identifier a client can match on (an [`ErrorCode`] from this server; text,
+    /// so that a client also reads codes it does not know yet).
+    pub code: String,
+    /// A sentence for humans.
+    pub message: String,
+}
+
+impl ErrorInfo {
+    /// Builds an error from a code and a sentence.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorInfo {
+            code: code.as_str().to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// Whether the error has this code.
+    pub fn is(&self, code: ErrorCode) -> bool {
+        self.code == code.as_str()
+    }
+}
+
+/// The body of every REST error: `{"error": {"code", "message"}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorInfo,
+}

@@ -1,0 +1,148 @@
+//! REST bodies: agents and their stored messages as REST returns them, and what a client sends.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::errors::ErrorInfo;
+use crate::names::{AgentStatus, AgentType, ClaudeTransport, MessageType};
+
+/// An agent as REST returns it and `agent:created` carries it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Agent {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub agent_type: AgentType,
+    pub status: AgentStatus,
+    pub prompt: String,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+    /// Extension: the configuration the agent was launched with (`{}` when none).
+    #[serde(default)]
+    pub configuration: Value,
+    /// Extension: the agent CLI's session id, once it reported one (what `resume` takes).
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// Extension: the model the agent CLI reported.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Extension: why the agent failed, when it did.
+    #[serde(default)]
+    pub error: Option<ErrorInfo>,
+}
+
+/// One stored message (a row of `agent_messages`): what REST returns and `agent:message` carries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredMessage {
+    pub id: Uuid,
+    pub agent_id: Uuid,
+    /// 1, 2, 3… per agent: no holes, no repeats.
+    pub sequence_number: i64,
+    #[serde(rename = "type")]
+    pub message_type: MessageType,
+    pub role: Option<String>,
+    pub content: String,
+    /// The original line the message was parsed from.
+    pub raw: Option<String>,
+    pub metadata: Value,
+    pub created_at: String,
+}
+
+/// `POST /api/agents` body. `type` stays a string so that an unknown type gets its own error code.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAgentRequest {
+    #[serde(rename = "type")]
+    pub agent_type: String,
+    pub prompt: String,
+    #[serde(default)]
+    pub configuration: Option<Value>,
+}
+
+/// `configuration` of a `synthetic` agent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyntheticConfig {
+    /// How many `assistant` tokens to produce.
+    pub tokens: Option<u64>,
+    /// Pause between two tokens, in milliseconds.
+    pub interval_ms: Option<u64>,
+    /// Stamp each token line with the emitting moment (`emittedNs`, CLOCK_MONOTONIC nanoseconds) so a
+    /// client on the same machine can measure emit-to-receipt latency (the benchmark does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<bool>,
+    /// Pause after the `system` line, before the answer starts, in milliseconds: a model's time to the
+    /// first token (clients can be subscribed before the tokens come; the fan-out benchmark uses it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_delay_ms: Option<u64>,
+}
+
+/// `configuration` of a `claude-code` agent; every field optional.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClaudeConfig {
+    /// `--model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The folder the agent works in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_directory: Option<String>,
+    /// `--session-id`: start a session with this UUID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// `--resume`: continue the session with this UUID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
+    /// `--allowedTools`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_tools: Option<Vec<String>>,
+    /// `--disallowedTools`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disallowed_tools: Option<Vec<String>>,
+    /// `--permission-mode`: `default`, `acceptEdits`, `bypassPermissions` or `plan`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_mode: Option<String>,
+    /// `--mcp-config`: a JSON object (or a path to one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_config: Option<Value>,
+    /// `--strict-mcp-config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_strict: Option<bool>,
+    /// Overrides the server's `claude.transport` setting for this agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<ClaudeTransport>,
+}
+
+/// `GET /api/health` body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_uses_camel_case_and_type() {
+        let m = StoredMessage {
+            id: Uuid::nil(),
+            agent_id: Uuid::nil(),
+            sequence_number: 1,
+            message_type: MessageType::Assistant,
+            role: None,
+            content: "Hello".into(),
+            raw: Some("{}".into()),
+            metadata: serde_json::json!({"eventType": "content_delta"}),
+            created_at: "t".into(),
+        };
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(json["sequenceNumber"], 1);
+        assert_eq!(json["type"], "assistant");
+        assert_eq!(json["agentId"], Uuid::nil().to_string());
+        assert_eq!(json["metadata"]["eventType"], "content_delta");
+    }
+}
