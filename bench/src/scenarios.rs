@@ -5,23 +5,23 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
 
-use crate::server::{BenchResult, Server};
+use crate::server::{self, launch, wait_complete, watch, BenchResult};
 use crate::{per_second, Row};
 
 /// Throughput: A agents × T tokens at full speed, one subscriber each; messages/s from the first launch
 /// to the last `agent:complete`.
 pub async fn throughput(binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> {
     let (agents, tokens) = if smoke { (10, 200) } else { (100, 2000) };
-    let server = Server::start(&binary, &[]).await?;
+    let server = server::start(&binary).await?;
     let (server_cpu, own_cpu) = (server.cpu_seconds(), crate::own_cpu_seconds());
     let begun = Instant::now();
     let counts = try_join_all((0..agents).map(|_| {
         let server = &server;
         async move {
-            let mut ws = server.ws().await?;
-            let agent = server.launch(tokens, 0, false).await?;
-            ws.subscribe(agent.id, 0).await?;
-            let seen = ws.watch(agent.id, false).await?;
+            let mut ws = server.try_ws().await?;
+            let agent = launch(server, tokens, 0, false, 0).await?;
+            ws.try_subscribe(agent.id, Some(0)).await?;
+            let seen = watch(&mut ws, agent.id, false).await?;
             if seen.count != tokens + 3 {
                 return Err(format!(
                     "agent {}: {} messages, expected {}",
@@ -80,16 +80,14 @@ pub async fn latency(binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> {
     // stamped while later agents were still being launched and subscribed, and arrived by replay:
     // 20–100 ms, a few hundred of the 100,000, which is the launch storm, not the load.)
     let delay = if smoke { 500 } else { 1500 };
-    let server = Server::start(&binary, &[]).await?;
+    let server = server::start(&binary).await?;
     let results = try_join_all((0..agents).map(|_| {
         let server = &server;
         async move {
-            let mut ws = server.ws().await?;
-            let agent = server
-                .launch_after(tokens, interval_ms, true, delay)
-                .await?;
-            ws.subscribe(agent.id, 0).await?;
-            ws.watch(agent.id, true).await
+            let mut ws = server.try_ws().await?;
+            let agent = launch(server, tokens, interval_ms, true, delay).await?;
+            ws.try_subscribe(agent.id, Some(0)).await?;
+            watch(&mut ws, agent.id, true).await
         }
     }))
     .await?;
@@ -127,20 +125,20 @@ pub async fn fanout(binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> {
     } else {
         (1000, 2000, 3000)
     };
-    let server = Server::start(&binary, &[]).await?;
+    let server = server::start(&binary).await?;
     let mut sockets = Vec::with_capacity(subscribers);
     for _ in 0..subscribers {
-        sockets.push(server.ws().await?);
+        sockets.push(server.try_ws().await?);
     }
     // The agent's answer starts `delay` ms after its launch (`startDelayMs`, a model's time to first
     // token), so every subscriber is in before the tokens come at full speed: what is measured is the
     // broadcast, timed from the answer's start. (Launched at full speed with no delay, the run was over
     // before 1,000 subscribers were in, and this measured 1,000 replays of the history instead.)
-    let agent = server.launch_after(tokens, 0, false, delay).await?;
+    let agent = launch(&server, tokens, 0, false, delay).await?;
     let answer = Instant::now() + Duration::from_millis(delay);
     let counts = try_join_all(sockets.into_iter().map(|mut ws| async move {
-        ws.subscribe(agent.id, 0).await?;
-        ws.watch(agent.id, false).await.map(|w| w.count)
+        ws.try_subscribe(agent.id, Some(0)).await?;
+        watch(&mut ws, agent.id, false).await.map(|w| w.count)
     }))
     .await?;
     let elapsed = Instant::now().saturating_duration_since(answer);
@@ -165,22 +163,16 @@ pub async fn fanout(binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> {
 /// Idle connections: server memory per open WebSocket.
 pub async fn connections(binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> {
     let n = if smoke { 200 } else { 10_000 };
-    let server = Server::start(&binary, &[]).await?;
+    let server = server::start(&binary).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = server.rss();
     let mut sockets = Vec::with_capacity(n);
     for _ in 0..n {
-        sockets.push(server.ws().await?);
+        sockets.push(server.try_ws().await?);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = server.rss();
-    let health = server
-        .client
-        .get(format!("{}/api/health", server.base))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if !health.status().is_success() {
+    if !server.is_healthy().await {
         return Err("the server is unhealthy with the connections open".into());
     }
     drop(sockets);
@@ -200,13 +192,13 @@ pub async fn connections(binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> 
 /// History: a tail read at many stored rows, and the full history of a big agent.
 pub async fn history(binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> {
     let (agents, tokens) = if smoke { (4, 2_500) } else { (10, 99_997) };
-    let server = Server::start(&binary, &[]).await?;
+    let server = server::start(&binary).await?;
     let begun = Instant::now();
-    let launched = try_join_all((0..agents).map(|_| server.launch(tokens, 0, false))).await?;
+    let launched = try_join_all((0..agents).map(|_| launch(&server, tokens, 0, false, 0))).await?;
     for agent in &launched {
-        let mut ws = server.ws().await?;
-        ws.subscribe(agent.id, i64::MAX / 2).await?;
-        ws.wait_complete(agent.id).await?;
+        let mut ws = server.try_ws().await?;
+        ws.try_subscribe(agent.id, Some(i64::MAX / 2)).await?;
+        wait_complete(&mut ws, agent.id).await?;
     }
     let rows = agents * (tokens + 3);
     let filled = begun.elapsed();
@@ -218,7 +210,7 @@ pub async fn history(binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> {
     for i in 0..100 {
         let since = last - 10 - (i % 5);
         let t = Instant::now();
-        let body = server.messages_body(target, since).await?;
+        let body = server.try_messages_body(target, Some(since)).await?;
         samples.push(t.elapsed());
         // Checked after the clock stopped: the client's own parse of the answer is timed apart.
         let t = Instant::now();
@@ -239,7 +231,7 @@ pub async fn history(binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> {
     parse.sort();
     let rss_before = server.rss();
     let t = Instant::now();
-    let full = server.messages(target, 0).await?;
+    let full = server.try_messages(target, Some(0)).await?;
     let full_time = t.elapsed();
     let rss_after = server.rss();
     if full.len() as i64 != last

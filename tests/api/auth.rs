@@ -5,21 +5,22 @@
 
 use std::time::Duration;
 
+use agentstream_testkit::{assert_error, TestServer, TIMEOUT};
 use agentstream_wire::ServerEvent;
 use reqwest::{Method, Response};
 use serde_json::json;
 use tempfile::TempDir;
 use uuid::Uuid;
 
-use crate::helpers::{assert_error, TestApp, TIMEOUT};
+use crate::SERVER;
 
 /// The server's token in these tests.
 const TOKEN: &str = "s3cret-token-for-tests-0123456789";
 
-async fn spawn_with_token(extra: &[(&str, &str)]) -> TestApp {
+async fn spawn_with_token(extra: &[(&str, &str)]) -> TestServer {
     let mut env = vec![("AGENTSTREAM__AUTH__TOKEN", TOKEN)];
     env.extend_from_slice(extra);
-    TestApp::spawn_with(&env).await
+    TestServer::builder().envs(&env).spawn(SERVER).await
 }
 
 fn bearer(token: &str) -> String {
@@ -27,7 +28,7 @@ fn bearer(token: &str) -> String {
 }
 
 /// A request with optional `Authorization`.
-async fn call(app: &TestApp, method: Method, path: &str, auth: Option<&str>) -> Response {
+async fn call(app: &TestServer, method: Method, path: &str, auth: Option<&str>) -> Response {
     let mut request = app.client.request(method.clone(), app.url(path));
     if let Some(auth) = auth {
         request = request.header("authorization", auth);
@@ -54,7 +55,7 @@ async fn assert_unauthorized(response: Response) {
 }
 
 /// The agents the server has, asked with the token.
-async fn agent_count(app: &TestApp, auth: Option<&str>) -> usize {
+async fn agent_count(app: &TestServer, auth: Option<&str>) -> usize {
     let r = call(app, Method::GET, "/api/agents", auth).await;
     assert_eq!(r.status(), 200);
     r.json::<Vec<serde_json::Value>>().await.unwrap().len()
@@ -162,7 +163,7 @@ async fn websocket_without_the_token_is_refused_before_the_upgrade() {
     ];
     for (query, headers) in &attempts {
         let refused = app
-            .try_ws(query, headers)
+            .ws_with(query, headers)
             .await
             .err()
             .unwrap_or_else(|| panic!("/ws{query} with {headers:?} was upgraded"));
@@ -179,7 +180,7 @@ async fn websocket_without_the_token_is_refused_before_the_upgrade() {
         ("", vec![("authorization", auth.as_str())]),
     ] {
         let mut ws = app
-            .try_ws(query, &headers)
+            .ws_with(query, &headers)
             .await
             .expect("authorized upgrade");
         ws.subscribe(Uuid::new_v4(), None).await;
@@ -193,7 +194,7 @@ async fn websocket_without_the_token_is_refused_before_the_upgrade() {
 #[tokio::test]
 async fn pages_of_other_origins_cannot_drive_a_tokenless_local_server() {
     // The default: no token, loopback. What a malicious page in the user's browser would try.
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let own = format!("http://127.0.0.1:{}", app.port);
     for origin in [
         "http://evil.example",
@@ -202,7 +203,7 @@ async fn pages_of_other_origins_cannot_drive_a_tokenless_local_server() {
         "http://localhost.evil.example",
     ] {
         // Cross-site WebSocket hijacking.
-        let refused = app.try_ws("", &[("origin", origin)]).await.err();
+        let refused = app.ws_with("", &[("origin", origin)]).await.err();
         let refused = refused.unwrap_or_else(|| panic!("/ws upgraded for Origin {origin}"));
         refused.assert_error(403, "origin_not_allowed");
         // A "simple" cross-site POST (text/plain, no preflight) must not launch anything.
@@ -244,13 +245,13 @@ async fn pages_of_other_origins_cannot_drive_a_tokenless_local_server() {
         .unwrap();
     assert_error(r, 403, "host_not_allowed").await;
     let refused = app
-        .try_ws("", &[("host", &rebound), ("origin", &rebound_origin)])
+        .ws_with("", &[("host", &rebound), ("origin", &rebound_origin)])
         .await
         .err()
         .expect("rebound /ws upgraded");
     refused.assert_error(403, "host_not_allowed");
     // The app's own pages, localhost, and clients without Origin (curl) are served.
-    assert!(app.try_ws("", &[("origin", &own)]).await.is_ok());
+    assert!(app.ws_with("", &[("origin", &own)]).await.is_ok());
     let localhost = format!("localhost:{}", app.port);
     let r = app
         .client
@@ -348,10 +349,10 @@ async fn allowed_origins_get_cors_and_still_need_the_token() {
     }
     let token_query = format!("?token={TOKEN}");
     assert!(app
-        .try_ws(&token_query, &[("origin", allowed)])
+        .ws_with(&token_query, &[("origin", allowed)])
         .await
         .is_ok());
-    app.try_ws("", &[("origin", allowed)])
+    app.ws_with("", &[("origin", allowed)])
         .await
         .err()
         .expect("allowed origin without token upgraded")
@@ -361,20 +362,21 @@ async fn allowed_origins_get_cors_and_still_need_the_token() {
 #[tokio::test]
 async fn refuses_to_start_on_a_public_address_without_a_token() {
     let dir = TempDir::new().unwrap();
-    let failed = TestApp::try_start(dir.path(), "serve", &["--host", "0.0.0.0"], &[])
+    let failed = TestServer::builder()
+        .dir(dir.path())
+        .host("0.0.0.0")
+        .try_spawn(SERVER)
         .await
         .err()
         .expect("the server listened on 0.0.0.0 without a token");
-    assert!(failed.code.is_some_and(|c| c != 0), "{failed:?}");
+    assert!(failed.code().is_some_and(|c| c != 0), "{failed:?}");
     assert!(
-        failed.log.contains("refusing to listen on 0.0.0.0"),
-        "{}",
-        failed.log
+        failed.log().contains("refusing to listen on 0.0.0.0"),
+        "{failed}"
     );
     assert!(
-        failed.log.contains("AGENTSTREAM__AUTH__TOKEN"),
-        "{}",
-        failed.log
+        failed.log().contains("AGENTSTREAM__AUTH__TOKEN"),
+        "{failed}"
     );
     assert!(
         !dir.path().join("agent.db").exists(),
@@ -410,27 +412,32 @@ async fn refuses_to_start_on_a_public_address_without_a_token() {
             "allowed_origins",
         ),
     ] {
-        let failed = TestApp::try_start(dir.path(), "serve", &["--host", "127.0.0.1"], &env)
+        let failed = TestServer::builder()
+            .dir(dir.path())
+            .envs(&env)
+            .try_spawn(SERVER)
             .await
             .err()
             .unwrap_or_else(|| panic!("started with {env:?}"));
-        assert!(failed.code.is_some_and(|c| c != 0));
-        assert!(failed.log.contains(says), "{env:?}: {}", failed.log);
-        assert!(!failed.log.contains("short-token"), "the token was printed");
+        assert!(failed.code().is_some_and(|c| c != 0));
+        assert!(failed.log().contains(says), "{env:?}: {failed}");
+        assert!(
+            !failed.log().contains("short-token"),
+            "the token was printed"
+        );
     }
 }
 
 #[tokio::test]
 async fn starts_on_a_public_address_with_a_token_or_the_explicit_override() {
     let dir = TempDir::new().unwrap();
-    let app = TestApp::try_start(
-        dir.path(),
-        "serve",
-        &["--host", "0.0.0.0"],
-        &[("AGENTSTREAM__AUTH__TOKEN", TOKEN)],
-    )
-    .await
-    .expect("a token allows 0.0.0.0");
+    let app = TestServer::builder()
+        .dir(dir.path())
+        .host("0.0.0.0")
+        .env("AGENTSTREAM__AUTH__TOKEN", TOKEN)
+        .try_spawn(SERVER)
+        .await
+        .expect("a token allows 0.0.0.0");
     let url = format!("http://127.0.0.1:{}/api/agents", app.port);
     let r = app.client.get(&url).send().await.unwrap();
     assert_unauthorized(r).await;
@@ -445,19 +452,21 @@ async fn starts_on_a_public_address_with_a_token_or_the_explicit_override() {
     drop(app);
 
     for (flags, env) in [
+        (vec!["--allow-public-without-token"], vec![]),
         (
-            vec!["--host", "0.0.0.0", "--allow-public-without-token"],
             vec![],
-        ),
-        (
-            vec!["--host", "0.0.0.0"],
             vec![("AGENTSTREAM__SERVER__ALLOW_PUBLIC_WITHOUT_TOKEN", "true")],
         ),
     ] {
         let dir = TempDir::new().unwrap();
-        let app = TestApp::try_start(dir.path(), "serve", &flags, &env)
+        let app = TestServer::builder()
+            .dir(dir.path())
+            .host("0.0.0.0")
+            .args(&flags)
+            .envs(&env)
+            .try_spawn(SERVER)
             .await
-            .unwrap_or_else(|f| panic!("{flags:?} {env:?} refused: {}", f.log));
+            .unwrap_or_else(|f| panic!("on 0.0.0.0 with {flags:?} {env:?} refused: {f}"));
         assert!(
             app.log().contains("WITHOUT an API token"),
             "no warning: {}",
@@ -473,14 +482,19 @@ async fn a_token_file_and_an_all_digit_token_are_taken_as_they_are() {
     let dir = TempDir::new().unwrap();
     let file = dir.path().join("secret");
     std::fs::write(&file, format!("\n  {TOKEN}  \n")).unwrap();
-    let app =
-        TestApp::spawn_with(&[("AGENTSTREAM__AUTH__TOKEN_FILE", file.to_str().unwrap())]).await;
+    let app = TestServer::builder()
+        .env("AGENTSTREAM__AUTH__TOKEN_FILE", file.to_str().unwrap())
+        .spawn(SERVER)
+        .await;
     assert_eq!(agent_count(&app, Some(&bearer(TOKEN))).await, 0);
     assert_unauthorized(call(&app, Method::GET, "/api/agents", None).await).await;
 
     // All digits: must not be read as a (rounded) number.
     let digits = "123456789012345678901234567890";
-    let app = TestApp::spawn_with(&[("AGENTSTREAM__AUTH__TOKEN", digits)]).await;
+    let app = TestServer::builder()
+        .env("AGENTSTREAM__AUTH__TOKEN", digits)
+        .spawn(SERVER)
+        .await;
     assert_eq!(agent_count(&app, Some(&bearer(digits))).await, 0);
     let rounded = "123456789012345680000000000000";
     assert_unauthorized(call(&app, Method::GET, "/api/agents", Some(&bearer(rounded))).await).await;
@@ -488,14 +502,17 @@ async fn a_token_file_and_an_all_digit_token_are_taken_as_they_are() {
 
 #[tokio::test]
 async fn websocket_connections_are_limited_and_freed() {
-    let app = TestApp::spawn_with(&[("AGENTSTREAM__WEBSOCKET__MAX_CONNECTIONS", "3")]).await;
+    let app = TestServer::builder()
+        .env("AGENTSTREAM__WEBSOCKET__MAX_CONNECTIONS", "3")
+        .spawn(SERVER)
+        .await;
     let mut open = Vec::new();
     for _ in 0..3 {
-        open.push(app.try_ws("", &[]).await.expect("within the limit"));
+        open.push(app.ws_with("", &[]).await.expect("within the limit"));
     }
     for _ in 0..5 {
         let refused = app
-            .try_ws("", &[])
+            .ws_with("", &[])
             .await
             .err()
             .expect("a 4th socket was opened");
@@ -510,7 +527,7 @@ async fn websocket_connections_are_limited_and_freed() {
     let reopened = tokio::time::timeout(TIMEOUT, async {
         let mut got = Vec::new();
         while got.len() < 2 {
-            match app.try_ws("", &[]).await {
+            match app.ws_with("", &[]).await {
                 Ok(ws) => got.push(ws),
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
@@ -520,16 +537,18 @@ async fn websocket_connections_are_limited_and_freed() {
     .await
     .expect("places were not given back");
     assert_eq!(reopened.len(), 2);
-    assert!(app.try_ws("", &[]).await.is_err());
+    assert!(app.ws_with("", &[]).await.is_err());
 }
 
 #[tokio::test]
 async fn subscriptions_per_connection_are_limited() {
-    let app = TestApp::spawn_with(&[(
-        "AGENTSTREAM__WEBSOCKET__MAX_SUBSCRIPTIONS_PER_CONNECTION",
-        "2",
-    )])
-    .await;
+    let app = TestServer::builder()
+        .env(
+            "AGENTSTREAM__WEBSOCKET__MAX_SUBSCRIPTIONS_PER_CONNECTION",
+            "2",
+        )
+        .spawn(SERVER)
+        .await;
     let agents = [
         app.launch(1, 0).await,
         app.launch(1, 0).await,
@@ -567,8 +586,7 @@ async fn subscriptions_per_connection_are_limited() {
     // Subscribing again to one it has is no new place; leaving one frees a place; the socket stayed open.
     ws.subscribe(agents[0].id, Some(0)).await;
     assert_eq!(ws.expect_subscribed().await.agent_id, agents[0].id);
-    ws.send_text(&json!({"event": "unsubscribe", "data": {"agentId": agents[1].id}}).to_string())
-        .await;
+    ws.unsubscribe(agents[1].id).await;
     ws.subscribe(agents[2].id, None).await;
     let subscribed = loop {
         match ws.next_event().await {
@@ -582,7 +600,10 @@ async fn subscriptions_per_connection_are_limited() {
 
 #[tokio::test]
 async fn launches_per_minute_are_limited_with_retry_after() {
-    let app = TestApp::spawn_with(&[("AGENTSTREAM__AGENTS__LAUNCHES_PER_MINUTE", "3")]).await;
+    let app = TestServer::builder()
+        .env("AGENTSTREAM__AGENTS__LAUNCHES_PER_MINUTE", "3")
+        .spawn(SERVER)
+        .await;
     // Refused requests do not use the budget.
     for _ in 0..5 {
         let r = app
@@ -639,7 +660,7 @@ async fn watch_sends_the_token() {
     let agent: serde_json::Value = r.json().await.unwrap();
     let id = agent["id"].as_str().unwrap().to_owned();
     let watch = |token: Option<&str>| {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentstream"));
+        let mut cmd = tokio::process::Command::new(SERVER);
         cmd.args(["watch", &id, "--url", &app.address])
             .env_remove("AGENTSTREAM__AUTH__TOKEN");
         if let Some(t) = token {

@@ -5,12 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
+use agentstream_testkit::{assert_contiguous, Closed, TestServer, WsClient, TIMEOUT};
 use agentstream_wire::{
     Agent, AgentStatus, ErrorBody, Message, MessageType, ServerEvent, Unsubscribed,
 };
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
-use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use uuid::Uuid;
 
-use crate::helpers::{assert_contiguous, fake_cli, TestApp, WsClient, TIMEOUT};
+use crate::SERVER;
 
 /// The corpus folder.
 fn corpus_dir(kind: &str) -> PathBuf {
@@ -187,7 +187,7 @@ fn http_request(case: &Case, agent: Uuid) -> Vec<u8> {
 /// Checks one answer against `expected` (`<status>-<code>`): never a 5xx; a 4xx has the JSON error
 /// form with that code, except `http`, the HTTP layer's own answer to malformed HTTP (empty body,
 /// before any route); a 201 is an agent whose stored prompt is the one sent; a 200 is JSON.
-async fn check_rest(app: &TestApp, name: &str, expected: &str, request: &[u8], r: RawResponse) {
+async fn check_rest(app: &TestServer, name: &str, expected: &str, request: &[u8], r: RawResponse) {
     let (status, code) = expected
         .split_once('-')
         .unwrap_or_else(|| panic!("{name}: the name does not start with <status>-<code>"));
@@ -321,7 +321,7 @@ fn generated_rest_cases(agent: Uuid, max_body: usize) -> Vec<(String, Vec<u8>)> 
 
 #[tokio::test]
 async fn every_rest_case_gets_a_clear_4xx_and_stored_data_stays_intact() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let agent = app.launch(5, 0).await;
     app.wait_finished(agent.id).await;
     let history = stored_history(&app, agent.id).await;
@@ -345,7 +345,7 @@ async fn every_rest_case_gets_a_clear_4xx_and_stored_data_stays_intact() {
         count += 1;
     }
     assert!(count > 100, "{count} cases");
-    assert_healthy(&app).await;
+    app.assert_healthy().await;
     assert_eq!(stored_history(&app, agent.id).await, history);
     let after = app.agent(agent.id).await;
     assert_eq!(
@@ -361,47 +361,13 @@ async fn every_rest_case_gets_a_clear_4xx_and_stored_data_stays_intact() {
 // WebSocket
 // ---------------------------------------------------------------------------------------------------
 
-/// The server closed the socket, with this close code when it sent one.
-#[derive(Debug)]
-struct Closed(Option<u16>);
-
-/// What came back for a frame: an event, or the socket's end.
-type Reply = Result<ServerEvent, Closed>;
-
-/// The next reply, skipping the events every connection receives (agent lifecycle broadcasts).
-async fn next_reply(ws: &mut WsClient) -> Reply {
-    loop {
-        let frame = tokio::time::timeout(TIMEOUT, ws.stream.next())
-            .await
-            .expect("no reply in time");
-        match frame {
-            Some(Ok(WsMessage::Text(text))) => {
-                let event: ServerEvent = serde_json::from_str(&text)
-                    .unwrap_or_else(|e| panic!("bad server frame ({e}): {text}"));
-                match event {
-                    ServerEvent::AgentCreated(_)
-                    | ServerEvent::AgentStatus(_)
-                    | ServerEvent::AgentDeleted(_) => continue,
-                    other => return Ok(other),
-                }
-            }
-            Some(Ok(WsMessage::Close(frame))) => {
-                return Err(Closed(frame.map(|f| u16::from(f.code))))
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(_)) | None => return Err(Closed(None)),
-        }
-    }
-}
-
 /// Sends an unsubscribe for `agent` and reads up to its reply: a barrier showing the socket still
 /// works; returns what came before it.
 async fn barrier(ws: &mut WsClient, agent: Uuid) -> Vec<ServerEvent> {
-    ws.send_text(&json!({"event": "unsubscribe", "data": {"agentId": agent}}).to_string())
-        .await;
+    ws.unsubscribe(agent).await;
     let mut before = Vec::new();
     loop {
-        match next_reply(ws).await {
+        match ws.next_reply().await {
             Ok(ServerEvent::Unsubscribed(Unsubscribed { agent_id })) if agent_id == agent => {
                 return before
             }
@@ -415,7 +381,7 @@ async fn barrier(ws: &mut WsClient, agent: Uuid) -> Vec<ServerEvent> {
 /// `unsubscribed`, or `close-<code>` (1002: not WebSocket as the protocol says, 1009: over
 /// `websocket.max_frame_bytes`; that socket is closed, the server stays usable).
 async fn check_ws(ws: &mut WsClient, name: &str, expected: &str, agent: Uuid) {
-    let reply = next_reply(ws).await;
+    let reply = ws.next_reply().await;
     match (expected, reply) {
         (close, Err(Closed(code))) if close.starts_with("close-") => {
             assert_eq!(
@@ -451,7 +417,7 @@ fn raw_frame(opcode: Data, payload: Vec<u8>, fin: bool) -> WsMessage {
 
 #[tokio::test]
 async fn every_ws_case_gets_an_error_event_or_a_documented_close() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let agent = app.launch(3, 0).await;
     app.wait_finished(agent.id).await;
     let history = stored_history(&app, agent.id).await;
@@ -536,7 +502,7 @@ async fn every_ws_case_gets_an_error_event_or_a_documented_close() {
         .await
         .expect("send");
     for _ in 0..2 {
-        match next_reply(&mut ws).await {
+        match ws.next_reply().await {
             Ok(ServerEvent::Error(e)) => assert_eq!(e.code, "unsupported_frame"),
             other => panic!("fragment: {other:?}"),
         }
@@ -545,7 +511,7 @@ async fn every_ws_case_gets_an_error_event_or_a_documented_close() {
 
     assert!(count > 40, "{count} cases");
     assert_replay_works(&mut ws, agent.id, 6).await;
-    assert_healthy(&app).await;
+    app.assert_healthy().await;
     assert_eq!(stored_history(&app, agent.id).await, history);
 }
 
@@ -566,7 +532,7 @@ async fn assert_replay_works(ws: &mut WsClient, agent: Uuid, n: i64) {
 
 #[tokio::test]
 async fn a_subscribe_flood_is_answered_frame_by_frame_and_the_socket_survives() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let agent = app.launch(3, 0).await;
     app.wait_finished(agent.id).await;
     let mut ws = app.ws().await;
@@ -583,7 +549,7 @@ async fn a_subscribe_flood_is_answered_frame_by_frame_and_the_socket_survives() 
     ws.stream.flush().await.expect("burst");
     let mut answered = std::collections::HashSet::new();
     while answered.len() < ids.len() {
-        match next_reply(&mut ws).await {
+        match ws.next_reply().await {
             Ok(ServerEvent::Error(e)) => {
                 // Beyond `websocket.max_subscriptions_per_connection` pending at once, the flood is
                 // refused instead of looked up: still one answer per frame.
@@ -615,7 +581,7 @@ async fn a_subscribe_flood_is_answered_frame_by_frame_and_the_socket_survives() 
     ws.stream.flush().await.expect("burst");
     let mut replay: Option<Vec<i64>> = None;
     loop {
-        match (next_reply(&mut ws).await, replay.as_mut()) {
+        match (ws.next_reply().await, replay.as_mut()) {
             (Ok(ServerEvent::Subscribed(s)), _) => {
                 assert_eq!(s.agent_id, agent.id);
                 if let Some(earlier) = replay.replace(Vec::new()) {
@@ -638,7 +604,7 @@ async fn a_subscribe_flood_is_answered_frame_by_frame_and_the_socket_survives() 
         ws.send_text(if i % 2 == 0 { "{" } else { "[]" }).await;
     }
     for i in 0..1000 {
-        match next_reply(&mut ws).await {
+        match ws.next_reply().await {
             Ok(ServerEvent::Error(e)) => {
                 assert_eq!(
                     e.code,
@@ -656,7 +622,7 @@ async fn a_subscribe_flood_is_answered_frame_by_frame_and_the_socket_survives() 
     // Another client is unaffected.
     let mut other = app.ws().await;
     assert_replay_works(&mut other, agent.id, 6).await;
-    assert_healthy(&app).await;
+    app.assert_healthy().await;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -672,11 +638,9 @@ const HUGE_LINE_BYTES: usize = 50 << 20;
 
 /// The fake CLI: prints the corpus file named by its prompt byte for byte, or, for a `generated:`
 /// prompt, output too big to commit.
-fn runner_script(dir: &Path) -> String {
-    fake_cli(
-        dir,
-        &format!(
-            r#"case "$first_message" in
+fn runner_cli() -> String {
+    format!(
+        r#"case "$first_message" in
   *'"content":"generated:huge-line-then-result"'*)
     head -c {HUGE_LINE_BYTES} /dev/zero | tr '\0' x; echo; echo '{RESULT}';;
   *'"content":"generated:huge-line-without-newline"'*)
@@ -690,49 +654,20 @@ fn runner_script(dir: &Path) -> String {
   *)
     file=${{first_message#*'"content":"'}}; file=${{file%%'"'*}}; cat "$file";;
 esac"#
-        ),
     )
 }
 
 /// The history of an agent, byte for byte as the API serves it.
-async fn stored_history(app: &TestApp, agent: Uuid) -> Vec<u8> {
-    let r = app
-        .client
-        .get(app.url(&format!("/api/agents/{agent}/messages")))
-        .send()
-        .await
-        .expect("GET messages");
-    assert_eq!(r.status(), 200);
-    r.bytes().await.expect("body").to_vec()
-}
-
-async fn assert_healthy(app: &TestApp) {
-    let r = app
-        .client
-        .get(app.url("/api/health"))
-        .send()
-        .await
-        .expect("the server answers");
-    assert_eq!(r.status(), 200);
-}
-
-/// The server's peak resident memory (VmHWM), in bytes.
-fn peak_rss(app: &TestApp) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", app.pid().expect("pid")))
-        .expect("/proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
-        .expect("VmHWM")
-        * 1024
+async fn stored_history(app: &TestServer, agent: Uuid) -> Vec<u8> {
+    let body = app.try_messages_body(agent, None).await;
+    body.unwrap_or_else(|e| panic!("{e}")).to_vec()
 }
 
 /// Runs one runner case to its end and checks it: the status its name says, a clear error when it
 /// failed, messages numbered 1..n, every `error` message saying what was wrong, no stored `raw`
 /// longer than the line limit allows.
 async fn check_runner_case(
-    app: &TestApp,
+    app: &TestServer,
     name: &str,
     expected: &str,
     prompt: &str,
@@ -790,9 +725,10 @@ async fn check_runner_case(
 
 #[tokio::test]
 async fn every_runner_output_ends_the_agent_clearly_and_keeps_history_intact() {
-    let dir = TempDir::new().unwrap();
-    let script = runner_script(dir.path());
-    let app = TestApp::spawn_with(&[("AGENTSTREAM__CLAUDE__CLI_PATH", &script)]).await;
+    let app = TestServer::builder()
+        .fake_cli(&runner_cli())
+        .spawn(SERVER)
+        .await;
     // The history that must not change: a synthetic agent's, stored before any bad output.
     let earlier = app.launch(20, 0).await;
     app.wait_finished(earlier.id).await;
@@ -810,7 +746,7 @@ async fn every_runner_output_ends_the_agent_clearly_and_keeps_history_intact() {
             "{}",
             case.name
         );
-        assert_healthy(&app).await;
+        app.assert_healthy().await;
         count += 1;
     }
 
@@ -842,11 +778,11 @@ async fn every_runner_output_ends_the_agent_clearly_and_keeps_history_intact() {
             assert_eq!(messages.len(), 20_001);
         }
         assert_eq!(stored_history(&app, earlier.id).await, history, "{prompt}");
-        assert_healthy(&app).await;
+        app.assert_healthy().await;
         count += 1;
     }
     assert!(count >= 20, "{count} cases");
     // Reading 50 MiB lines never holds much more than one line limit (8 MiB) at a time.
-    let peak = peak_rss(&app);
+    let peak = app.peak_rss();
     assert!(peak < 160 << 20, "peak RSS {} MiB", peak >> 20);
 }

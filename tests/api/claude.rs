@@ -8,12 +8,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use agentstream_testkit::{
+    assert_contiguous, assert_error, joined, process, skip_or_fail, TestServer, TIMEOUT,
+};
 use agentstream_wire::{Agent, AgentStatus, Message, MessageType, ServerEvent};
 use fake_anthropic::FakeAnthropic;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::helpers::{assert_contiguous, fake_cli, TestApp, TIMEOUT};
+use crate::SERVER;
 
 /// The CLI version the tests are written against.
 const CLI_VERSION: &str = "2.1.330";
@@ -26,8 +29,8 @@ enum Transport {
 
 /// A fake API, a server (and for `Proxy` a proxy) wired to the real CLI.
 struct Claude {
-    app: TestApp,
-    _proxy: Option<TestApp>,
+    app: TestServer,
+    _proxy: Option<TestServer>,
     fake: FakeAnthropic,
     /// Set in the environment of the process that spawns the CLI, so its processes can be found.
     marker: String,
@@ -51,10 +54,11 @@ impl Claude {
             let hint = format!(
                 "the Claude CLI is not installed: run .ci/run, or `npm install --prefix .tools/claude @anthropic-ai/claude-code@{CLI_VERSION}`"
             );
-            if std::env::var("AGENTSTREAM_REQUIRE_CLAUDE").as_deref() == Ok("1") {
-                panic!("{hint}");
-            }
-            eprintln!("\n*** SKIPPED (claude-code end-to-end test): {hint} ***\n");
+            skip_or_fail(
+                "claude-code end-to-end test",
+                &hint,
+                "AGENTSTREAM_REQUIRE_CLAUDE",
+            );
             return None;
         };
         let fake = FakeAnthropic::start();
@@ -83,17 +87,26 @@ impl Claude {
             cli_env.push(("IS_SANDBOX", "1"));
         }
         let (app, proxy) = match transport {
-            Transport::Cli => (TestApp::spawn_in(dir.path(), &cli_env).await, None),
+            Transport::Cli => (
+                TestServer::builder()
+                    .dir(dir.path())
+                    .envs(&cli_env)
+                    .spawn(SERVER)
+                    .await,
+                None,
+            ),
             Transport::Proxy => {
-                let proxy = TestApp::spawn_proxy(dir.path(), &cli_env).await;
-                let app = TestApp::spawn_in(
-                    dir.path(),
-                    &[
-                        ("AGENTSTREAM__CLAUDE__TRANSPORT", "proxy"),
-                        ("AGENTSTREAM__CLAUDE__PROXY_URL", &proxy.address),
-                    ],
-                )
-                .await;
+                let proxy = TestServer::builder()
+                    .command("proxy")
+                    .dir(dir.path())
+                    .envs(&cli_env)
+                    .spawn(SERVER)
+                    .await;
+                let app = TestServer::builder()
+                    .dir(dir.path())
+                    .claude_proxy(&proxy.address)
+                    .spawn(SERVER)
+                    .await;
                 (app, Some(proxy))
             }
         };
@@ -142,43 +155,31 @@ impl Claude {
     /// Pids of live processes carrying this test's marker (the CLI and everything it started).
     fn processes(&self) -> Vec<i32> {
         let needle = format!("AGENTSTREAM_TEST_MARKER={}", self.marker);
-        let mut pids = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|s| {
-                    s.rsplit_once(')')
-                        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-                })
-                .unwrap_or(true);
-            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-            let ours = environ.split(|&b| b == 0).any(|kv| kv == needle.as_bytes());
-            // The agentstream processes carry the marker too; count only what they started.
-            let is_agentstream = Some(pid) == self.app.pid()
-                || Some(pid) == self._proxy.as_ref().and_then(TestApp::pid);
-            if ours && !zombie && !is_agentstream {
-                pids.push(pid);
-            }
-        }
-        pids
+        // The agentstream processes carry the marker too; count only what they started.
+        let agentstream = [
+            self.app.pid(),
+            self._proxy.as_ref().and_then(TestServer::pid),
+        ];
+        process::pids()
+            .into_iter()
+            .filter(|&pid| {
+                process::has_env(pid, &needle)
+                    && !process::is_zombie_or_gone(pid)
+                    && !agentstream.contains(&Some(pid))
+            })
+            .collect()
     }
 
     /// Waits until a process whose command line contains `needle` runs; returns its pid.
     async fn wait_process(&self, needle: &str) -> i32 {
         tokio::time::timeout(TIMEOUT, async {
             loop {
-                for pid in self.processes() {
-                    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-                    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-                    if cmdline.contains(needle) {
-                        return pid;
-                    }
+                if let Some(pid) = self
+                    .processes()
+                    .into_iter()
+                    .find(|&pid| process::cmdline(pid).contains(needle))
+                {
+                    return pid;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -208,13 +209,6 @@ fn of_event<'a>(messages: &'a [Message], event_type: &str) -> Vec<&'a Message> {
     messages
         .iter()
         .filter(|m| m.metadata["eventType"] == event_type)
-        .collect()
-}
-
-fn joined(messages: &[Message], event_type: &str) -> String {
-    of_event(messages, event_type)
-        .iter()
-        .map(|m| m.content.as_str())
         .collect()
 }
 
@@ -420,8 +414,10 @@ async fn proxy_killed_cli_fails_the_agent() {
 
 #[tokio::test]
 async fn a_missing_cli_fails_the_agent_and_names_the_setting() {
-    let app =
-        TestApp::spawn_with(&[("AGENTSTREAM__CLAUDE__CLI_PATH", "/nonexistent/claude")]).await;
+    let app = TestServer::builder()
+        .env("AGENTSTREAM__CLAUDE__CLI_PATH", "/nonexistent/claude")
+        .spawn(SERVER)
+        .await;
     let agent = app.run_claude_to_end("go").await;
     assert_eq!(agent.status, AgentStatus::Failed);
     let error = agent.error.unwrap();
@@ -431,7 +427,10 @@ async fn a_missing_cli_fails_the_agent_and_names_the_setting() {
 
 #[tokio::test]
 async fn an_unreachable_proxy_fails_the_agent() {
-    let app = TestApp::spawn_via_proxy("http://127.0.0.1:9", &[]).await;
+    let app = TestServer::builder()
+        .claude_proxy("http://127.0.0.1:9")
+        .spawn(SERVER)
+        .await;
     let agent = app.run_claude_to_end("go").await;
     assert_eq!(agent.status, AgentStatus::Failed);
     assert_eq!(agent.error.unwrap().code, "proxy_unreachable");
@@ -439,7 +438,7 @@ async fn an_unreachable_proxy_fails_the_agent() {
 
 #[tokio::test]
 async fn bad_claude_configurations_are_refused() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     for configuration in [
         json!({"permissionMode": "yolo"}),
         json!({"sessionId": "not-a-uuid"}),
@@ -452,29 +451,25 @@ async fn bad_claude_configurations_are_refused() {
                 &json!({"type": "claude-code", "prompt": "hi", "configuration": configuration}),
             )
             .await;
-        crate::helpers::assert_error(r, 400, "invalid_configuration").await;
+        assert_error(r, 400, "invalid_configuration").await;
     }
 }
 
 #[tokio::test]
 async fn malformed_cli_output_is_stored_as_errors_and_the_stream_goes_on() {
-    let dir = TempDir::new().unwrap();
-    let script = fake_cli(
-        dir.path(),
-        r#"echo '{"type":"system","subtype":"init","session_id":"s1","model":"m"}'
+    let cli = r#"echo '{"type":"system","subtype":"init","session_id":"s1","model":"m"}'
 echo 'this is not json'
 printf '{"type":"x","bad":"\377\376"}\n'
 printf '{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a\\u0000b"}}}\n'
 head -c 5000 /dev/zero | tr '\0' 'x'; echo
 echo '{"type":"brand_new_kind","n":1}'
 echo '{"type":"result","subtype":"success","is_error":false,"result":"done"'
-echo '{"type":"result","subtype":"success","is_error":false,"result":"done","num_turns":1}'"#,
-    );
-    let app = TestApp::spawn_with(&[
-        ("AGENTSTREAM__CLAUDE__CLI_PATH", &script),
-        ("AGENTSTREAM__RUNNERS__MAX_LINE_BYTES", "1000"),
-    ])
-    .await;
+echo '{"type":"result","subtype":"success","is_error":false,"result":"done","num_turns":1}'"#;
+    let app = TestServer::builder()
+        .fake_cli(cli)
+        .env("AGENTSTREAM__RUNNERS__MAX_LINE_BYTES", "1000")
+        .spawn(SERVER)
+        .await;
     let agent = app.run_claude_to_end("go").await;
     assert_eq!(agent.status, AgentStatus::Completed, "{agent:?}");
     let messages = app.messages(agent.id, None).await;
@@ -513,9 +508,8 @@ echo '{"type":"result","subtype":"success","is_error":false,"result":"done","num
 
 #[tokio::test]
 async fn a_cli_that_exits_badly_fails_with_its_code_and_stderr() {
-    let dir = TempDir::new().unwrap();
-    let script = fake_cli(dir.path(), "echo 'something broke' >&2\nexit 3");
-    let app = TestApp::spawn_with(&[("AGENTSTREAM__CLAUDE__CLI_PATH", &script)]).await;
+    let cli = "echo 'something broke' >&2\nexit 3";
+    let app = TestServer::builder().fake_cli(cli).spawn(SERVER).await;
     let agent = app.run_claude_to_end("go").await;
     assert_eq!(agent.status, AgentStatus::Failed);
     let error = agent.error.unwrap();
@@ -528,15 +522,14 @@ async fn a_cli_that_exits_badly_fails_with_its_code_and_stderr() {
 
 #[tokio::test]
 async fn the_proxy_serves_the_original_contract() {
-    let dir = TempDir::new().unwrap();
-    let script = fake_cli(
-        dir.path(),
-        r#"echo '{"type":"system","subtype":"init","session_id":"s"}'
+    let cli = r#"echo '{"type":"system","subtype":"init","session_id":"s"}'
 echo '{"type":"result","subtype":"success","is_error":false,"result":"ok"}'
-cat >/dev/null"#,
-    );
-    let proxy =
-        TestApp::spawn_proxy(dir.path(), &[("AGENTSTREAM__CLAUDE__CLI_PATH", &script)]).await;
+cat >/dev/null"#;
+    let proxy = TestServer::builder()
+        .command("proxy")
+        .fake_cli(cli)
+        .spawn(SERVER)
+        .await;
     let c = &proxy.client;
     let health: Value = c
         .get(proxy.url("/health"))
@@ -592,10 +585,12 @@ cat >/dev/null"#,
 
 #[tokio::test]
 async fn the_proxy_reports_a_failed_cli_as_an_error_event() {
-    let dir = TempDir::new().unwrap();
-    let script = fake_cli(dir.path(), "echo 'no credentials' >&2\nexit 1");
-    let proxy =
-        TestApp::spawn_proxy(dir.path(), &[("AGENTSTREAM__CLAUDE__CLI_PATH", &script)]).await;
+    let cli = "echo 'no credentials' >&2\nexit 1";
+    let proxy = TestServer::builder()
+        .command("proxy")
+        .fake_cli(cli)
+        .spawn(SERVER)
+        .await;
     let body = proxy
         .client
         .post(proxy.url("/agent/stream"))
@@ -615,7 +610,7 @@ async fn a_proxy_answering_non_2xx_fails_the_agent_with_its_status() {
     // Any HTTP server without the proxy's routes will do: the fake model API answers 404.
     let not_a_proxy = FakeAnthropic::start();
     let url = not_a_proxy.url();
-    let app = TestApp::spawn_via_proxy(&url, &[]).await;
+    let app = TestServer::builder().claude_proxy(&url).spawn(SERVER).await;
     let agent = app.run_claude_to_end("go").await;
     assert_eq!(agent.status, AgentStatus::Failed);
     let error = agent.error.unwrap();
@@ -625,17 +620,19 @@ async fn a_proxy_answering_non_2xx_fails_the_agent_with_its_status() {
 
 #[tokio::test]
 async fn a_proxy_that_dies_mid_stream_fails_the_agent_and_keeps_what_arrived() {
-    let dir = TempDir::new().unwrap();
-    let script = fake_cli(
-        dir.path(),
-        r#"i=0; while [ $i -lt 1000 ]; do
+    let cli = r#"i=0; while [ $i -lt 1000 ]; do
   echo '{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"t"}}}'
   i=$((i+1)); sleep 0.01
-done"#,
-    );
-    let mut proxy =
-        TestApp::spawn_proxy(dir.path(), &[("AGENTSTREAM__CLAUDE__CLI_PATH", &script)]).await;
-    let app = TestApp::spawn_via_proxy(&proxy.address, &[]).await;
+done"#;
+    let mut proxy = TestServer::builder()
+        .command("proxy")
+        .fake_cli(cli)
+        .spawn(SERVER)
+        .await;
+    let app = TestServer::builder()
+        .claude_proxy(&proxy.address)
+        .spawn(SERVER)
+        .await;
     let agent: Agent = app
         .post_agent(&json!({"type": "claude-code", "prompt": "hi"}))
         .await

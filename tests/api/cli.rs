@@ -1,10 +1,12 @@
 //! The `agentstream` command itself: `--help` and `watch`.
 
-use crate::helpers::TestApp;
+use agentstream_testkit::{joined, TestServer};
+
+use crate::SERVER;
 
 #[tokio::test]
 async fn help_documents_the_settings() {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentstream"))
+    let out = tokio::process::Command::new(SERVER)
         .arg("--help")
         .output()
         .await
@@ -25,9 +27,9 @@ async fn help_documents_the_settings() {
 
 #[tokio::test]
 async fn watch_prints_the_answer_and_exits_when_the_agent_completes() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let agent = app.launch(40, 5).await;
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentstream"))
+    let out = tokio::process::Command::new(SERVER)
         .args(["watch", &agent.id.to_string(), "--url", &app.address])
         .output()
         .await
@@ -39,11 +41,7 @@ async fn watch_prints_the_answer_and_exits_when_the_agent_completes() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stored = app.messages(agent.id, None).await;
-    let text: String = stored
-        .iter()
-        .filter(|m| m.metadata["eventType"] == "content_delta")
-        .map(|m| m.content.as_str())
-        .collect();
+    let text = joined(&stored, "content_delta");
     assert!(
         stdout.contains(&text),
         "watch output lacks the answer:\n{stdout}"
@@ -51,7 +49,7 @@ async fn watch_prints_the_answer_and_exits_when_the_agent_completes() {
     assert!(stdout.contains("[completed] 43 messages"), "{stdout}");
 
     // An unknown agent is a clear error, not a hang.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentstream"))
+    let out = tokio::process::Command::new(SERVER)
         .args([
             "watch",
             &uuid::Uuid::new_v4().to_string(),

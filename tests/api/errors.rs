@@ -1,14 +1,15 @@
 //! Every REST error case answers with the protocol's JSON error form and the right status and code,
 //! and none of them hurts the server.
 
+use agentstream_testkit::{assert_error, TestServer};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{assert_error, TestApp};
+use crate::SERVER;
 
 #[tokio::test]
 async fn bad_ids_unknown_agents_and_bad_queries() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let c = &app.client;
     let unknown = Uuid::new_v4();
     for path in [
@@ -92,7 +93,10 @@ async fn bad_ids_unknown_agents_and_bad_queries() {
 
 #[tokio::test]
 async fn bad_launch_bodies() {
-    let app = TestApp::spawn_with(&[("AGENTSTREAM__AGENTS__MAX_PROMPT_BYTES", "1000")]).await;
+    let app = TestServer::builder()
+        .env("AGENTSTREAM__AGENTS__MAX_PROMPT_BYTES", "1000")
+        .spawn(SERVER)
+        .await;
     let post_raw = |body: &'static str| {
         app.client
             .post(app.url("/api/agents"))
@@ -184,13 +188,15 @@ async fn bad_launch_bodies() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let health = app.client.get(app.url("/api/health")).send().await.unwrap();
-    assert_eq!(health.status(), 200);
+    app.assert_healthy().await;
 }
 
 #[tokio::test]
 async fn too_many_running_agents_is_429() {
-    let app = TestApp::spawn_with(&[("AGENTSTREAM__AGENTS__MAX_RUNNING", "2")]).await;
+    let app = TestServer::builder()
+        .env("AGENTSTREAM__AGENTS__MAX_RUNNING", "2")
+        .spawn(SERVER)
+        .await;
     let a = app.launch(1000, 50).await;
     let b = app.launch(1000, 50).await;
     let r = app
@@ -219,7 +225,7 @@ async fn too_many_running_agents_is_429() {
 
 #[tokio::test]
 async fn gemini_is_known_but_not_runnable_yet() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let r = app
         .post_agent(&json!({"type": "gemini-cli", "prompt": "hi"}))
         .await;

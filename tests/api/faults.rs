@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
+use agentstream_testkit::{assert_contiguous, TestServer};
 use agentstream_wire::{AgentStatus, ServerEvent};
 use sea_orm::sqlx::{self, Connection, SqliteConnection};
 
-use crate::helpers::{assert_contiguous, TestApp};
+use crate::SERVER;
 
 /// Holds SQLite's write lock on the server's database for `hold`, from another connection.
 async fn lock_database(dir: &std::path::Path, hold: Duration) {
@@ -28,7 +29,10 @@ async fn lock_database(dir: &std::path::Path, hold: Duration) {
 
 #[tokio::test]
 async fn a_full_database_fails_the_writing_agent_and_keeps_everything_stored() {
-    let app = TestApp::spawn_with(&[("AGENTSTREAM__DATABASE__MAX_SIZE_BYTES", "1048576")]).await;
+    let app = TestServer::builder()
+        .env("AGENTSTREAM__DATABASE__MAX_SIZE_BYTES", "1048576")
+        .spawn(SERVER)
+        .await;
     let small = app.launch(50, 0).await;
     app.wait_finished(small.id).await;
     let before = app.messages(small.id, None).await;
@@ -59,8 +63,7 @@ async fn a_full_database_fails_the_writing_agent_and_keeps_everything_stored() {
         kept.len()
     );
     assert_contiguous(&kept, 1);
-    let health = app.client.get(app.url("/api/health")).send().await.unwrap();
-    assert_eq!(health.status(), 200);
+    app.assert_healthy().await;
     assert!(
         app.log().contains("full"),
         "the log should say the database is full"
@@ -69,7 +72,10 @@ async fn a_full_database_fails_the_writing_agent_and_keeps_everything_stored() {
 
 #[tokio::test]
 async fn a_lock_held_shorter_than_the_busy_timeout_only_delays_the_writes() {
-    let app = TestApp::spawn_with(&[("AGENTSTREAM__DATABASE__BUSY_TIMEOUT_MS", "5000")]).await;
+    let app = TestServer::builder()
+        .env("AGENTSTREAM__DATABASE__BUSY_TIMEOUT_MS", "5000")
+        .spawn(SERVER)
+        .await;
     let dir = app.dir().to_path_buf();
     let agent = app.launch(3_000, 0).await;
     app.wait_messages(agent.id, 10).await;
@@ -83,7 +89,10 @@ async fn a_lock_held_shorter_than_the_busy_timeout_only_delays_the_writes() {
 
 #[tokio::test]
 async fn a_lock_held_past_the_busy_timeout_fails_the_agent_not_the_server() {
-    let app = TestApp::spawn_with(&[("AGENTSTREAM__DATABASE__BUSY_TIMEOUT_MS", "100")]).await;
+    let app = TestServer::builder()
+        .env("AGENTSTREAM__DATABASE__BUSY_TIMEOUT_MS", "100")
+        .spawn(SERVER)
+        .await;
     let dir = app.dir().to_path_buf();
     let agent = app.launch(1_000_000, 1).await;
     app.wait_messages(agent.id, 10).await;
@@ -125,7 +134,7 @@ async fn a_proxy_answering_500_fails_the_agent_with_its_status_and_body() {
         "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\ncontent-length: 18\r\n\r\nthe CLI is missing",
     )
     .await;
-    let app = TestApp::spawn_via_proxy(&url, &[]).await;
+    let app = TestServer::builder().claude_proxy(&url).spawn(SERVER).await;
     let ended = app.run_claude_to_end("hi").await;
     assert_eq!(ended.status, AgentStatus::Failed);
     let error = ended.error.expect("an error");
@@ -151,7 +160,7 @@ async fn a_proxy_that_goes_silent_fails_the_agent_after_the_read_timeout() {
     ] {
         let url = silent_proxy(reply).await;
         let app =
-            TestApp::spawn_via_proxy(&url, &[("AGENTSTREAM__CLAUDE__PROXY_READ_TIMEOUT_MS", "500")])
+            TestServer::builder().claude_proxy(&url).env("AGENTSTREAM__CLAUDE__PROXY_READ_TIMEOUT_MS", "500").spawn(SERVER)
                 .await;
         let ended = app.run_claude_to_end("hi").await;
         assert_eq!(ended.status, AgentStatus::Failed, "{what}: {ended:?}");
@@ -163,8 +172,7 @@ async fn a_proxy_that_goes_silent_fails_the_agent_after_the_read_timeout() {
         if what.starts_with("one event") {
             assert_eq!(kept.len(), 1, "the event before the silence is kept");
         }
-        let health = app.client.get(app.url("/api/health")).send().await.unwrap();
-        assert_eq!(health.status(), 200);
+        app.assert_healthy().await;
     }
 }
 
@@ -205,7 +213,7 @@ impl Drop for ReadOnly {
 async fn a_database_gone_read_only_fails_the_writing_agent_and_keeps_the_server_up() {
     // On the target folder's file system (ext4 here), which supports the immutable flag.
     let dir = tempfile::TempDir::new_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let app = TestApp::spawn_in(dir.path(), &[]).await;
+    let app = TestServer::builder().dir(dir.path()).spawn(SERVER).await;
     let done = app.launch(30, 0).await;
     app.wait_finished(done.id).await;
     let before = app.messages(done.id, None).await;

@@ -2,13 +2,14 @@
 
 use std::time::Duration;
 
+use agentstream_testkit::{assert_contiguous, assert_error, TestServer};
 use agentstream_wire::{AgentStatus, ServerEvent};
 
-use crate::helpers::{assert_contiguous, assert_error, TestApp};
+use crate::SERVER;
 
 #[tokio::test]
 async fn delete_mid_stream_terminates_and_keeps_a_contiguous_history() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let agent = app.launch(5000, 2).await;
     let mut ws = app.ws().await;
     ws.subscribe(agent.id, Some(0)).await;
@@ -52,7 +53,7 @@ async fn delete_mid_stream_terminates_and_keeps_a_contiguous_history() {
 
 #[tokio::test]
 async fn delete_of_a_finished_agent_keeps_its_status() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let agent = app.launch(3, 0).await;
     app.wait_finished(agent.id).await;
     let r = app.delete_agent(agent.id, false).await;
@@ -63,7 +64,7 @@ async fn delete_of_a_finished_agent_keeps_its_status() {
 
 #[tokio::test]
 async fn purge_mid_stream_removes_everything_and_the_server_stays_healthy() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let keep = app.launch(10, 0).await;
     let agent = app.launch(5000, 1).await;
     let mut watcher = app.ws().await;
@@ -99,21 +100,13 @@ async fn purge_mid_stream_removes_everything_and_the_server_stays_healthy() {
     assert!(listed.iter().any(|a| a.id == keep.id));
     app.wait_finished(keep.id).await;
     assert_contiguous(&app.messages(keep.id, None).await, 1);
-    assert_eq!(
-        app.client
-            .get(app.url("/api/health"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    app.assert_healthy().await;
     assert!(!app.log().contains("panicked"), "{}", app.log());
 }
 
 #[tokio::test]
 async fn agents_are_listed_newest_first() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let mut ids = Vec::new();
     for _ in 0..3 {
         ids.push(app.launch(1, 0).await.id);
@@ -128,7 +121,7 @@ async fn agents_are_listed_newest_first() {
 #[tokio::test]
 async fn restart_on_the_same_file_keeps_history_and_interrupts_what_ran() {
     let dir = tempfile::TempDir::new().unwrap();
-    let mut app = TestApp::spawn_in(dir.path(), &[]).await;
+    let mut app = TestServer::builder().dir(dir.path()).spawn(SERVER).await;
     let done = app.launch(50, 0).await;
     app.wait_finished(done.id).await;
     let done_history = app.messages(done.id, None).await;
@@ -136,7 +129,7 @@ async fn restart_on_the_same_file_keeps_history_and_interrupts_what_ran() {
     app.wait_messages(running.id, 40).await;
     app.kill().await;
 
-    let app = TestApp::spawn_in(dir.path(), &[]).await;
+    let app = TestServer::builder().dir(dir.path()).spawn(SERVER).await;
     let mut watcher = app.ws().await;
     assert_eq!(app.messages(done.id, None).await, done_history);
     assert_eq!(app.agent(done.id).await.status, AgentStatus::Completed);
@@ -159,7 +152,7 @@ async fn restart_on_the_same_file_keeps_history_and_interrupts_what_ran() {
 #[tokio::test]
 async fn an_agent_deleted_behind_the_servers_back_stops_with_an_error() {
     let dir = tempfile::TempDir::new().unwrap();
-    let app = TestApp::spawn_in(dir.path(), &[]).await;
+    let app = TestServer::builder().dir(dir.path()).spawn(SERVER).await;
     let agent = app.launch(100_000, 2).await;
     let mut ws = app.ws().await;
     ws.subscribe(agent.id, Some(0)).await;

@@ -1,5 +1,6 @@
 //! Black-box tests: each spawns the real server on a random port with its own SQLite file and talks to
-//! it over REST and WebSocket like any client.
+//! it over REST and WebSocket like any client, through the workspace's test harness
+//! (`agentstream-testkit`).
 
 mod auth;
 mod bad_input;
@@ -7,9 +8,12 @@ mod claude;
 mod cli;
 mod errors;
 mod faults;
-mod helpers;
 mod lifecycle;
 mod resilience;
 mod static_files;
 mod streaming;
 mod websocket;
+
+/// The server binary cargo built for these tests. Only this package's own tests can name it, so they
+/// hand it to the testkit, which takes the binary as a parameter (the benchmark gives it another).
+const SERVER: &str = env!("CARGO_BIN_EXE_agentstream");

@@ -4,19 +4,23 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use agentstream_testkit::{assert_contiguous, TestServer, WsClient, TIMEOUT};
 use agentstream_wire::{AgentStatus, Message, ServerEvent};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use uuid::Uuid;
 
-use crate::helpers::{assert_contiguous, TestApp, TIMEOUT};
+use crate::SERVER;
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_cut_without_holding_anyone_up_and_then_recovers() {
     const TOKENS: u64 = 100_000;
     // The default backlog allowance: about 18,000 messages of this agent.
-    let app = TestApp::spawn_with(&[("AGENTSTREAM__WEBSOCKET__MAX_QUEUED_BYTES", "8388608")]).await;
+    let app = TestServer::builder()
+        .env("AGENTSTREAM__WEBSOCKET__MAX_QUEUED_BYTES", "8388608")
+        .spawn(SERVER)
+        .await;
     let agent = app.launch(TOKENS, 0).await;
     let mut stalled = app.ws_small_buffer().await;
     stalled.subscribe(agent.id, Some(0)).await;
@@ -127,7 +131,7 @@ impl Rng {
 
 /// Reads `agent:message` events into each agent's copy until `until`, checking each arrives in order.
 async fn read_into(
-    ws: &mut crate::helpers::WsClient,
+    ws: &mut WsClient,
     copies: &mut HashMap<Uuid, Vec<Message>>,
     until: tokio::time::Instant,
 ) {
@@ -160,7 +164,7 @@ async fn sigkill_at_random_moments_loses_reorders_and_duplicates_nothing() {
         .unwrap_or(20);
     let mut rng = Rng::from_env();
     let dir = tempfile::TempDir::new().unwrap();
-    let mut app = TestApp::spawn_in(dir.path(), &[]).await;
+    let mut app = TestServer::builder().dir(dir.path()).spawn(SERVER).await;
     // What a client has seen of every agent, across all restarts.
     let mut copies: HashMap<Uuid, Vec<Message>> = HashMap::new();
     for trial in 0..trials {
@@ -176,7 +180,7 @@ async fn sigkill_at_random_moments_loses_reorders_and_duplicates_nothing() {
         app.kill().await;
         drop(ws);
 
-        app = TestApp::spawn_in(dir.path(), &[]).await;
+        app = TestServer::builder().dir(dir.path()).spawn(SERVER).await;
         let mut ws = app.ws().await;
         // Nothing runs after a restart, so every history is final now.
         let mut histories = HashMap::new();
@@ -224,7 +228,7 @@ async fn sigkill_at_random_moments_loses_reorders_and_duplicates_nothing() {
 #[tokio::test]
 async fn clients_whose_sockets_drop_at_random_converge_to_the_history() {
     let mut rng = Rng::from_env();
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let agents = [app.launch(20_000, 0).await, app.launch(5_000, 1).await];
     let mut copies: HashMap<Uuid, Vec<Message>> = HashMap::new();
     let mut drops = 0;
@@ -264,7 +268,7 @@ async fn clients_whose_sockets_drop_at_random_converge_to_the_history() {
 #[tokio::test]
 async fn sigterm_interrupts_the_agents_stores_everything_and_says_going_away() {
     let dir = tempfile::TempDir::new().unwrap();
-    let mut app = TestApp::spawn_in(dir.path(), &[]).await;
+    let mut app = TestServer::builder().dir(dir.path()).spawn(SERVER).await;
     let agent = app.launch(1_000_000, 1).await;
     let mut ws = app.ws().await;
     ws.subscribe(agent.id, Some(0)).await;
@@ -289,7 +293,7 @@ async fn sigterm_interrupts_the_agents_stores_everything_and_says_going_away() {
     assert!(status.success(), "exit status {status:?}");
     assert!(app.log().contains("shutting down"));
 
-    let app = TestApp::spawn_in(dir.path(), &[]).await;
+    let app = TestServer::builder().dir(dir.path()).spawn(SERVER).await;
     assert_eq!(app.agent(agent.id).await.status, AgentStatus::Interrupted);
     let history = app.messages(agent.id, None).await;
     assert_contiguous(&history, 1);

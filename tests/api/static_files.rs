@@ -4,10 +4,11 @@
 
 use std::path::Path;
 
+use agentstream_testkit::{assert_error, TestServer};
 use reqwest::header::HeaderMap;
 use tempfile::TempDir;
 
-use crate::helpers::{assert_error, TestApp};
+use crate::SERVER;
 
 /// The inline loader script of the fake index.html, as trunk writes one.
 const LOADER: &str = "\nimport init from '/agentstream-web-1a2b3c4d5e6f7a8b.js';\nawait init();\n";
@@ -43,9 +44,12 @@ fn write_index(dir: &Path) {
 }
 
 /// A server whose `server.static_dir` is `dir`.
-async fn spawn_serving(dir: &Path) -> TestApp {
+async fn spawn_serving(dir: &Path) -> TestServer {
     let dir = dir.to_str().expect("utf-8 temp path");
-    TestApp::spawn_with(&[("AGENTSTREAM__SERVER__STATIC_DIR", dir)]).await
+    TestServer::builder()
+        .env("AGENTSTREAM__SERVER__STATIC_DIR", dir)
+        .spawn(SERVER)
+        .await
 }
 
 /// A header that must be there, as text.
@@ -74,7 +78,7 @@ fn assert_security_headers(headers: &HeaderMap) {
 }
 
 /// GET a path of the server.
-async fn get(app: &TestApp, path: &str) -> reqwest::Response {
+async fn get(app: &TestServer, path: &str) -> reqwest::Response {
     app.client
         .get(app.url(path))
         .send()
@@ -197,7 +201,7 @@ async fn api_and_ws_paths_keep_their_json_404_and_other_methods_are_not_served()
         .unwrap();
     assert_error(r, 404, "not_found").await;
     // The API itself is untouched.
-    assert_eq!(get(&app, "/api/health").await.status(), 200);
+    app.assert_healthy().await;
 }
 
 #[tokio::test]
@@ -237,7 +241,7 @@ async fn without_a_built_app_the_root_says_how_to_build_it_and_the_api_works() {
         assert!(body.contains("./scripts/run"), "{body}");
         assert!(body.contains("no-dist-here"), "{body}");
     }
-    assert_eq!(get(&app, "/api/health").await.status(), 200);
+    app.assert_healthy().await;
     let agent = app.launch(3, 0).await;
     app.wait_finished(agent.id).await;
     assert_error(get(&app, "/api/nope").await, 404, "not_found").await;

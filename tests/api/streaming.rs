@@ -1,14 +1,15 @@
 //! Tokens flow from the runner through storage to subscribers: complete, contiguous, in order, and what
 //! the WebSocket delivered is exactly what REST returns.
 
+use agentstream_testkit::{assert_contiguous, TestServer};
 use agentstream_wire::{AgentStatus, MessageType, ServerEvent};
 use futures_util::future::join_all;
 
-use crate::helpers::{assert_contiguous, TestApp};
+use crate::SERVER;
 
 #[tokio::test]
 async fn synthetic_200_tokens_reach_a_subscriber_exactly_once_in_order() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let mut ws = app.ws().await;
     let agent = app.launch(200, 1).await;
     ws.subscribe(agent.id, Some(0)).await;
@@ -42,7 +43,7 @@ async fn synthetic_200_tokens_reach_a_subscriber_exactly_once_in_order() {
 
 #[tokio::test]
 async fn since_returns_exactly_the_tail() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let agent = app.launch(30, 0).await;
     app.wait_finished(agent.id).await;
     let all = app.messages(agent.id, None).await;
@@ -68,7 +69,7 @@ async fn since_returns_exactly_the_tail() {
 
 #[tokio::test]
 async fn subscribe_with_since_replays_exactly_the_tail_of_a_finished_agent() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let agent = app.launch(20, 0).await;
     app.wait_finished(agent.id).await;
     let all = app.messages(agent.id, None).await;
@@ -100,7 +101,7 @@ async fn subscribe_with_since_replays_exactly_the_tail_of_a_finished_agent() {
 
 #[tokio::test]
 async fn subscribing_mid_stream_with_since_has_no_gap_and_no_duplicate() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let agent = app.launch(400, 2).await;
     // Subscribers join at different moments, each from a different position.
     let mut clients = Vec::new();
@@ -129,7 +130,7 @@ async fn subscribing_mid_stream_with_since_has_no_gap_and_no_duplicate() {
 
 #[tokio::test]
 async fn subscribe_without_since_gets_what_comes_after_now() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let agent = app.launch(300, 2).await;
     app.wait_messages(agent.id, 20).await;
     let mut ws = app.ws().await;
@@ -143,7 +144,7 @@ async fn subscribe_without_since_gets_what_comes_after_now() {
 
 #[tokio::test]
 async fn fifty_concurrent_agents_each_number_from_one_without_holes() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let launches = join_all((0..50).map(|_| app.launch(40, 0))).await;
     for agent in &launches {
         let done = app.wait_finished(agent.id).await;
@@ -166,7 +167,7 @@ async fn fifty_concurrent_agents_each_number_from_one_without_holes() {
 
 #[tokio::test]
 async fn every_connection_hears_of_agents_created_and_their_status() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let mut watcher = app.ws().await;
     let agent = app.launch(3, 0).await;
     let mut created = false;
@@ -188,7 +189,7 @@ async fn every_connection_hears_of_agents_created_and_their_status() {
 
 #[tokio::test]
 async fn a_long_history_streams_whole_across_pages() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let agent = app.launch(2500, 0).await;
     app.wait_finished(agent.id).await;
     let all = app.messages(agent.id, None).await;

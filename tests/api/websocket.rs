@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
+use agentstream_testkit::TestServer;
 use agentstream_wire::{AgentStatus, ServerEvent};
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use uuid::Uuid;
 
-use crate::helpers::TestApp;
+use crate::SERVER;
 
 fn expect_error(event: ServerEvent, code: &str) {
     match event {
@@ -19,7 +20,7 @@ fn expect_error(event: ServerEvent, code: &str) {
 
 #[tokio::test]
 async fn malformed_frames_get_an_error_event_and_the_socket_stays_usable() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let agent = app.launch(3, 0).await;
     app.wait_finished(agent.id).await;
     let mut ws = app.ws().await;
@@ -93,7 +94,7 @@ async fn malformed_frames_get_an_error_event_and_the_socket_stays_usable() {
 
 #[tokio::test]
 async fn an_oversized_frame_closes_only_that_socket() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let mut big = app.ws().await;
     let mut other = app.ws().await;
     let _ = big.stream.send(WsMessage::Text("x".repeat(200_000))).await;
@@ -107,29 +108,17 @@ async fn an_oversized_frame_closes_only_that_socket() {
         other.next_event().await,
         ServerEvent::AgentCreated(_) | ServerEvent::Subscribed(_) | ServerEvent::AgentStatus(_)
     ));
-    assert_eq!(
-        app.client
-            .get(app.url("/api/health"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    app.assert_healthy().await;
 }
 
 #[tokio::test]
 async fn unsubscribe_stops_the_room_events() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let agent = app.launch(500, 5).await;
     let mut ws = app.ws().await;
     ws.subscribe(agent.id, None).await;
     ws.expect_subscribed().await;
-    ws.send_text(&format!(
-        "{{\"event\":\"unsubscribe\",\"data\":{{\"agentId\":\"{}\"}}}}",
-        agent.id
-    ))
-    .await;
+    ws.unsubscribe(agent.id).await;
     // Messages already in flight may precede the reply; none may follow it.
     loop {
         match ws.next_event().await {
@@ -152,11 +141,13 @@ async fn unsubscribe_stops_the_room_events() {
 
 #[tokio::test]
 async fn a_silent_client_is_dropped_by_the_heartbeat() {
-    let app = TestApp::spawn_with(&[
-        ("AGENTSTREAM__WEBSOCKET__HEARTBEAT_INTERVAL_SECS", "1"),
-        ("AGENTSTREAM__WEBSOCKET__CLIENT_TIMEOUT_SECS", "2"),
-    ])
-    .await;
+    let app = TestServer::builder()
+        .envs(&[
+            ("AGENTSTREAM__WEBSOCKET__HEARTBEAT_INTERVAL_SECS", "1"),
+            ("AGENTSTREAM__WEBSOCKET__CLIENT_TIMEOUT_SECS", "2"),
+        ])
+        .spawn(SERVER)
+        .await;
     let mut silent = app.ws().await;
     // Not reading means not answering pings: after the timeout the server closes the socket.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -181,7 +172,7 @@ async fn a_silent_client_is_dropped_by_the_heartbeat() {
 
 #[tokio::test]
 async fn the_subscribe_reply_says_whether_the_position_was_recovered() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn(SERVER).await;
     let agent = app.launch(20, 0).await;
     let done = app.wait_finished(agent.id).await;
     let last = app.messages(agent.id, None).await.len() as i64;

@@ -4,27 +4,19 @@
 
 use std::time::Duration;
 
+use agentstream_testkit::{joined, TestServer};
 use agentstream_wire::{AgentStatus, Message};
 use fantoccini::Locator;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::harness::{browser_test, browser_test_with, describe, Session, PAGE_TIMEOUT};
-use crate::helpers::TestApp;
-
-/// The assistant text as stored: every `content_delta` message's content, in sequence order.
-pub fn stored_text(messages: &[Message]) -> String {
-    messages
-        .iter()
-        .filter(|m| m.metadata["eventType"] == "content_delta")
-        .map(|m| m.content.as_str())
-        .collect()
-}
 
 /// The stored messages of a finished agent, its text and its last sequence number.
-pub async fn stored(app: &TestApp, id: Uuid) -> (Vec<Message>, String, i64) {
+pub async fn stored(app: &TestServer, id: Uuid) -> (Vec<Message>, String, i64) {
     let messages = app.messages(id, None).await;
-    let text = stored_text(&messages);
+    // The assistant text as stored: every `content_delta` message's content, in sequence order.
+    let text = joined(&messages, "content_delta");
     let last = messages.last().map_or(0, |m| m.sequence_number);
     (messages, text, last)
 }

@@ -3,12 +3,12 @@
 //! chromedriver, a screenshot at the end, and no browser process left behind — pass or fail.
 
 use std::future::Future;
-use std::io::Write;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use agentstream_testkit::{process, say, skip_or_fail, TestServer};
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::FutureExt;
 use serde::Deserialize;
@@ -18,7 +18,7 @@ use tokio::process::{Child, Command};
 use uuid::Uuid;
 
 use crate::chaos::ChaosProxy;
-use crate::helpers::TestApp;
+use crate::SERVER;
 
 /// Debian's Chromium (a wrapper script that runs /usr/lib/chromium/chromium).
 pub const CHROMIUM: &str = "/usr/bin/chromium";
@@ -49,12 +49,6 @@ pub fn dist() -> PathBuf {
         .unwrap_or_else(|| workspace().join("frontend-yew").join("dist"))
 }
 
-/// Writes a line to the real stderr, past the test harness's capture, so that it shows even when the
-/// test passes (skips, figures).
-pub fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
-
 /// Whether Chromium, chromedriver and the built app are there. When one is missing: a loud SKIPPED line
 /// (the test then passes), or a failure when `AGENTSTREAM_REQUIRE_BROWSER=1` (CI).
 fn prerequisites(test: &str) -> bool {
@@ -72,20 +66,18 @@ fn prerequisites(test: &str) -> bool {
     if missing.is_empty() {
         return true;
     }
-    let hint = format!("missing {}", missing.join(", "));
-    if std::env::var("AGENTSTREAM_REQUIRE_BROWSER").as_deref() == Ok("1") {
-        panic!("browser test {test} cannot run (AGENTSTREAM_REQUIRE_BROWSER=1): {hint}");
-    }
-    say(&format!(
-        "\n*** SKIPPED (browser test {test}): {hint} ***\n"
-    ));
+    skip_or_fail(
+        &format!("browser test {test}"),
+        &format!("missing {}", missing.join(", ")),
+        "AGENTSTREAM_REQUIRE_BROWSER",
+    );
     false
 }
 
 /// What a browser test body works with.
 pub struct Session {
     /// The real server, serving `frontend-yew/dist`.
-    pub app: TestApp,
+    pub app: TestServer,
     /// The proxy the browser goes through, when the test asked for one.
     pub proxy: Option<ChaosProxy>,
     /// The browser.
@@ -176,12 +168,14 @@ pub async fn browser_test_with(
     }
     let _turn = ONE_AT_A_TIME.lock().await;
     let dist = dist();
-    let mut settings = vec![(
-        "AGENTSTREAM__SERVER__STATIC_DIR",
-        dist.to_str().expect("utf-8 path"),
-    )];
-    settings.extend_from_slice(env);
-    let mut app = TestApp::spawn_with(&settings).await;
+    let mut app = TestServer::builder()
+        .env(
+            "AGENTSTREAM__SERVER__STATIC_DIR",
+            dist.to_str().expect("utf-8 path"),
+        )
+        .envs(env)
+        .spawn(SERVER)
+        .await;
     // The test's own REST calls carry the server's token, when it has one.
     if let Some((_, token)) = env.iter().find(|(k, _)| *k == "AGENTSTREAM__AUTH__TOKEN") {
         app = app.with_token(token);
@@ -673,30 +667,17 @@ fn kill_group(pgid: i32) {
 /// case one left chromedriver's process group); returns how many there were.
 fn kill_profile_processes(profile: &Path) -> usize {
     let marker = profile.display().to_string();
-    let mut found = 0;
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        if String::from_utf8_lossy(&cmdline).contains(&marker) {
-            found += 1;
-            // SAFETY: kill only sends a signal, to a process started by this test.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
+    let ours: Vec<i32> = process::pids()
+        .into_iter()
+        .filter(|&pid| process::cmdline(pid).contains(&marker))
+        .collect();
+    for &pid in &ours {
+        // SAFETY: kill only sends a signal, to a process started by this test.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
         }
     }
-    found
+    ours.len()
 }
 
 /// A short description of the page for failure messages.

@@ -5,15 +5,14 @@
 //!
 //! The app is reached only through its DOM contract (`data-testid` attributes, see `harness.rs`). Without
 //! Chromium, chromedriver or the built app, each test prints a loud SKIPPED line and passes, unless
-//! `AGENTSTREAM_REQUIRE_BROWSER=1` (set by `.ci/run`). Screenshots go to `target/browser-screenshots/`.
-
-// The API tests' server harness, shared; not every helper is used here.
-#[allow(dead_code)]
-#[path = "../api/helpers.rs"]
-mod helpers;
+//! `AGENTSTREAM_REQUIRE_BROWSER=1` (set by `.ci/run`). Screenshots go to `target/browser-screenshots/`. The
+//! server is started by the workspace's test harness (`agentstream-testkit`), as in the API tests.
 
 mod agents;
 mod chaos;
 mod harness;
 mod performance;
 mod reconnect;
+
+/// The server binary cargo built for these tests, handed to the testkit (see `tests/api/main.rs`).
+const SERVER: &str = env!("CARGO_BIN_EXE_agentstream");

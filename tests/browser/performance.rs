@@ -4,11 +4,12 @@
 
 use std::time::{Duration, Instant};
 
+use agentstream_testkit::say;
 use agentstream_wire::{AgentStatus, MessageType};
 use fantoccini::Locator;
 
 use crate::agents::assert_view_complete;
-use crate::harness::{browser_test, describe, say, Session, PAGE_TIMEOUT};
+use crate::harness::{browser_test, describe, Session, PAGE_TIMEOUT};
 
 /// Tokens of the agent.
 const TOKENS: u64 = 20_000;
