@@ -214,7 +214,7 @@ pub async fn history(binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> {
         samples.push(t.elapsed());
         // Checked after the clock stopped: the client's own parse of the answer is timed apart.
         let t = Instant::now();
-        let tail: Vec<agentstream_wire::Message> =
+        let tail: Vec<agentstream_wire::StoredMessage> =
             serde_json::from_slice(&body).map_err(|e| format!("tail since {since}: {e}"))?;
         parse.push(t.elapsed());
         answer_bytes = body.len();

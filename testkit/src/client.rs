@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use agentstream_wire::{Agent, AgentStatus, Message, SyntheticConfig};
+use agentstream_wire::{Agent, AgentStatus, StoredMessage, SyntheticConfig};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -112,13 +112,13 @@ impl TestServer {
     }
 
     /// `GET /api/agents/{id}/messages`, optionally `?since=`, decoded.
-    pub async fn try_messages(&self, id: Uuid, since: Option<i64>) -> Fallible<Vec<Message>> {
+    pub async fn try_messages(&self, id: Uuid, since: Option<i64>) -> Fallible<Vec<StoredMessage>> {
         let body = self.try_messages_body(id, since).await?;
         serde_json::from_slice(&body).map_err(|e| format!("messages of {id}: {e}"))
     }
 
     /// `GET /api/agents/{id}/messages`, optionally `?since=`; panics unless it answers 200 with messages.
-    pub async fn messages(&self, id: Uuid, since: Option<i64>) -> Vec<Message> {
+    pub async fn messages(&self, id: Uuid, since: Option<i64>) -> Vec<StoredMessage> {
         self.try_messages(id, since)
             .await
             .unwrap_or_else(|e| panic!("{e}"))

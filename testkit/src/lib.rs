@@ -23,7 +23,7 @@ mod ws;
 use std::path::Path;
 use std::time::Duration;
 
-use agentstream_wire::{ErrorBody, Message};
+use agentstream_wire::{ErrorBody, StoredMessage};
 
 pub use server::{Builder, StartFailure, TestServer};
 pub use ws::{Closed, Incoming, Refused, WsClient};
@@ -64,7 +64,7 @@ pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) 
 }
 
 /// Asserts `messages` are numbered exactly `first, first+1, …`.
-pub fn assert_contiguous(messages: &[Message], first: i64) {
+pub fn assert_contiguous(messages: &[StoredMessage], first: i64) {
     for (i, m) in messages.iter().enumerate() {
         assert_eq!(
             m.sequence_number,
@@ -76,7 +76,7 @@ pub fn assert_contiguous(messages: &[Message], first: i64) {
 
 /// The contents of the messages whose `metadata.eventType` is `event_type`, joined in order; with
 /// `content_delta`, the assistant's text as it streamed.
-pub fn joined(messages: &[Message], event_type: &str) -> String {
+pub fn joined(messages: &[StoredMessage], event_type: &str) -> String {
     messages
         .iter()
         .filter(|m| m.metadata["eventType"] == event_type)

@@ -210,7 +210,7 @@ impl Builder {
         Ok(TestServer {
             address,
             port,
-            client: reqwest::Client::new(),
+            client: http_client(reqwest::header::HeaderMap::new()),
             child,
             dir,
             log_name,
@@ -301,10 +301,7 @@ impl TestServer {
             reqwest::header::AUTHORIZATION,
             format!("Bearer {token}").parse().expect("header value"),
         );
-        self.client = reqwest::Client::builder()
-            .default_headers(headers)
-            .build()
-            .expect("http client");
+        self.client = http_client(headers);
         self
     }
 
@@ -358,4 +355,15 @@ impl TestServer {
             .and_then(|pid| crate::process::status_bytes(pid, "VmHWM"))
             .expect("VmHWM of the server")
     }
+}
+
+/// The client of a test server. It drops pooled connections well before the server's keep-alive
+/// (actix: 5 s) would: a request sent on a connection the server is closing that very moment fails
+/// with `IncompleteMessage`, which a loaded machine made happen now and then.
+fn http_client(headers: reqwest::header::HeaderMap) -> reqwest::Client {
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
+        .build()
+        .expect("http client")
 }

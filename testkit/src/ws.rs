@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use agentstream_wire::{
-    ClientEvent, ErrorBody, Message, ServerEvent, Subscribe, Subscribed, Unsubscribe,
+    ClientEvent, ErrorBody, ServerEvent, StoredMessage, Subscribe, Subscribed, Unsubscribe,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -267,7 +267,7 @@ impl WsClient {
     pub async fn collect_until_complete(
         &mut self,
         agent: Uuid,
-    ) -> (Vec<Message>, Vec<ServerEvent>) {
+    ) -> (Vec<StoredMessage>, Vec<ServerEvent>) {
         let mut messages = Vec::new();
         let mut events = Vec::new();
         loop {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use agentstream_testkit::{assert_contiguous, Closed, TestServer, WsClient, TIMEOUT};
 use agentstream_wire::{
-    Agent, AgentStatus, ErrorBody, Message, MessageType, ServerEvent, Unsubscribed,
+    Agent, AgentStatus, ErrorBody, MessageType, ServerEvent, StoredMessage, Unsubscribed,
 };
 use futures_util::SinkExt;
 use serde_json::{json, Value};
@@ -671,7 +671,7 @@ async fn check_runner_case(
     name: &str,
     expected: &str,
     prompt: &str,
-) -> Vec<Message> {
+) -> Vec<StoredMessage> {
     let agent = app.run_claude_to_end(prompt).await;
     let want = match expected {
         "completed" => AgentStatus::Completed,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use agentstream_testkit::{
     assert_contiguous, assert_error, joined, process, skip_or_fail, TestServer, TIMEOUT,
 };
-use agentstream_wire::{Agent, AgentStatus, Message, MessageType, ServerEvent};
+use agentstream_wire::{Agent, AgentStatus, MessageType, ServerEvent, StoredMessage};
 use fake_anthropic::FakeAnthropic;
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -137,7 +137,7 @@ impl Claude {
         &self,
         prompt: &str,
         configuration: Value,
-    ) -> (Agent, Vec<Message>, Vec<ServerEvent>) {
+    ) -> (Agent, Vec<StoredMessage>, Vec<ServerEvent>) {
         let mut ws = self.app.ws().await;
         let agent = self.launch(prompt, configuration).await;
         ws.subscribe(agent.id, Some(0)).await;
@@ -205,14 +205,14 @@ impl Claude {
     }
 }
 
-fn of_event<'a>(messages: &'a [Message], event_type: &str) -> Vec<&'a Message> {
+fn of_event<'a>(messages: &'a [StoredMessage], event_type: &str) -> Vec<&'a StoredMessage> {
     messages
         .iter()
         .filter(|m| m.metadata["eventType"] == event_type)
         .collect()
 }
 
-fn result_of(messages: &[Message]) -> &Message {
+fn result_of(messages: &[StoredMessage]) -> &StoredMessage {
     messages
         .iter()
         .rfind(|m| m.message_type == MessageType::Result)

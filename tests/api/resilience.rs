@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use agentstream_testkit::{assert_contiguous, TestServer, WsClient, TIMEOUT};
-use agentstream_wire::{AgentStatus, Message, ServerEvent};
+use agentstream_wire::{AgentStatus, ServerEvent, StoredMessage};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -43,7 +43,7 @@ async fn a_client_that_stops_reading_is_cut_without_holding_anyone_up_and_then_r
             _ => {}
         }
     }
-    let got: Vec<Message> = frames
+    let got: Vec<StoredMessage> = frames
         .iter()
         .filter_map(|text| match serde_json::from_str(text) {
             Ok(ServerEvent::AgentMessage(m)) => Some(m.message),
@@ -59,7 +59,7 @@ async fn a_client_that_stops_reading_is_cut_without_holding_anyone_up_and_then_r
 
     // The stalled client now reads: a prefix of the history, in order, then the slow-consumer close.
     let (events, close) = stalled.read_until_close().await;
-    let mut seen: Vec<Message> = messages_of(events);
+    let mut seen: Vec<StoredMessage> = messages_of(events);
     assert_eq!(close.code, CloseCode::Library(4008), "{close:?}");
     assert!(close.reason.starts_with("slow_consumer"), "{close:?}");
     assert!(
@@ -91,7 +91,7 @@ async fn a_client_that_stops_reading_is_cut_without_holding_anyone_up_and_then_r
 }
 
 /// The messages among `events`, in order.
-fn messages_of(events: Vec<ServerEvent>) -> Vec<Message> {
+fn messages_of(events: Vec<ServerEvent>) -> Vec<StoredMessage> {
     events
         .into_iter()
         .filter_map(|e| match e {
@@ -132,7 +132,7 @@ impl Rng {
 /// Reads `agent:message` events into each agent's copy until `until`, checking each arrives in order.
 async fn read_into(
     ws: &mut WsClient,
-    copies: &mut HashMap<Uuid, Vec<Message>>,
+    copies: &mut HashMap<Uuid, Vec<StoredMessage>>,
     until: tokio::time::Instant,
 ) {
     loop {
@@ -166,7 +166,7 @@ async fn sigkill_at_random_moments_loses_reorders_and_duplicates_nothing() {
     let dir = tempfile::TempDir::new().unwrap();
     let mut app = TestServer::builder().dir(dir.path()).spawn(SERVER).await;
     // What a client has seen of every agent, across all restarts.
-    let mut copies: HashMap<Uuid, Vec<Message>> = HashMap::new();
+    let mut copies: HashMap<Uuid, Vec<StoredMessage>> = HashMap::new();
     for trial in 0..trials {
         let mut ws = app.ws().await;
         for _ in 0..rng.range(1..5) {
@@ -230,7 +230,7 @@ async fn clients_whose_sockets_drop_at_random_converge_to_the_history() {
     let mut rng = Rng::from_env();
     let app = TestServer::spawn(SERVER).await;
     let agents = [app.launch(20_000, 0).await, app.launch(5_000, 1).await];
-    let mut copies: HashMap<Uuid, Vec<Message>> = HashMap::new();
+    let mut copies: HashMap<Uuid, Vec<StoredMessage>> = HashMap::new();
     let mut drops = 0;
     loop {
         let mut ws = app.ws().await;

@@ -58,7 +58,7 @@ async fn since_returns_exactly_the_tail() {
             .collect();
         assert_eq!(tail, expected, "since={since}");
     }
-    let page: Vec<agentstream_wire::Message> = app
+    let page: Vec<agentstream_wire::StoredMessage> = app
         .get_json(&format!(
             "/api/agents/{}/messages?since=10&limit=5",
             agent.id
@@ -196,7 +196,7 @@ async fn a_long_history_streams_whole_across_pages() {
     assert_eq!(all.len(), 2503);
     assert_contiguous(&all, 1);
     // The same rows as limited pages would give.
-    let first: Vec<agentstream_wire::Message> = app
+    let first: Vec<agentstream_wire::StoredMessage> = app
         .get_json(&format!("/api/agents/{}/messages?limit=1500", agent.id))
         .await;
     assert_eq!(first, all[..1500].to_vec());

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use agentstream_testkit::{joined, TestServer};
-use agentstream_wire::{AgentStatus, Message};
+use agentstream_wire::{AgentStatus, StoredMessage};
 use fantoccini::Locator;
 use serde_json::json;
 use uuid::Uuid;
@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::harness::{browser_test, browser_test_with, describe, Session, PAGE_TIMEOUT};
 
 /// The stored messages of a finished agent, its text and its last sequence number.
-pub async fn stored(app: &TestServer, id: Uuid) -> (Vec<Message>, String, i64) {
+pub async fn stored(app: &TestServer, id: Uuid) -> (Vec<StoredMessage>, String, i64) {
     let messages = app.messages(id, None).await;
     // The assistant text as stored: every `content_delta` message's content, in sequence order.
     let text = joined(&messages, "content_delta");

@@ -26,6 +26,3 @@ pub use rest::{Agent, ClaudeConfig, CreateAgentRequest, Health, StoredMessage, S
 
 /// The protocol version this crate describes.
 pub const PROTOCOL_VERSION: u32 = 1;
-
-/// The former name of [`StoredMessage`], until the test harness moves to the new name.
-pub type Message = StoredMessage;
