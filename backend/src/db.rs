@@ -115,7 +115,7 @@ async fn open(
 }
 
 /// Copies the WAL back into the database file every `interval`, from a pool connection, instead of
-/// letting SQLite do it inside the commit that crosses 1000 pages: that checkpoint (and its fsyncs) used to
+/// letting SQLite do it inside the commit that crosses 1000 pages: that checkpoint (and its fsyncs) would
 /// stall the single writer, and every message queued behind it, for tens of milliseconds. PASSIVE never
 /// waits for the writer or for readers; the writer goes on appending meanwhile. SQLite only.
 pub fn spawn_checkpointer(db: DatabaseConnection, interval: Duration) {

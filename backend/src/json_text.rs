@@ -1,6 +1,6 @@
-//! JSON text written by hand where serde_json's general path was the hot spot: escaping a string. The
+//! JSON text written by hand where serde_json's general path is the hot spot: escaping a string. The
 //! frame of every `agent:message` carries the agent's raw line as a JSON string — a line that is itself
-//! JSON, dense with quotes — and escaping it byte by byte through `io::Write` was a quarter of the
+//! JSON, dense with quotes — and escaping it byte by byte through `io::Write` costs a quarter of the
 //! persistence thread's time. Here clean runs are skipped eight bytes at a time and each clean stretch
 //! is copied at once into a buffer reserved up front. The output is exactly serde_json's (a test holds
 //! them equal on every byte value and on random text).

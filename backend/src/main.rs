@@ -11,7 +11,7 @@ use agentstream::startup::Application;
 use agentstream::telemetry;
 
 /// mimalloc instead of glibc's malloc: the hot path allocates small, short-lived buffers per token, which
-/// glibc spent a quarter of the CPU on (see BENCHMARKS.md).
+/// glibc spends a quarter of the CPU on (see BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

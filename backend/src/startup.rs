@@ -142,7 +142,7 @@ impl Application {
                 .min(4),
         )
         // Each event is a small frame: without TCP_NODELAY, Nagle holds it until the client's delayed
-        // ACK (up to 40 ms on Linux) — that was the whole p99 of the latency benchmark.
+        // ACK (up to 40 ms on Linux), longer than everything else a token's trip takes.
         .tcp_nodelay(true)
         // SIGINT/SIGTERM are ours (`run_until_stopped`): agents and sockets end in order first.
         .disable_signals()

@@ -75,7 +75,7 @@ fn insert_sql(backend: DbBackend, rows: usize) -> String {
 /// [`insert_numbered_statement`] run on SQLite straight through sqlx: a sea-orm statement owns a copy
 /// of every value and copies it again into sqlx's arguments; bound here by reference, each row's text
 /// is copied once, by sqlx itself (it hands owned arguments to its database thread). Under load the
-/// sea-orm way was 12–16% of the persistence actor's thread (see BENCHMARKS.md).
+/// sea-orm way costs 12–16% of the persistence actor's thread (BENCHMARKS.md).
 async fn insert_numbered_sqlite(
     conn: &mut sea_orm::sqlx::SqliteConnection,
     rows: &[NewMessage<'_>],

@@ -551,7 +551,7 @@ mod tests {
     #[test]
     fn a_system_line_cannot_overwrite_its_own_event_type() {
         // Regression (tests/corpus/runner/completed--metadata-field-spoofing.out): the line's own
-        // `eventType` used to replace the one the parser set.
+        // `eventType` must not replace the one the parser sets.
         let line = r#"{"type":"system","subtype":"status","status":"x","eventType":"content_delta","isError":true}"#;
         let m = parse_line(line).unwrap();
         assert_eq!(m.message_type, MessageType::System);
