@@ -372,13 +372,13 @@ mod tests {
         }
     }
 
-    #[actix_web::test]
+    #[tokio::test]
     async fn the_not_built_page_says_when_a_build_is_in_progress() {
-        let dir = tempfile::TempDir::new().expect("temp dir");
-        let page = |dir: &Path| async move {
+        async fn page(dir: &Path) -> String {
             let body = actix_web::body::to_bytes(not_built(dir).into_body()).await;
             String::from_utf8(body.expect("body").to_vec()).expect("utf-8")
-        };
+        }
+        let dir = tempfile::TempDir::new().expect("temp dir");
         let idle = page(dir.path()).await;
         assert!(
             idle.contains("not built") && !idle.contains("refresh"),
