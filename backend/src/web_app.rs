@@ -182,12 +182,33 @@ fn not_built(root: &Path) -> HttpResponse {
          server) or <code>./scripts/build-web</code>, then reload this page.</p>\n<p>The API under \
          <code>/api</code> and the WebSocket at <code>/ws</code> work regardless.</p></body></html>\n"
     );
+    let body = if root.join(BUILDING_MARKER).is_file() {
+        building(&dir)
+    } else {
+        body
+    };
     let mut response = HttpResponse::ServiceUnavailable()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .content_type("text/html; charset=utf-8")
         .body(body);
     add_security_headers(&mut response, None);
     response
+}
+
+/// The file in the folder that says a build is in progress (the builder, `cargo run -p xtask --
+/// build-web`, keeps it there while it works; names starting with `.` are never served).
+const BUILDING_MARKER: &str = ".building";
+
+/// The "not built" page while a build is in progress: it says so and reloads itself every 3 seconds
+/// (a meta refresh, no script), so that the app appears as soon as its `index.html` is there.
+fn building(dir: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" \
+         content=\"3\"><title>agentstream: building the web app</title></head>\n<body><h1>Building the \
+         agentstream web app\u{2026}</h1>\n<p>It is being built into <code>{dir}</code>; this page \
+         reloads itself every 3 seconds until the app is there.</p>\n<p>The API under <code>/api</code> \
+         and the WebSocket at <code>/ws</code> already work.</p></body></html>\n"
+    )
 }
 
 /// A short plain-text answer.
@@ -349,6 +370,23 @@ mod tests {
         ] {
             assert_eq!(request_path(bad), None, "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_not_built_page_says_when_a_build_is_in_progress() {
+        async fn page(dir: &Path) -> String {
+            let body = actix_web::body::to_bytes(not_built(dir).into_body()).await;
+            String::from_utf8(body.expect("body").to_vec()).expect("utf-8")
+        }
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let idle = page(dir.path()).await;
+        assert!(
+            idle.contains("not built") && !idle.contains("refresh"),
+            "{idle}"
+        );
+        std::fs::write(dir.path().join(BUILDING_MARKER), "1\n").expect("marker");
+        let building = page(dir.path()).await;
+        assert!(building.contains("Building") && building.contains("http-equiv=\"refresh\""));
     }
 
     #[test]
