@@ -80,7 +80,7 @@ pub struct ServerSettings {
     pub host: String,
     pub port: u16,
     pub max_body_bytes: usize,
-    /// The built web app's folder (trunk's `dist/`), served at `/`.
+    /// The built web app's folder (`scripts/build-web`'s `dist/`), served at `/`.
     pub static_dir: PathBuf,
     /// Listen on a non-loopback address even without a token (the user says the network is trusted).
     pub allow_public_without_token: bool,

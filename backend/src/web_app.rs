@@ -1,6 +1,6 @@
-//! Serves the built web app (trunk's `dist/`, setting `server.static_dir`) at `/`, behind the API and the
+//! Serves the built web app (`scripts/build-web`'s `dist/`, setting `server.static_dir`) at `/`, behind the API and the
 //! WebSocket: files as they are, any other GET path → `index.html` (the app routes `/agents/<id>` itself),
-//! long-lived caching only for trunk's content-hashed assets, and a strict Content-Security-Policy. The
+//! long-lived caching only for the build's content-hashed assets, and a strict Content-Security-Policy. The
 //! folder is looked at on every request, so building the app while the server runs is enough; when it
 //! has no `index.html`, a small page says how to build it.
 
@@ -13,7 +13,7 @@ use actix_web::{web, HttpRequest, HttpResponse, Responder};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-/// `Cache-Control` of a trunk asset whose name carries its content hash: it never changes.
+/// `Cache-Control` of a built asset whose name carries its content hash: it never changes.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// `Cache-Control` of everything else (index.html above all): always revalidate, so that a new build is
 /// picked up at once.
@@ -137,7 +137,7 @@ async fn serve_file(req: &HttpRequest, file: PathBuf) -> HttpResponse {
 }
 
 /// `index.html`, never cached without revalidation, with a CSP that admits exactly its inline scripts
-/// (trunk's loader is one) by their hashes; or the "not built" page when there is none.
+/// (the app's loader is one) by their hashes; or the "not built" page when there is none.
 async fn serve_index(req: &HttpRequest, app: &WebApp) -> HttpResponse {
     let index = app.root.join("index.html");
     let body = match web::block(move || std::fs::read(index)).await {
@@ -299,7 +299,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Whether a file name carries trunk's content hash (`name-<hex>.js`, `name-<hex>_bg.wasm`,
+/// Whether a file name carries the build's content hash (`name-<hex>.js`, `name-<hex>_bg.wasm`,
 /// `style-<hex>.css`), so that its content can never change under that name.
 fn is_hashed_asset(path: &Path) -> bool {
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else {

@@ -1,6 +1,6 @@
 //! The web app served at `/` (setting `server.static_dir`): files with their content types and cache
 //! policy, the SPA fallback to `index.html`, the security headers, the API's JSON 404 kept under `/api`
-//! and `/ws`, and the "not built" page when there is no app — against a fake trunk output in a temp dir.
+//! and `/ws`, and the "not built" page when there is no app — against a fake build output in a temp dir.
 
 use std::path::Path;
 
@@ -10,16 +10,16 @@ use tempfile::TempDir;
 
 use crate::SERVER;
 
-/// The inline loader script of the fake index.html, as trunk writes one.
+/// The inline loader script of the fake index.html, as the build writes one.
 const LOADER: &str = "\nimport init from '/agentstream-web-1a2b3c4d5e6f7a8b.js';\nawait init();\n";
-/// A trunk-hashed wasm file's name.
+/// A content-hashed wasm file's name.
 const WASM: &str = "agentstream-web-1a2b3c4d5e6f7a8b_bg.wasm";
-/// A trunk-hashed script's name.
+/// A content-hashed script's name.
 const JS: &str = "agentstream-web-1a2b3c4d5e6f7a8b.js";
-/// A trunk-hashed stylesheet's name.
+/// A content-hashed stylesheet's name.
 const CSS: &str = "style-9f8e7d6c5b4a3921.css";
 
-/// A temp folder laid out like trunk's dist/.
+/// A temp folder laid out like the build's dist/.
 fn fake_dist() -> TempDir {
     let dir = TempDir::new().expect("temp dir");
     write_index(dir.path());
@@ -30,7 +30,7 @@ fn fake_dist() -> TempDir {
     dir
 }
 
-/// Writes the fake index.html (a stylesheet and trunk's inline loader) into `dir`.
+/// Writes the fake index.html (a stylesheet and the inline loader) into `dir`.
 fn write_index(dir: &Path) {
     std::fs::write(
         dir.join("index.html"),
@@ -96,7 +96,7 @@ async fn index_is_served_at_the_root_never_cached_with_its_loader_allowed_by_has
     assert_eq!(header(&headers, "content-type"), "text/html; charset=utf-8");
     assert_eq!(header(&headers, "cache-control"), "no-cache");
     assert_security_headers(&headers);
-    // Trunk's inline loader is admitted by its hash, nothing else inline is.
+    // The inline loader is admitted by its hash, nothing else inline is.
     use base64::Engine;
     use sha2::Digest;
     let hash =
