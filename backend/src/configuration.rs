@@ -120,6 +120,10 @@ pub struct AgentSettings {
     pub max_prompt_bytes: usize,
     /// Launches accepted per minute; 0: no limit.
     pub launches_per_minute: u32,
+    /// At start-up, continue the agents the previous process left running (they are `interrupted`),
+    /// telling each that its turn was cut off.
+    #[serde(default)]
+    pub resume_interrupted: bool,
 }
 
 /// Defaults and bounds of the `synthetic` agent's configuration.

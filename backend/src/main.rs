@@ -99,6 +99,60 @@ enum Command {
         #[arg(long, env = "AGENTSTREAM__AUTH__TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// Send a follow-up to an agent (it continues the session when its turn has ended), then watch
+    /// the answer unless --no-watch.
+    Send {
+        /// The agent's id.
+        agent_id: uuid::Uuid,
+        /// What to say.
+        content: String,
+        /// Return once the message is stored.
+        #[arg(long)]
+        no_watch: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Interrupt an agent's current turn (its session is kept for the next follow-up).
+    Interrupt {
+        /// The agent's id.
+        agent_id: uuid::Uuid,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Answer an agent's permission request (`watch` shows their ids).
+    Answer {
+        /// The agent's id.
+        agent_id: uuid::Uuid,
+        /// The request's id.
+        request_id: String,
+        /// allow or deny.
+        decision: agentstream_wire::PermissionDecision,
+        /// Why (told to the agent on deny).
+        #[arg(long)]
+        message: Option<String>,
+        /// Allow every later call of this tool for the rest of the session.
+        #[arg(long)]
+        always: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// Where the server is.
+#[derive(Debug, clap::Args)]
+struct ServerArgs {
+    /// The server.
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    url: String,
+    /// The server's API token, when it has one.
+    #[arg(long, env = "AGENTSTREAM__AUTH__TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl ServerArgs {
+    fn token(&self) -> Option<&str> {
+        self.token.as_deref().filter(|t| !t.is_empty())
+    }
 }
 
 impl Cli {
@@ -139,6 +193,11 @@ fn main() -> ExitCode {
     {
         let token = token.as_deref().filter(|t| !t.is_empty());
         return watch(url, *agent_id, *since, *json, token);
+    }
+    if let Some(command) = &cli.command {
+        if let Some(code) = talk(command) {
+            return code;
+        }
     }
     let settings = match Settings::load(Some(&cli.config_dir), &cli.overrides()) {
         Ok(s) => s,
@@ -183,6 +242,86 @@ fn watch(url: &str, agent: uuid::Uuid, since: i64, json: bool, token: Option<&st
             ExitCode::from(2)
         }
     }
+}
+
+/// `send`, `interrupt` and `answer`; `None` for the other commands.
+fn talk(command: &Command) -> Option<ExitCode> {
+    use agentstream::commands::talk;
+    let run = |name: &str,
+               f: std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), talk::TalkError>>>,
+    >| {
+        match actix_web::rt::System::new().block_on(f) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("agentstream {name}: {e}");
+                ExitCode::from(2)
+            }
+        }
+    };
+    Some(match command {
+        Command::Send {
+            agent_id,
+            content,
+            no_watch,
+            server,
+        } => {
+            let stored = actix_web::rt::System::new().block_on(talk::send(
+                &server.url,
+                *agent_id,
+                content,
+                !*no_watch,
+                server.token(),
+            ));
+            match stored {
+                Ok(m) if *no_watch => {
+                    println!("stored as message {}", m.sequence_number);
+                    ExitCode::SUCCESS
+                }
+                Ok(m) => watch(
+                    &server.url,
+                    *agent_id,
+                    m.sequence_number - 1,
+                    false,
+                    server.token(),
+                ),
+                Err(e) => {
+                    eprintln!("agentstream send: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Interrupt { agent_id, server } => run(
+            "interrupt",
+            Box::pin(talk::interrupt(&server.url, *agent_id, server.token())),
+        ),
+        Command::Answer {
+            agent_id,
+            request_id,
+            decision,
+            message,
+            always,
+            server,
+        } => {
+            let answer = agentstream_wire::PermissionAnswer {
+                decision: *decision,
+                message: message.clone(),
+                updated_input: None,
+                always: always.then_some(true),
+            };
+            run(
+                "answer",
+                Box::pin(async move {
+                    let n =
+                        talk::answer(&server.url, *agent_id, request_id, &answer, server.token())
+                            .await?;
+                    println!("answered; stored as message {n}");
+                    Ok(())
+                }),
+            )
+        }
+        _ => return None,
+    })
 }
 
 fn serve(settings: Settings) -> ExitCode {

@@ -39,6 +39,33 @@ pub enum StartupError {
     Actors,
 }
 
+/// What an agent continued after a restart is told.
+const RESTART_PROMPT: &str =
+    "Your previous turn was cut off: the server running you was restarted. \
+Continue where you left off.";
+
+/// Continues each agent a restart cut off (`agents.resume_interrupted`), one follow-up each.
+fn resume_interrupted(orchestrator: &actix::Addr<Orchestrator>, agents: Vec<uuid::Uuid>) {
+    for agent_id in agents {
+        let resumed = orchestrator.send(crate::agents::SendFollowUp {
+            agent_id,
+            content: RESTART_PROMPT.to_owned(),
+            origin: Some("restart"),
+        });
+        actix::spawn(async move {
+            match resumed.await {
+                Ok(Ok(_)) => tracing::info!(agent = %agent_id, "resumed after the restart"),
+                Ok(Err(e)) => {
+                    tracing::warn!(agent = %agent_id, error = %e.message, "cannot resume after the restart")
+                }
+                Err(_) => {
+                    tracing::warn!(agent = %agent_id, "cannot resume: the server is stopping")
+                }
+            }
+        });
+    }
+}
+
 /// A built application, listening but not yet serving.
 pub struct Application {
     host: String,
@@ -81,6 +108,9 @@ impl Application {
             );
         }
         let orchestrator = Orchestrator::new(settings.clone(), db.clone(), persistence).start();
+        if settings.agents.resume_interrupted {
+            resume_interrupted(&orchestrator, interrupted);
+        }
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {

@@ -39,6 +39,7 @@ pub async fn launch(
         interval_ms: Some(interval_ms),
         stamp: Some(stamp),
         start_delay_ms: Some(start_delay_ms),
+        ..SyntheticConfig::default()
     };
     server.try_launch_synthetic("bench", &configuration).await
 }

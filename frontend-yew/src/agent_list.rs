@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 
-use agentstream_wire::Agent;
+use agentstream_wire::{Agent, AgentStatus};
 use uuid::Uuid;
 use yew::prelude::*;
 
@@ -22,6 +22,19 @@ fn excerpt(prompt: &str) -> String {
         format!("{}…", line.chars().take(80).collect::<String>())
     } else {
         line.to_owned()
+    }
+}
+
+/// What a status means, on hover.
+fn status_hint(status: AgentStatus) -> &'static str {
+    match status {
+        AgentStatus::Initializing => "starting",
+        AgentStatus::Running => "a turn is under way",
+        AgentStatus::AwaitingPermission => "waiting for you: allow or deny a tool call",
+        AgentStatus::Completed => "its last turn completed; a message continues it",
+        AgentStatus::Failed => "its last turn failed; a message continues it",
+        AgentStatus::Terminated => "terminated; a message continues it",
+        AgentStatus::Interrupted => "its turn was interrupted; a message continues it",
     }
 }
 
@@ -51,7 +64,8 @@ pub fn agent_list(props: &Props) -> Html {
                             class={classes!("agent-item", selected.then_some("selected"))} onclick={onclick}>
                             <div class="row">
                                 <span class="type">{ a.agent_type.as_str() }</span>
-                                <span class={classes!("badge", a.status.as_str())} data-testid="agent-status">{ a.status.as_str() }</span>
+                                <span class={classes!("badge", a.status.as_str())} data-testid="agent-status"
+                                      title={status_hint(a.status)}>{ a.status.as_str() }</span>
                             </div>
                             <div class="prompt">{ excerpt(&a.prompt) }</div>
                             <div class="age">{ time::age(&a.created_at) }</div>

@@ -3,6 +3,9 @@
 //!
 //! Messages go into a store outside Yew's state (no clone per token); the view is re-rendered at most
 //! once per animation frame, and then only the blocks whose version changed are diffed.
+//!
+//! Under the transcript, the composer (`composer.rs`) talks to the agent; what the server answers a
+//! follow-up or a permission answer with (the stored message) goes into the same timeline as the stream.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -16,10 +19,13 @@ use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
 use crate::api;
+use crate::blocks::BlockView;
+use crate::composer::Composer;
 use crate::connection::Connection;
+use crate::permission_card::card_element_id;
 use crate::time;
 use crate::timeline::{Pushed, Timeline};
-use crate::transcript::{BlockKind, BlockRef, Transcript};
+use crate::transcript::{BlockRef, Transcript};
 
 #[derive(Properties, PartialEq)]
 pub struct Props {
@@ -48,6 +54,18 @@ struct Store {
 }
 
 type StoreRef = Rc<RefCell<Store>>;
+
+impl Store {
+    /// A new status from the stream. A turn that starts again (a follow-up to an ended agent) drops the
+    /// last turn's end: its summary and its error.
+    fn set_status(&mut self, status: AgentStatus) {
+        if status.is_active() && self.status.is_some_and(AgentStatus::is_terminal) {
+            self.complete = None;
+            self.error = None;
+        }
+        self.status = Some(status);
+    }
+}
 
 /// Re-renders at the next animation frame (once, however many messages arrive before it).
 fn schedule(store: &StoreRef, force: &UseForceUpdateHandle) {
@@ -124,10 +142,10 @@ fn on_event(store: &StoreRef, force: &UseForceUpdateHandle, id: Uuid, event: Ser
             s.complete = Some(c.result);
         }
         ServerEvent::AgentError(e) => store.borrow_mut().error = Some(e.error),
-        ServerEvent::AgentStatus(s) => store.borrow_mut().status = Some(s.status),
+        ServerEvent::AgentStatus(s) => store.borrow_mut().set_status(s.status),
         ServerEvent::Subscribed(s) => {
             if let Some(status) = s.status {
-                store.borrow_mut().status = Some(status);
+                store.borrow_mut().set_status(status);
             }
             if s.recovered == Some(false) {
                 // The server lacks what we hold (our position is past its end): start over from its copy.
@@ -270,16 +288,45 @@ pub fn agent_view(props: &Props) -> Html {
         })
     };
 
+    // A message the server answered a request of ours with (a follow-up, a permission answer): into
+    // the timeline like the stream's (applied once, in order), and the view follows it.
+    let on_message = {
+        let (store, force, pinned, id) = (store.clone(), force.clone(), pinned.clone(), props.id);
+        Callback::from(move |m: StoredMessage| {
+            *pinned.borrow_mut() = true;
+            take(&store, &force, id, vec![m]);
+        })
+    };
+
     let s = store.borrow();
+    let agent = s.agent.clone().or_else(|| props.listed.clone());
+    let agent_type = agent.as_ref().map(|a| a.agent_type);
     if s.gone {
         return html! {
-            <div class="empty" data-testid="agent-gone"><h2>{ "This agent does not exist (any more)." }</h2></div>
+            <section class="agent-view gone" data-testid="agent-view" data-agent-id={props.id.to_string()}>
+                <div class="empty" data-testid="agent-gone"><h2>{ "This agent does not exist (any more)." }</h2></div>
+                <Composer id={props.id} agent_type={agent_type} status={None::<AgentStatus>} gone={true} on_message={on_message} />
+            </section>
         };
     }
-    let agent = s.agent.clone().or_else(|| props.listed.clone());
     // The stream's status is the freshest (the room hears every change); the list's until it loads.
     let status = s.status.or(props.listed.as_ref().map(|a| a.status));
-    let running = status.is_some_and(|st| !st.is_terminal());
+    let active = status.is_some_and(AgentStatus::is_active);
+    let streaming = matches!(
+        status,
+        Some(AgentStatus::Initializing | AgentStatus::Running)
+    );
+    let waiting = (status == Some(AgentStatus::AwaitingPermission))
+        .then(|| s.transcript.waiting_permission())
+        .flatten();
+    let show_card = Callback::from(|request_id: String| {
+        let card = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.get_element_by_id(&card_element_id(&request_id)));
+        if let Some(card) = card {
+            card.scroll_into_view();
+        }
+    });
     let blocks: Vec<BlockRef> = s.transcript.blocks().to_vec();
     html! {
         <section class="agent-view" data-testid="agent-view" data-agent-id={props.id.to_string()}>
@@ -294,11 +341,20 @@ pub fn agent_view(props: &Props) -> Html {
                     }
                 </div>
                 <div class="actions">
-                    if running {
+                    if active {
                         <button data-testid="terminate" onclick={terminate} disabled={*acting}>{ "Terminate" }</button>
                     }
                     <button class="danger" data-testid="delete" onclick={delete} disabled={*acting}>{ "Delete" }</button>
                 </div>
+                if status == Some(AgentStatus::AwaitingPermission) {
+                    <button class="awaiting" data-testid="awaiting-permission"
+                            onclick={show_card.reform({ let id = waiting.as_ref().map(|w| w.0.clone()).unwrap_or_default(); move |_: MouseEvent| id.clone() })}>
+                        { match &waiting {
+                            Some((_, tool)) => format!("Waiting for your permission to run {tool}"),
+                            None => "Waiting for a permission answer".to_owned(),
+                        } }
+                    </button>
+                }
                 if let Some(a) = &agent {
                     <p class="agent-prompt">{ a.prompt.clone() }</p>
                     <p class="times">
@@ -311,119 +367,22 @@ pub fn agent_view(props: &Props) -> Html {
             if let Some(e) = &s.error {
                 <div class="error-banner" data-testid="error-banner" role="alert"><strong>{ e.code.clone() }</strong>{ ": " }{ e.message.clone() }</div>
             }
-            <div class="transcript" data-testid="transcript" ref={scroller} onscroll={onscroll}
-                 data-message-count={s.timeline.applied().to_string()} data-last-sequence={s.timeline.last_sequence().to_string()}>
-                { for blocks.into_iter().filter(|b| !b.borrow().discarded).map(|b| {
-                    let (key, version) = { let b = b.borrow(); (b.key, b.version) };
-                    html! { <BlockView key={key} block={b} version={version} /> }
-                }) }
-                if running {
-                    <div class="typing" aria-hidden="true"><span></span><span></span><span></span></div>
+            <div class="transcript-pane">
+                <div class="transcript" data-testid="transcript" ref={scroller} onscroll={onscroll}
+                     data-message-count={s.timeline.applied().to_string()} data-last-sequence={s.timeline.last_sequence().to_string()}>
+                    { for blocks.into_iter().filter(|b| !b.borrow().discarded).map(|b| {
+                        let (key, version) = { let b = b.borrow(); (b.key, b.version) };
+                        html! { <BlockView key={key} block={b} version={version} active={active} agent={props.id} on_message={on_message.clone()} /> }
+                    }) }
+                    if streaming {
+                        <div class="typing" aria-hidden="true"><span></span><span></span><span></span></div>
+                    }
+                </div>
+                if *show_jump {
+                    <button class="jump" data-testid="jump-latest" onclick={jump}>{ "↓ Jump to latest" }</button>
                 }
             </div>
-            if *show_jump {
-                <button class="jump" data-testid="jump-latest" onclick={jump}>{ "↓ Jump to latest" }</button>
-            }
+            <Composer id={props.id} agent_type={agent_type} status={status} gone={false} on_message={on_message} />
         </section>
-    }
-}
-
-#[derive(Properties)]
-struct BlockProps {
-    block: BlockRef,
-    /// The block's version when rendered: a new one re-renders it.
-    version: u64,
-}
-
-impl PartialEq for BlockProps {
-    fn eq(&self, other: &Self) -> bool {
-        self.version == other.version && Rc::ptr_eq(&self.block, &other.block)
-    }
-}
-
-/// A tool's input, pretty when it is JSON.
-fn pretty(input: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(input)
-        .ok()
-        .and_then(|v| serde_json::to_string_pretty(&v).ok())
-        .unwrap_or_else(|| input.to_owned())
-}
-
-#[function_component(BlockView)]
-fn block_view(props: &BlockProps) -> Html {
-    let b = props.block.borrow();
-    let seq = if b.first_sequence == b.last_sequence {
-        format!("#{}", b.first_sequence)
-    } else {
-        format!("#{}–{}", b.first_sequence, b.last_sequence)
-    };
-    let meta = html! {
-        <div class="meta" title={b.raw.clone()}>{ format!("{} · {} · {}", b.message_type.as_str(), time::clock(&b.created_at), seq) }</div>
-    };
-    match &b.kind {
-        BlockKind::Text { text, .. } => html! {
-            <div class="block turn assistant">{ meta }<div class="text" data-testid="assistant-text">{ text.clone() }</div></div>
-        },
-        BlockKind::Thinking { text } => html! {
-            <details class="block thinking"><summary>{ "thinking" }</summary>{ meta }<pre>{ text.clone() }</pre></details>
-        },
-        BlockKind::Tool {
-            name,
-            input,
-            result,
-            is_error,
-        } => html! {
-            <details class={classes!("block", "tool", is_error.then_some("failed"))} data-testid="tool-card" open={result.is_none()}>
-                <summary>
-                    <span class="tool-name">{ name.clone() }</span>
-                    <span class="tool-state">{ match (result, is_error) { (None, _) => "running…", (Some(_), true) => "error", (Some(_), false) => "done" } }</span>
-                </summary>
-                { meta }
-                if !input.is_empty() { <pre class="input">{ pretty(input) }</pre> }
-                if let Some(r) = result { <pre class="output">{ r.clone() }</pre> }
-            </details>
-        },
-        BlockKind::User { text } => {
-            html! { <div class="block turn user">{ meta }<div class="text">{ text.clone() }</div></div> }
-        }
-        BlockKind::System { subtype, text } => html! {
-            <div class="block system" title={b.raw.clone()}><span class="subtype">{ subtype.clone() }</span>{ " " }{ text.clone() }</div>
-        },
-        BlockKind::Error { text } => {
-            html! { <div class="block error-line">{ meta }{ text.clone() }</div> }
-        }
-        BlockKind::Result {
-            text,
-            is_error,
-            cost_usd,
-            output_tokens,
-            duration_ms,
-            num_turns,
-        } => {
-            let mut parts = vec![if *is_error {
-                "✗ failed".to_owned()
-            } else {
-                "✓ done".to_owned()
-            }];
-            if let Some(c) = cost_usd {
-                parts.push(format!("${c:.4}"));
-            }
-            if let Some(t) = output_tokens {
-                parts.push(format!("{t} tokens"));
-            }
-            if let Some(d) = duration_ms {
-                parts.push(time::duration(*d));
-            }
-            if let Some(n) = num_turns {
-                parts.push(format!("{n} turn{}", if *n == 1 { "" } else { "s" }));
-            }
-            html! {
-                <div class={classes!("block", "result", is_error.then_some("failed"))} data-testid="result">
-                    { meta }
-                    <div class="summary">{ parts.join(" · ") }</div>
-                    if *is_error { <div class="text">{ text.clone() }</div> }
-                </div>
-            }
-        }
     }
 }

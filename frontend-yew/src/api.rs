@@ -1,7 +1,10 @@
 //! The REST calls the app makes (same origin), with the API token when there is one and the protocol's
 //! error form decoded; a 401 asks for the token (`auth`).
 
-use agentstream_wire::{Agent, CreateAgentRequest, ErrorBody, ErrorInfo, StoredMessage};
+use agentstream_wire::{
+    Agent, CreateAgentRequest, ErrorBody, ErrorInfo, PermissionAnswer, SendMessageRequest,
+    StoredMessage,
+};
 use gloo_net::http::{Method, RequestBuilder, Response};
 use uuid::Uuid;
 
@@ -116,4 +119,46 @@ pub async fn delete(id: Uuid, purge: bool) -> ApiResult<()> {
     } else {
         Err(error_of(response).await)
     }
+}
+
+/// `POST /api/agents/{id}/messages`: a follow-up; the stored message.
+pub async fn send_message(id: Uuid, content: &str) -> ApiResult<StoredMessage> {
+    let body = SendMessageRequest {
+        content: content.to_owned(),
+    };
+    let response = authorized(Method::POST, &format!("/api/agents/{id}/messages"))
+        .json(&body)
+        .map_err(network)?
+        .send()
+        .await
+        .map_err(network)?;
+    decode(response).await
+}
+
+/// `POST /api/agents/{id}/interrupt`: ends the current turn; the agent.
+pub async fn interrupt(id: Uuid) -> ApiResult<Agent> {
+    let response = authorized(Method::POST, &format!("/api/agents/{id}/interrupt"))
+        .send()
+        .await
+        .map_err(network)?;
+    decode(response).await
+}
+
+/// `POST /api/agents/{id}/permissions/{requestId}`: the stored answer.
+pub async fn answer_permission(
+    id: Uuid,
+    request_id: &str,
+    answer: &PermissionAnswer,
+) -> ApiResult<StoredMessage> {
+    let request_id = String::from(js_sys::encode_uri_component(request_id));
+    let response = authorized(
+        Method::POST,
+        &format!("/api/agents/{id}/permissions/{request_id}"),
+    )
+    .json(answer)
+    .map_err(network)?
+    .send()
+    .await
+    .map_err(network)?;
+    decode(response).await
 }

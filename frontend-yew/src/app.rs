@@ -48,7 +48,9 @@ pub struct Agents(pub Rc<Vec<Agent>>);
 /// Changes to the list.
 pub enum AgentsAction {
     Load(Vec<Agent>),
-    Upsert(Agent),
+    /// This client's launch, as its `POST` answered: added unless the list has it already (its
+    /// `agent:created` and later `agent:status` events may have come first, and are newer).
+    Launched(Agent),
     Event(ServerEvent),
 }
 
@@ -59,7 +61,12 @@ impl Reducible for Agents {
         let mut list = (*self.0).clone();
         match action {
             AgentsAction::Load(agents) => list = agents,
-            AgentsAction::Upsert(agent) => upsert(&mut list, agent),
+            AgentsAction::Launched(agent) => {
+                if list.iter().any(|a| a.id == agent.id) {
+                    return self;
+                }
+                upsert(&mut list, agent)
+            }
             AgentsAction::Event(ServerEvent::AgentCreated(c)) => upsert(&mut list, c.agent),
             AgentsAction::Event(ServerEvent::AgentStatus(s)) => {
                 if let Some(a) = list.iter_mut().find(|a| a.id == s.agent_id) {
@@ -172,7 +179,7 @@ pub fn app() -> Html {
         let agents = agents.dispatcher();
         Callback::from(move |agent: Agent| {
             let id = agent.id;
-            agents.dispatch(AgentsAction::Upsert(agent));
+            agents.dispatch(AgentsAction::Launched(agent));
             navigate(Route::Agent(id), &route);
         })
     };
@@ -226,5 +233,45 @@ pub fn app() -> Html {
             </div>
             }
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentstream_wire::{AgentCreated, AgentStatus, AgentStatusChanged};
+    use serde_json::json;
+
+    fn agent(status: &str) -> Agent {
+        serde_json::from_value(json!({
+            "id": "01a234a9-8ddf-7095-a4f1-6a70010de19d", "type": "synthetic", "status": status,
+            "prompt": "p", "createdAt": "2026-12-02T10:00:00.000Z", "startedAt": null, "completedAt": null
+        }))
+        .expect("agent")
+    }
+
+    #[test]
+    fn a_launch_answered_after_its_events_does_not_take_the_status_back() {
+        let launched = agent("initializing");
+        let list = Rc::new(Agents::default())
+            .reduce(AgentsAction::Event(ServerEvent::AgentCreated(
+                AgentCreated {
+                    agent: launched.clone(),
+                    timestamp: String::new(),
+                },
+            )))
+            .reduce(AgentsAction::Event(ServerEvent::AgentStatus(
+                AgentStatusChanged {
+                    agent_id: launched.id,
+                    status: AgentStatus::AwaitingPermission,
+                    timestamp: String::new(),
+                },
+            )))
+            .reduce(AgentsAction::Launched(launched.clone()));
+        assert_eq!(list.0.len(), 1);
+        assert_eq!(list.0[0].status, AgentStatus::AwaitingPermission);
+        // Answered before its events: added.
+        let list = Rc::new(Agents::default()).reduce(AgentsAction::Launched(launched));
+        assert_eq!(list.0[0].status, AgentStatus::Initializing);
     }
 }

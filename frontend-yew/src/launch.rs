@@ -24,6 +24,8 @@ struct Fields {
     working_directory: String,
     transport: String,
     permission_mode: String,
+    /// Synthetic: each turn first asks permission to run a tool.
+    ask_permission: bool,
 }
 
 /// An error and the field it belongs to (`None`: the form as a whole).
@@ -82,6 +84,9 @@ fn request(f: &Fields) -> Result<CreateAgentRequest, FieldError> {
         "synthetic" => {
             number(&f.tokens, "tokens", "tokens", &mut config)?;
             number(&f.interval, "interval", "intervalMs", &mut config)?;
+            if f.ask_permission {
+                config.insert("askPermission".to_owned(), json!(true));
+            }
         }
         _ => {
             text(&f.model, "model", &mut config);
@@ -143,6 +148,19 @@ pub fn launch_form(props: &Props) -> Html {
         Callback::from(move |e: InputEvent| {
             let mut next = (*fields).clone();
             update(&mut next, value_of(&e));
+            fields.set(next);
+        })
+    };
+
+    let on_ask_permission = {
+        let fields = fields.clone();
+        Callback::from(move |e: Event| {
+            let checked = e
+                .target()
+                .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+                .is_some_and(|i| i.checked());
+            let mut next = (*fields).clone();
+            next.ask_permission = checked;
             fields.set(next);
         })
     };
@@ -212,6 +230,10 @@ pub fn launch_form(props: &Props) -> Html {
                 </div>
                 { field_error("tokens") }
                 { field_error("interval") }
+                <label class="check">
+                    <input type="checkbox" data-testid="launch-ask-permission" checked={f.ask_permission} onchange={on_ask_permission} />
+                    { "Ask permission for a tool each turn" }
+                </label>
             } else {
                 <label>{ "Model" }
                     <input data-testid="launch-model" placeholder="default" value={f.model.clone()} oninput={on_input(|f, v| f.model = v)} />
@@ -289,6 +311,14 @@ mod tests {
         };
         let r = request(&f).ok().unwrap();
         assert_eq!(r.configuration, Some(json!({"tokens": 5})));
+        let asking = Fields {
+            ask_permission: true,
+            ..f.clone()
+        };
+        assert_eq!(
+            request(&asking).ok().unwrap().configuration,
+            Some(json!({"tokens": 5, "askPermission": true}))
+        );
         let bad = Fields {
             tokens: "five".into(),
             ..f.clone()

@@ -16,6 +16,7 @@
 //! the fallible one unwrapped, so both run the same code.
 
 mod client;
+mod conversation;
 pub mod process;
 mod server;
 mod ws;
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 use agentstream_wire::{ErrorBody, StoredMessage};
 
+pub use conversation::{request_id, sessions};
 pub use server::{Builder, StartFailure, TestServer};
 pub use ws::{Closed, Incoming, Refused, WsClient};
 

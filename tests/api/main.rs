@@ -6,6 +6,7 @@ mod auth;
 mod bad_input;
 mod claude;
 mod cli;
+mod conversation;
 mod errors;
 mod faults;
 mod lifecycle;

@@ -10,7 +10,7 @@ use fantoccini::Locator;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::harness::{browser_test, browser_test_with, describe, Session, PAGE_TIMEOUT};
+use crate::harness::{browser_test, browser_test_with, describe, Browser, Session, PAGE_TIMEOUT};
 
 /// The stored messages of a finished agent, its text and its last sequence number.
 pub async fn stored(app: &TestServer, id: Uuid) -> (Vec<StoredMessage>, String, i64) {
@@ -24,10 +24,20 @@ pub async fn stored(app: &TestServer, id: Uuid) -> (Vec<StoredMessage>, String, 
 /// Waits until the agent view shows everything stored for a finished agent, then checks the text
 /// exactly, the message count and the badge.
 pub async fn assert_view_complete(s: &Session, id: Uuid, status: &str, timeout: Duration) {
-    let (messages, text, last) = stored(&s.app, id).await;
+    assert_browser_view_complete(&s.browser, &s.app, id, status, timeout).await
+}
+
+/// [`assert_view_complete`] in any browser (a second client's).
+pub async fn assert_browser_view_complete(
+    browser: &Browser,
+    app: &TestServer,
+    id: Uuid,
+    status: &str,
+    timeout: Duration,
+) {
+    let (messages, text, last) = stored(app, id).await;
     let id_text = id.to_string();
-    let page = s
-        .browser
+    let page = browser
         .wait_page(
             &format!("the view of {id} to show all {last} messages and status {status}"),
             timeout,
@@ -38,7 +48,7 @@ pub async fn assert_view_complete(s: &Session, id: Uuid, status: &str, timeout: 
             },
         )
         .await;
-    let shown = s.browser.assistant_text().await;
+    let shown = browser.assistant_text().await;
     assert!(
         shown == text,
         "[data-testid=assistant-text] differs from the stored content_delta messages: {} chars shown, \

@@ -94,19 +94,31 @@ impl Session {
 
     /// Loads an app path and waits until the app is up (its connection indicator is there).
     pub async fn open(&self, path: &str) {
-        self.browser
-            .client
-            .goto(&self.url(path))
-            .await
-            .unwrap_or_else(|e| panic!("load {path}: {e}"));
-        self.browser
-            .wait_for(Locator::Css("[data-testid=connection]"))
-            .await;
+        self.browser.open(&self.url(path)).await;
+    }
+
+    /// A second browser on the same server (another client): its own Chromium and profile. The test
+    /// must [`Browser::shutdown`] it (dropping it kills it too).
+    pub async fn second_browser(&self) -> Browser {
+        Browser::start().await
     }
 
     /// Fills the launch form for a synthetic agent and submits it; returns the new agent's id once the
     /// app shows its view.
     pub async fn launch_synthetic(&self, prompt: &str, tokens: u64, interval_ms: u64) -> Uuid {
+        self.launch_synthetic_with(prompt, tokens, interval_ms, false)
+            .await
+    }
+
+    /// [`Session::launch_synthetic`], with the form's "ask permission" box ticked when `ask_permission`
+    /// (each turn first asks to run a tool).
+    pub async fn launch_synthetic_with(
+        &self,
+        prompt: &str,
+        tokens: u64,
+        interval_ms: u64,
+        ask_permission: bool,
+    ) -> Uuid {
         let b = &self.browser;
         b.wait_for(Locator::Css("[data-testid=launch-form]")).await;
         b.wait_for(Locator::Css("select[data-testid=launch-type]"))
@@ -122,6 +134,14 @@ impl Session {
             &interval_ms.to_string(),
         )
         .await;
+        if ask_permission {
+            let checked = b
+                .js("return document.querySelector('input[data-testid=launch-ask-permission]').checked;")
+                .await;
+            if checked != Value::Bool(true) {
+                b.click("input[data-testid=launch-ask-permission]").await;
+            }
+        }
         b.click("button[data-testid=launch-submit]").await;
         self.wait_agent_view().await
     }
@@ -253,6 +273,14 @@ pub struct Page {
     pub error_banner: Option<String>,
     /// The agent list's items.
     pub items: Vec<Item>,
+    /// The text of every `[data-testid=user-turn-text]` (the user's follow-ups), in order, exactly.
+    pub user_turns: Vec<String>,
+    /// The permission cards, in order.
+    pub cards: Vec<Card>,
+    /// `[data-testid=composer]`'s `data-state` (`ready` or `disabled`).
+    pub composer: Option<String>,
+    /// `[data-testid=composer-error]`'s text.
+    pub composer_error: Option<String>,
 }
 
 impl Page {
@@ -288,6 +316,26 @@ pub struct Item {
     pub status: Option<String>,
 }
 
+/// One `[data-testid=permission-card]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Card {
+    /// Its `data-request-id`.
+    pub request_id: Option<String>,
+    /// Its `data-state`: `waiting` (answerable), `allowed`, `denied`, `ended`.
+    pub state: Option<String>,
+    /// `[data-testid=permission-tool]`'s text.
+    pub tool: Option<String>,
+    /// `[data-testid=permission-input]`'s text.
+    pub input: Option<String>,
+    /// `[data-testid=permission-decision]`'s text, trimmed.
+    pub decision: Option<String>,
+    /// Whether its Allow button is there.
+    pub can_allow: bool,
+    /// `[data-testid=permission-error]`'s text.
+    pub error: Option<String>,
+}
+
 /// The script behind [`Browser::page`].
 const PAGE_SCRIPT: &str = r#"
 const q = (s) => document.querySelector(s);
@@ -309,6 +357,15 @@ return {
     const s = e.querySelector('[data-testid=agent-status]');
     return { id: e.getAttribute('data-agent-id'), status: s ? s.textContent.trim() : null };
   }),
+  userTurns: [...document.querySelectorAll('[data-testid=user-turn-text]')].map((e) => e.textContent),
+  cards: [...document.querySelectorAll('[data-testid=permission-card]')].map((e) => {
+    const t = (s) => { const x = e.querySelector(`[data-testid=${s}]`); return x ? x.textContent.trim() : null; };
+    return { requestId: e.getAttribute('data-request-id'), state: e.getAttribute('data-state'),
+             tool: t('permission-tool'), input: t('permission-input'), decision: t('permission-decision'),
+             canAllow: e.querySelector('[data-testid=permission-allow]') !== null, error: t('permission-error') };
+  }),
+  composer: attr('[data-testid=composer]', 'data-state'),
+  composerError: text('[data-testid=composer-error]'),
 };
 "#;
 
@@ -366,6 +423,43 @@ impl Browser {
             }
         }
         panic!("could not start chromedriver and Chromium: {last_error}");
+    }
+
+    /// Loads `url` and waits until the app is up (its connection indicator is there).
+    pub async fn open(&self, url: &str) {
+        self.client
+            .goto(url)
+            .await
+            .unwrap_or_else(|e| panic!("load {url}: {e}"));
+        self.wait_for(Locator::Css("[data-testid=connection]"))
+            .await;
+    }
+
+    /// Types `text` into the composer (`\n`: Shift+Enter, a new line) and sends it with Enter.
+    pub async fn send_follow_up(&self, text: &str) {
+        let field = self
+            .wait_for(Locator::Css("textarea[data-testid=composer-input]"))
+            .await;
+        self.wait_until("the composer to be ready", PAGE_TIMEOUT, || async {
+            (self.page().await.composer.as_deref() == Some("ready")).then_some(())
+        })
+        .await;
+        // WebDriver keys: Shift held through the next key, then released by the null key.
+        const SHIFT: char = '\u{E008}';
+        const ENTER: char = '\u{E007}';
+        const RELEASE: char = '\u{E000}';
+        let mut keys = String::new();
+        for (i, line) in text.split('\n').enumerate() {
+            if i > 0 {
+                keys.extend([SHIFT, ENTER, RELEASE]);
+            }
+            keys.push_str(line);
+        }
+        keys.push(ENTER);
+        field
+            .send_keys(&keys)
+            .await
+            .unwrap_or_else(|e| panic!("type into the composer: {e}"));
     }
 
     /// Reads the page's state (see [`Page`]).
@@ -684,7 +778,8 @@ fn kill_profile_processes(profile: &Path) -> usize {
 pub fn describe(page: &Page) -> String {
     format!(
         "path {:?}, connection {:?}, agent view {:?}, badge {:?}, data-message-count {:?}, \
-         data-last-sequence {:?}, assistant text length {}, result {}, error banner {:?}, list {:?}",
+         data-last-sequence {:?}, assistant text length {}, result {}, error banner {:?}, list {:?}, \
+         user turns {:?}, permission cards {:?}, composer {:?}, composer error {:?}",
         page.path,
         page.connection,
         page.view_agent,
@@ -700,6 +795,10 @@ pub fn describe(page: &Page) -> String {
         page.items
             .iter()
             .map(|i| format!("{}={}", i.id.as_deref().unwrap_or("?"), i.status.as_deref().unwrap_or("?")))
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>(),
+        page.user_turns,
+        page.cards,
+        page.composer,
+        page.composer_error,
     )
 }

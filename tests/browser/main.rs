@@ -1,7 +1,8 @@
 //! Browser tests: the built web app (`frontend-yew/dist`, served by the real server) in headless Chromium
 //! (Debian's `chromium` + `chromium-driver`, driven over WebDriver by fantoccini), against synthetic
 //! agents — launching from the form, live streaming, reconnecting after every connection is cut,
-//! terminating, another client's launch and purge, and the time to render 20,000 tokens.
+//! terminating, another client's launch and purge, the time to render 20,000 tokens, and conversations
+//! (follow-ups from the composer, live in a second browser, permission cards, interrupt and continue).
 //!
 //! The app is reached only through its DOM contract (`data-testid` attributes, see `harness.rs`). Without
 //! Chromium, chromedriver or the built app, each test prints a loud SKIPPED line and passes, unless
@@ -10,6 +11,7 @@
 
 mod agents;
 mod chaos;
+mod conversation;
 mod harness;
 mod performance;
 mod reconnect;

@@ -33,6 +33,22 @@ protocol_names! {
         StorageError = "storage_error",
         AgentTypeUnavailable = "agent_type_unavailable",
         Unavailable = "unavailable",
+        // Conversations (409 unless said otherwise)
+        /// The agent's type (or transport) cannot be continued.
+        ConversationUnsupported = "conversation_unsupported",
+        /// The agent never reported a session (it ended before its first `system/init`): there is
+        /// nothing to resume.
+        NoSession = "no_session",
+        /// Interrupt: no turn is under way.
+        NotRunning = "not_running",
+        /// The agent is being deleted or the server is shutting down: it takes no input.
+        AgentStopping = "agent_stopping",
+        /// 404: the agent never asked this permission.
+        PermissionNotFound = "permission_not_found",
+        /// The permission request was answered already, or its turn ended.
+        PermissionNotPending = "permission_not_pending",
+        /// 429: the agent has as many follow-ups waiting as it takes.
+        InboxFull = "inbox_full",
         // WebSocket `error` events
         InvalidJson = "invalid_json",
         InvalidFrame = "invalid_frame",

@@ -22,7 +22,10 @@ pub use events::{
 };
 pub use metadata::{keys, EventType};
 pub use names::{AgentStatus, AgentType, ClaudeTransport, MessageType, UnknownName};
-pub use rest::{Agent, ClaudeConfig, CreateAgentRequest, Health, StoredMessage, SyntheticConfig};
+pub use rest::{
+    Agent, ClaudeConfig, CreateAgentRequest, Health, PermissionAnswer, PermissionDecision,
+    SendMessageRequest, StoredMessage, SyntheticConfig,
+};
 
 /// The protocol version this crate describes.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -39,6 +39,13 @@ protocol_names! {
         LineTooLong = "line_too_long",
         /// The run's result (cost, turns, duration).
         Result = "result",
+        /// A follow-up the user sent (`POST /api/agents/{id}/messages`): the next turn's prompt.
+        UserInput = "user_input",
+        /// The agent asks to run a tool (`requestId`, `toolName`, `input`); answered with
+        /// `POST /api/agents/{id}/permissions/{requestId}`.
+        PermissionRequest = "permission_request",
+        /// A client's answer to a permission request (`requestId`, `decision`).
+        PermissionResponse = "permission_response",
     }
 }
 
@@ -52,7 +59,10 @@ impl EventType {
             EventType::ToolUse | EventType::ToolInputDelta | EventType::ToolResult => {
                 MessageType::Tool
             }
-            EventType::UserMessage => MessageType::User,
+            EventType::UserMessage | EventType::UserInput | EventType::PermissionResponse => {
+                MessageType::User
+            }
+            EventType::PermissionRequest => MessageType::Tool,
             EventType::System
             | EventType::Unknown
             | EventType::MessageDelta
@@ -114,6 +124,20 @@ pub mod keys {
     pub const NUM_TURNS: &str = "numTurns";
     /// The length of a line too long.
     pub const LENGTH: &str = "length";
+    /// A permission request's id (the agent's own), on the request and on its answer.
+    pub const REQUEST_ID: &str = "requestId";
+    /// The input of the tool call a permission request is about.
+    pub const INPUT: &str = "input";
+    /// A permission answer's decision: `allow` or `deny`.
+    pub const DECISION: &str = "decision";
+    /// The input the tool runs with instead of the requested one (an `allow` that edits it).
+    pub const UPDATED_INPUT: &str = "updatedInput";
+    /// An answer's note to the agent (why a call was denied).
+    pub const MESSAGE: &str = "message";
+    /// The answer also allows every later call of the tool for the rest of the session.
+    pub const ALWAYS: &str = "always";
+    /// A follow-up written by the server itself (`restart`: the turn a restart cut off is resumed).
+    pub const ORIGIN: &str = "origin";
 }
 
 #[cfg(test)]

@@ -84,15 +84,26 @@ protocol_names! {
         Completed = "completed",
         Failed = "failed",
         Terminated = "terminated",
-        /// It was running when its server stopped; set when the server starts again.
+        /// Its turn was interrupted (`POST …/interrupt`), or it was running when its server stopped.
         Interrupted = "interrupted",
+        /// It waits for a client to allow or deny a tool call (`POST …/permissions/{requestId}`).
+        AwaitingPermission = "awaiting_permission",
     }
 }
 
 impl AgentStatus {
-    /// True once the agent can produce no more messages.
+    /// True once the agent's turn has ended: it produces no more messages until a follow-up
+    /// (`POST …/messages`) starts the next turn.
     pub fn is_terminal(self) -> bool {
-        !matches!(self, AgentStatus::Initializing | AgentStatus::Running)
+        !self.is_active()
+    }
+
+    /// True while a turn is under way: starting, streaming, or waiting for a permission answer.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            AgentStatus::Initializing | AgentStatus::Running | AgentStatus::AwaitingPermission
+        )
     }
 }
 
@@ -142,5 +153,7 @@ mod tests {
             Err(UnknownName("Running".into()))
         );
         assert_eq!(ClaudeTransport::ALL.len(), 2);
+        assert!(AgentStatus::AwaitingPermission.is_active());
+        assert!(AgentStatus::Interrupted.is_terminal());
     }
 }

@@ -5,7 +5,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::errors::ErrorInfo;
-use crate::names::{AgentStatus, AgentType, ClaudeTransport, MessageType};
+use crate::names::{protocol_names, AgentStatus, AgentType, ClaudeTransport, MessageType};
 
 /// An agent as REST returns it and `agent:created` carries it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -62,6 +62,39 @@ pub struct CreateAgentRequest {
     pub configuration: Option<Value>,
 }
 
+/// `POST /api/agents/{id}/messages` body: a follow-up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessageRequest {
+    pub content: String,
+}
+
+protocol_names! {
+    /// A client's answer to a permission request.
+    pub enum PermissionDecision {
+        /// The tool runs (with `updatedInput` when given).
+        Allow = "allow",
+        /// The tool does not run; `message` tells the agent why.
+        Deny = "deny",
+    }
+}
+
+/// `POST /api/agents/{id}/permissions/{requestId}` body.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PermissionAnswer {
+    pub decision: PermissionDecision,
+    /// A note to the agent (why it was denied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Allow: the input the tool runs with instead of the requested one (a JSON object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_input: Option<Value>,
+    /// Allow: also allow every later call of this tool for the rest of the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub always: Option<bool>,
+}
+
 /// `configuration` of a `synthetic` agent.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -78,6 +111,10 @@ pub struct SyntheticConfig {
     /// first token (clients can be subscribed before the tokens come; the fan-out benchmark uses it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_delay_ms: Option<u64>,
+    /// Each turn first asks permission to run a tool (Bash `echo …`), as the Claude CLI does with
+    /// `--permission-prompt-tool stdio`, and waits for a client's answer (status `awaiting_permission`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ask_permission: Option<bool>,
 }
 
 /// `configuration` of a `claude-code` agent; every field optional.

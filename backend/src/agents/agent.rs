@@ -1,24 +1,31 @@
-//! The actor of one running agent: owns its run (`initializing` → `running` → `completed` | `failed` |
-//! `terminated`), starts its runner, parses each line its reader feeds it, has the persistence actor
-//! store it, and ends the run exactly once, whatever ends it first.
+//! The actor of one live agent: owns its runs (`initializing` → `running` → `completed` | `failed` |
+//! `terminated` | `interrupted`), starts each run's runner, parses each line its reader feeds it, has
+//! the persistence actor store it, and ends each run exactly once, whatever ends it first. A run that
+//! ends with follow-ups waiting ([`super::conversation`]) is followed by the next run of the same
+//! session; with none, the actor stops (a follow-up starts a new actor, which continues the session).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
 use agentstream_wire::{AgentStatus, CompletionResult, ErrorCode, ErrorInfo};
+use sea_orm::DatabaseConnection;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::conversation::{Conversation, ConversationError};
 use super::window::Window;
 use super::{AgentStopped, Orchestrator};
 use crate::clock;
+use crate::configuration::Settings;
 use crate::parser::{self, RunOutcome};
 use crate::persistence::{AppendMessages, Persistence, SetSession, SetStatus, StoreError, Stored};
 use crate::runners::reader::{LineReader, StopReading};
 use crate::runners::{
-    Feed, FeedRefused, RunnerControl, RunnerEvent, RunnerExit, RunnerSpec, Started,
+    Continuation, Feed, FeedRefused, RunnerControl, RunnerEvent, RunnerExit, RunnerSpec, Started,
 };
+use crate::store;
 
 /// Stops the agent's run: its runner and process tree stop, what it printed so far is stored, and its
 /// status becomes the one given — `terminated` for a DELETE, `interrupted` when the server shuts down.
@@ -28,7 +35,11 @@ use crate::runners::{
 pub struct StopRun(pub AgentStatus);
 
 /// Where the agent's run is. Each phase holds what only it has, so that nothing can disagree.
-enum Phase {
+pub(super) enum Phase {
+    /// A follow-up came for an agent that was not running: its stored row is being read to continue it.
+    Loading,
+    /// Between runs: a follow-up is being stored, and will start the next run.
+    Idle,
     /// Its runner is being started.
     Starting,
     /// Its runner runs; its reader feeds the actor once `running` is stored.
@@ -42,7 +53,7 @@ enum Phase {
 }
 
 /// A started runner: what stops it, and the actor reading its events.
-struct Runner {
+pub(super) struct Runner {
     control: Option<Box<dyn RunnerControl>>,
     reader: Option<Addr<LineReader>>,
 }
@@ -66,46 +77,75 @@ async fn stop_control(control: Option<Box<dyn RunnerControl>>) {
 
 /// The agent's actor.
 pub struct AgentActor {
-    id: Uuid,
+    pub(super) id: Uuid,
+    /// The run to start first (a launch's); later runs continue the session ([`Continuation`]).
     spec: Option<RunnerSpec>,
-    phase: Phase,
-    persistence: Addr<Persistence>,
+    /// How a later run continues the agent's session: known at once for a launch, read from the
+    /// agent's row for an agent continued after its actor stopped.
+    continuation: Option<Continuation>,
+    pub(super) phase: Phase,
+    pub(super) conversation: Conversation,
+    pub(super) persistence: Addr<Persistence>,
     orchestrator: Addr<Orchestrator>,
+    pub(super) db: DatabaseConnection,
+    settings: Arc<Settings>,
     /// When the runner started (the run's duration is measured from it).
     started: Instant,
-    /// What the first `result` line said: decides how the run ends.
-    outcome: Option<RunOutcome>,
+    /// What the last turn's `result` said: decides how the run ends.
+    pub(super) outcome: Option<RunOutcome>,
     /// The number of the last message stored.
-    last_sequence: i64,
+    pub(super) last_sequence: i64,
     /// The messages on their way to the database, and the reader's credit.
     window: Window,
     /// Told when the actor stops (the DELETEs waiting for it).
     waiters: Vec<oneshot::Sender<()>>,
-    /// For the message that reports a line cut at this length.
-    max_line_bytes: usize,
+}
+
+/// What an agent's actor is given.
+pub struct AgentContext {
+    pub persistence: Addr<Persistence>,
+    pub orchestrator: Addr<Orchestrator>,
+    pub db: DatabaseConnection,
+    pub settings: Arc<Settings>,
 }
 
 impl AgentActor {
-    /// The actor of a stored agent, which will run `spec` once started.
-    pub fn new(
+    /// The actor of a newly stored agent, which runs `spec` once started.
+    pub fn launch(
         id: Uuid,
         spec: RunnerSpec,
-        persistence: Addr<Persistence>,
-        orchestrator: Addr<Orchestrator>,
-        max_line_bytes: usize,
+        continuation: Continuation,
+        cx: AgentContext,
     ) -> Self {
+        let mut actor = Self::new(id, Phase::Starting, cx);
+        actor.spec = Some(spec);
+        actor.continuation = Some(continuation);
+        // The launch prompt's turn.
+        actor.conversation.turns_open = 1;
+        actor
+    }
+
+    /// The actor of a stored agent that is not running, to continue it (a follow-up came).
+    pub fn continuing(id: Uuid, cx: AgentContext) -> Self {
+        Self::new(id, Phase::Loading, cx)
+    }
+
+    fn new(id: Uuid, phase: Phase, cx: AgentContext) -> Self {
         AgentActor {
             id,
-            spec: Some(spec),
-            phase: Phase::Starting,
-            persistence,
-            orchestrator,
+            spec: None,
+            continuation: None,
+            phase,
+            conversation: Conversation::default(),
+            persistence: cx.persistence,
+            orchestrator: cx.orchestrator,
+            db: cx.db,
+            settings: cx.settings,
             started: Instant::now(),
             outcome: None,
             last_sequence: 0,
             window: Window::default(),
             waiters: Vec::new(),
-            max_line_bytes,
         }
     }
 
@@ -117,7 +157,7 @@ impl AgentActor {
                 self.phase = Phase::Ending { runner_starting };
                 None
             }
-            Phase::Starting => Some(None),
+            Phase::Starting | Phase::Loading | Phase::Idle => Some(None),
             Phase::Running(runner) | Phase::Draining(runner, _) => Some(Some(runner)),
         }
     }
@@ -170,19 +210,94 @@ impl AgentActor {
             .map(move |res, act, ctx| {
                 match res {
                     Ok(Ok(())) => tracing::info!(agent = %id, %status, "agent ended"),
-                    Ok(Err(StoreError::AgentGone)) => {}
+                    Ok(Err(StoreError::AgentGone)) => {
+                        act.conversation.stopping = true;
+                        act.conversation.refuse_all(ConversationError::AgentGone);
+                    }
                     Ok(Err(e)) => {
                         tracing::error!(agent = %id, error = %e, "cannot store the final status")
                     }
                     Err(_) => tracing::error!(agent = %id, "persistence actor gone"),
                 }
-                act.stop_unless_starting(ctx);
+                act.after_run(ctx);
             }),
         );
     }
 
+    /// A run has ended: the next one starts when follow-ups wait for it (or are being stored);
+    /// otherwise the actor stops.
+    fn after_run(&mut self, ctx: &mut Context<Self>) {
+        let c = &self.conversation;
+        let more = !c.waiting.is_empty() || c.storing || !c.inbox.is_empty();
+        let starting = matches!(
+            self.phase,
+            Phase::Ending {
+                runner_starting: true
+            }
+        );
+        if c.stopping || !more || starting {
+            return self.stop_unless_starting(ctx);
+        }
+        self.phase = Phase::Idle;
+        if !self.conversation.waiting.is_empty() {
+            self.start_next_run(ctx);
+        }
+    }
+
+    /// Starts a run that continues the session with the first waiting follow-up (the others are
+    /// written to it once it runs, or wait for the run after).
+    pub(super) fn start_next_run(&mut self, ctx: &mut Context<Self>) {
+        let Some(first) = self.conversation.waiting.pop_front() else {
+            return;
+        };
+        let spec = match &self.continuation {
+            Some(continuation) => continuation.spec(&first, &self.settings),
+            None => Err(ErrorInfo::new(
+                ErrorCode::NoSession,
+                "the agent cannot be continued: nothing is known of its session",
+            )),
+        };
+        self.outcome = None;
+        self.conversation.turns_open = 1;
+        self.conversation.input_closed = false;
+        self.conversation.interrupting = false;
+        self.conversation.last_turn_interrupted = false;
+        self.phase = Phase::Starting;
+        match spec {
+            Ok(spec) => self.start_runner(spec, ctx),
+            Err(error) => {
+                tracing::warn!(agent = %self.id, error = %error.message, "cannot continue the agent");
+                self.phase = Phase::Running(Runner {
+                    control: None,
+                    reader: None,
+                });
+                self.finish(AgentStatus::Failed, Some(error), ctx);
+            }
+        }
+    }
+
+    /// A client allowed `tool` for the rest of the session: later runs start with it allowed.
+    pub(super) fn allow_always(&mut self, tool: &str) {
+        if let Some(continuation) = &mut self.continuation {
+            if !continuation.always_allowed.iter().any(|t| t == tool) {
+                continuation.always_allowed.push(tool.to_owned());
+            }
+        }
+    }
+
+    /// Starts `spec`; [`Self::runner_ready`] follows.
+    fn start_runner(&mut self, spec: RunnerSpec, ctx: &mut Context<Self>) {
+        ctx.spawn(
+            spec.start()
+                .into_actor(self)
+                .map(|result, act, ctx| act.runner_ready(result, ctx)),
+        );
+    }
+
     /// The agent's row is gone (purged): stop everything without writing.
-    fn abandon(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn abandon(&mut self, ctx: &mut Context<Self>) {
+        self.conversation.stopping = true;
+        self.conversation.refuse_all(ConversationError::AgentGone);
         let Some(runner) = self.begin_ending() else {
             return;
         };
@@ -198,8 +313,12 @@ impl AgentActor {
         );
     }
 
-    /// The final status of a run whose runner ended by itself (with `exit_error` when it failed).
+    /// The final status of a run whose runner ended by itself (with `exit_error` when it failed):
+    /// its last turn's.
     fn ended(&self, exit_error: Option<ErrorInfo>) -> (AgentStatus, Option<ErrorInfo>) {
+        if self.conversation.interrupting || self.conversation.last_turn_interrupted {
+            return (AgentStatus::Interrupted, None);
+        }
         match (&self.outcome, exit_error) {
             (Some(outcome), _) => match outcome.error() {
                 Some(error) => (AgentStatus::Failed, Some(error)),
@@ -217,7 +336,7 @@ impl AgentActor {
     }
 
     /// The runner's control, while it runs.
-    fn control(&mut self) -> Option<&mut Box<dyn RunnerControl>> {
+    pub(super) fn control(&mut self) -> Option<&mut Box<dyn RunnerControl>> {
         match &mut self.phase {
             Phase::Running(runner) | Phase::Draining(runner, _) => runner.control.as_mut(),
             _ => None,
@@ -253,18 +372,48 @@ impl Actor for AgentActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let Some(spec) = self.spec.take() else {
-            return;
-        };
+        if let Some(spec) = self.spec.take() {
+            return self.start_runner(spec, ctx);
+        }
+        // Continuing a stored agent: what its next run needs is on its row. Requests that come
+        // meanwhile wait in the inbox, and are refused with the reason if it cannot be continued.
+        let db = self.db.clone();
+        let id = self.id;
         ctx.spawn(
-            spec.start()
-                .into_actor(self)
-                .map(|result, act, ctx| act.runner_ready(result, ctx)),
+            async move {
+                let agent = store::find_agent(&db, id).await?;
+                let allowed = store::always_allowed_tools(&db, id).await?;
+                Ok::<_, sea_orm::DbErr>(agent.map(|a| (a, allowed)))
+            }
+            .into_actor(self)
+            .map(|found, act, ctx| {
+                let refused = match found {
+                    Ok(Some((agent, allowed))) => match Continuation::of(&agent) {
+                        Ok(mut continuation) => {
+                            continuation.always_allowed = allowed;
+                            act.last_sequence = 0;
+                            act.continuation = Some(continuation);
+                            act.phase = Phase::Idle;
+                            act.pump_inbox(ctx);
+                            return;
+                        }
+                        Err(refused) => refused.into(),
+                    },
+                    Ok(None) => ConversationError::AgentGone,
+                    Err(e) => ConversationError::Storage(e.to_string()),
+                };
+                act.conversation.stopping = true;
+                act.conversation.refuse_all(refused);
+                ctx.stop();
+            }),
         );
     }
 
-    fn stopped(&mut self, _: &mut Self::Context) {
-        self.orchestrator.do_send(AgentStopped(self.id));
+    fn stopped(&mut self, ctx: &mut Self::Context) {
+        self.orchestrator.do_send(AgentStopped {
+            agent_id: self.id,
+            actor: ctx.address(),
+        });
         for waiter in self.waiters.drain(..) {
             let _ = waiter.send(());
         }
@@ -299,10 +448,16 @@ impl AgentActor {
             control: started.control,
             reader: None,
         });
+        if self.conversation.interrupting {
+            // Interrupted while it was starting: nothing ran yet; the session is kept.
+            return self.finish(AgentStatus::Interrupted, None, ctx);
+        }
+        self.deliver_waiting();
         self.started = Instant::now();
         let events = started.events;
         let running = SetStatus {
             started_at: Some(clock::now()),
+            reopen: true,
             ..SetStatus::new(self.id, AgentStatus::Running)
         };
         ctx.wait(self.persistence.send(running).into_actor(self).map(
@@ -352,9 +507,11 @@ impl Handler<Feed> for AgentActor {
             let parsed = match event {
                 RunnerEvent::Line(line) => parser::parse_line(&line),
                 RunnerEvent::Bytes(bytes) => parser::parse_bytes(&bytes),
-                RunnerEvent::Oversized { len, head } => {
-                    Some(parser::oversized_line(len, &head, self.max_line_bytes))
-                }
+                RunnerEvent::Oversized { len, head } => Some(parser::oversized_line(
+                    len,
+                    &head,
+                    self.settings.runners.max_line_bytes,
+                )),
                 RunnerEvent::Exited(exit) => {
                     // The end is decided once every message in flight is stored (its number is known).
                     let placeholder = Phase::Ending {
@@ -370,16 +527,14 @@ impl Handler<Feed> for AgentActor {
             let Some(parsed) = parsed else {
                 continue;
             };
-            // The first `result` decides how the run ends: anything printed after it (even another
-            // `result`) is stored, but cannot turn a completed run into a failed one or back.
-            if let (Some(outcome), None) = (&parsed.outcome, &self.outcome) {
-                self.outcome = Some(outcome.clone());
-                // The agent said its last word: closing its input lets it exit.
-                if let Some(control) = self.control() {
-                    control.end_input();
-                }
+            if let Some(outcome) = &parsed.outcome {
+                self.turn_ended(outcome);
             }
+            self.permission_asked(&parsed);
             if let Some(session) = &parsed.session {
+                if let Some(continuation) = &mut self.continuation {
+                    continuation.session_id = Some(session.session_id.clone());
+                }
                 self.persistence.do_send(SetSession {
                     agent_id: self.id,
                     session: session.clone(),
@@ -409,6 +564,12 @@ impl Handler<Feed> for AgentActor {
                 messages,
                 ack: ctx.address().recipient(),
             });
+            // After the request, in the same order: shown once the request is.
+            if !self.conversation.permissions.is_empty() && !self.conversation.awaiting {
+                self.conversation.awaiting = true;
+                self.persistence
+                    .do_send(SetStatus::new(self.id, AgentStatus::AwaitingPermission));
+            }
         }
         if matches!(self.phase, Phase::Draining(..)) {
             self.end_if_drained(ctx);
@@ -461,7 +622,18 @@ impl Handler<StopRun> for AgentActor {
     fn handle(&mut self, msg: StopRun, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         self.waiters.push(tx);
-        self.finish(msg.0, None, ctx);
+        self.conversation.stopping = true;
+        self.conversation.refuse_all(ConversationError::Stopping);
+        self.conversation.waiting.clear();
+        if matches!(self.phase, Phase::Loading | Phase::Idle) {
+            // No run to end (the last one ended with its own status). A follow-up being stored stops
+            // the actor once it is.
+            if !self.conversation.storing {
+                ctx.stop();
+            }
+        } else {
+            self.finish(msg.0, None, ctx);
+        }
         Box::pin(async move {
             let _ = rx.await;
         })

@@ -1,22 +1,26 @@
 //! The orchestrator actor: creates agents, starts an [`AgentActor`] for each, enforces the limit of
-//! running agents, and deletes them (stopping their run, removing them when asked).
+//! live agents, routes what clients send to an agent (follow-ups, interrupts, permission answers) to
+//! its actor — starting one to continue an agent that is not running — and deletes agents (stopping
+//! their run, removing them when asked).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
 use actix_web::http::StatusCode;
-use agentstream_wire::{Agent, AgentStatus, AgentType, ErrorCode};
+use agentstream_wire::{Agent, AgentStatus, AgentType, ErrorCode, PermissionAnswer, StoredMessage};
+use futures_util::future::LocalBoxFuture;
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use super::agent::{AgentActor, StopRun};
+use super::agent::{AgentActor, AgentContext, StopRun};
+use super::conversation::{AnswerPermission, ConversationError, Interrupt, SendInput};
 
 use crate::clock;
 use crate::configuration::Settings;
 use crate::error::ApiError;
 use crate::persistence::{InsertAgent, Persistence, SetStatus, StoreDeletion, StoreError};
-use crate::runners::RunnerSpec;
+use crate::runners::{Continuation, RunnerSpec};
 use crate::store;
 
 /// Creates an agent and starts it. Replies with the stored agent (status `initializing`).
@@ -39,10 +43,41 @@ pub struct DeleteAgent {
     pub purge: bool,
 }
 
+/// A follow-up to an agent (`POST /api/agents/{id}/messages`): replied once it is stored.
+#[derive(Message)]
+#[rtype(result = "Result<StoredMessage, ApiError>")]
+pub struct SendFollowUp {
+    pub agent_id: Uuid,
+    pub content: String,
+    /// Who wrote it when not a client (see [`SendInput::origin`]).
+    pub origin: Option<&'static str>,
+}
+
+/// `POST /api/agents/{id}/interrupt`.
+#[derive(Message)]
+#[rtype(result = "Result<(), ApiError>")]
+pub struct InterruptAgent {
+    pub agent_id: Uuid,
+}
+
+/// `POST /api/agents/{id}/permissions/{requestId}`: `Err` with `permission_not_found` also when the
+/// agent is not live (the caller looks at its history to tell 404 from 409).
+#[derive(Message)]
+#[rtype(result = "Result<StoredMessage, ApiError>")]
+pub struct AnswerAgentPermission {
+    pub agent_id: Uuid,
+    pub request_id: String,
+    pub answer: PermissionAnswer,
+}
+
 /// An agent's actor has stopped.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct AgentStopped(pub Uuid);
+pub struct AgentStopped {
+    pub agent_id: Uuid,
+    /// Which actor: a newer one may already be continuing the agent.
+    pub actor: Addr<AgentActor>,
+}
 
 /// The server is shutting down: refuse new launches, stop every running agent (status `interrupted`,
 /// everything it printed stored). Replied once they all have stopped.
@@ -85,6 +120,57 @@ impl Orchestrator {
     }
 }
 
+impl Orchestrator {
+    /// What an agent's actor is given.
+    fn agent_context(&self, ctx: &Context<Self>) -> AgentContext {
+        AgentContext {
+            persistence: self.persistence.clone(),
+            orchestrator: ctx.address(),
+            db: self.db.clone(),
+            settings: self.settings.clone(),
+        }
+    }
+
+    /// Refused when as many agents are live as the settings allow.
+    fn check_limit(&self) -> Result<(), ApiError> {
+        let max = self.settings.agents.max_running;
+        if self.running.len() + self.launching >= max {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::TooManyAgents,
+                format!("{max} agents are running, the most this server allows; try again when one ends"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The live actor of an agent, or a new one to continue it. Registered at once, so that every
+    /// later request about the agent goes to the same actor: one run at a time, never two processes.
+    fn actor_for(
+        &mut self,
+        agent_id: Uuid,
+        ctx: &Context<Self>,
+    ) -> Result<Addr<AgentActor>, ApiError> {
+        if let Some(actor) = self.running.get(&agent_id) {
+            return Ok(actor.clone());
+        }
+        if self.closing {
+            return Err(ApiError::unavailable());
+        }
+        self.check_limit()?;
+        let actor = AgentActor::continuing(agent_id, self.agent_context(ctx)).start();
+        self.running.insert(agent_id, actor.clone());
+        Ok(actor)
+    }
+
+    /// Forgets `actor` if it is still registered for the agent (it stopped).
+    fn forget(&mut self, agent_id: Uuid, actor: &Addr<AgentActor>) {
+        if self.running.get(&agent_id) == Some(actor) {
+            self.running.remove(&agent_id);
+        }
+    }
+}
+
 impl Actor for Orchestrator {
     type Context = Context<Self>;
 }
@@ -96,13 +182,8 @@ impl Handler<Launch> for Orchestrator {
         if self.closing {
             return Box::pin(fut::ready(Err(ApiError::unavailable())));
         }
-        let max = self.settings.agents.max_running;
-        if self.running.len() + self.launching >= max {
-            return Box::pin(fut::ready(Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                ErrorCode::TooManyAgents,
-                format!("{max} agents are running, the most this server allows; try again when one ends"),
-            ))));
+        if let Err(e) = self.check_limit() {
+            return Box::pin(fut::ready(Err(e)));
         }
         self.launching += 1;
         let id = Uuid::now_v7();
@@ -121,6 +202,12 @@ impl Handler<Launch> for Orchestrator {
             model: None,
         };
         let spec = msg.spec;
+        let continuation = Continuation {
+            agent_type: msg.agent_type,
+            configuration: msg.configuration.clone(),
+            session_id: None,
+            always_allowed: Vec::new(),
+        };
         Box::pin(
             self.persistence
                 .send(InsertAgent(model))
@@ -145,14 +232,8 @@ impl Handler<Launch> for Orchestrator {
                             .do_send(SetStatus::new(id, AgentStatus::Interrupted));
                         return Ok(agent);
                     }
-                    let actor = AgentActor::new(
-                        id,
-                        spec,
-                        act.persistence.clone(),
-                        ctx.address(),
-                        act.settings.runners.max_line_bytes,
-                    )
-                    .start();
+                    let actor =
+                        AgentActor::launch(id, spec, continuation, act.agent_context(ctx)).start();
                     act.running.insert(id, actor);
                     tracing::info!(agent = %id, r#type = %agent.agent_type, "agent launched");
                     Ok(agent)
@@ -199,7 +280,88 @@ impl Handler<DeleteAgent> for Orchestrator {
 impl Handler<AgentStopped> for Orchestrator {
     type Result = ();
     fn handle(&mut self, msg: AgentStopped, _: &mut Context<Self>) {
-        self.running.remove(&msg.0);
+        self.forget(msg.agent_id, &msg.actor);
+    }
+}
+
+impl Handler<SendFollowUp> for Orchestrator {
+    type Result = ResponseActFuture<Self, Result<StoredMessage, ApiError>>;
+
+    fn handle(&mut self, msg: SendFollowUp, ctx: &mut Context<Self>) -> Self::Result {
+        let id = msg.agent_id;
+        let actor = match self.actor_for(id, ctx) {
+            Ok(actor) => actor,
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        };
+        let input = move || SendInput {
+            content: msg.content.clone(),
+            origin: msg.origin,
+        };
+        let first = actor.send(input());
+        Box::pin(fut::wrap_future::<_, Self>(first).then(
+            move |sent, act, ctx| -> fut::future::FutureWrap<LocalBoxFuture<'static, _>, Self> {
+                let reply: LocalBoxFuture<'static, _> = match sent {
+                    Ok(reply) => Box::pin(async move { reply.map_err(|e| e.into_api(id)) }),
+                    // The actor stopped meanwhile (its run had just ended): a new one continues.
+                    Err(_) => {
+                        act.forget(id, &actor);
+                        match act.actor_for(id, ctx) {
+                            Ok(next) => {
+                                let sent = next.send(input());
+                                Box::pin(async move { sent.await?.map_err(|e| e.into_api(id)) })
+                            }
+                            Err(e) => Box::pin(async move { Err(e) }),
+                        }
+                    }
+                };
+                fut::wrap_future(reply)
+            },
+        ))
+    }
+}
+
+impl Handler<InterruptAgent> for Orchestrator {
+    type Result = ResponseFuture<Result<(), ApiError>>;
+
+    fn handle(&mut self, msg: InterruptAgent, _: &mut Context<Self>) -> Self::Result {
+        let id = msg.agent_id;
+        let actor = self.running.get(&id).cloned();
+        Box::pin(async move {
+            let refused = match actor {
+                Some(actor) => match actor.send(Interrupt).await {
+                    Ok(result) => return result.map_err(|e| e.into_api(id)),
+                    Err(_) => ConversationError::NotRunning,
+                },
+                None => ConversationError::NotRunning,
+            };
+            Err(refused.into_api(id))
+        })
+    }
+}
+
+impl Handler<AnswerAgentPermission> for Orchestrator {
+    type Result = ResponseFuture<Result<StoredMessage, ApiError>>;
+
+    fn handle(&mut self, msg: AnswerAgentPermission, _: &mut Context<Self>) -> Self::Result {
+        let id = msg.agent_id;
+        let actor = self.running.get(&id).cloned();
+        Box::pin(async move {
+            let request_id = msg.request_id.clone();
+            let refused = match actor {
+                Some(actor) => {
+                    let answer = AnswerPermission {
+                        request_id: msg.request_id,
+                        answer: msg.answer,
+                    };
+                    match actor.send(answer).await {
+                        Ok(result) => return result.map_err(|e| e.into_api(id)),
+                        Err(_) => ConversationError::PermissionNotFound(request_id),
+                    }
+                }
+                None => ConversationError::PermissionNotFound(request_id),
+            };
+            Err(refused.into_api(id))
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! The REST API under `/api`, every error in the protocol's JSON form.
 
 pub mod agents;
+pub mod conversation;
 
 use std::sync::Arc;
 
@@ -64,6 +65,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
             .service(
                 web::resource("/agents/{id}/messages")
                     .route(web::get().to(agents::messages))
+                    .route(web::post().to(conversation::send))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/agents/{id}/interrupt")
+                    .route(web::post().to(conversation::interrupt))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/agents/{id}/permissions/{request_id}")
+                    .route(web::post().to(conversation::answer))
                     .default_service(web::to(method_not_allowed)),
             )
             .default_service(web::to(not_found)),

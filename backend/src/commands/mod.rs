@@ -1,5 +1,7 @@
 //! The sub-commands other than the server: `proxy` (the Claude CLI behind an HTTP SSE endpoint, for the
-//! proxy transport) and `watch` (a terminal client of one agent's stream).
+//! proxy transport), `watch` (a terminal client of one agent's stream), and `send`, `interrupt` and
+//! `answer` (talking to an agent, [`talk`]).
 
 pub mod proxy;
+pub mod talk;
 pub mod watch;

@@ -206,6 +206,20 @@ impl Renderer {
                 );
             }
             Some(EventType::ToolResult) => self.line(out, "tool result", &m.content),
+            Some(EventType::UserInput) => self.line(out, "you", &m.content),
+            Some(EventType::PermissionRequest) => {
+                let id = m.metadata[keys::REQUEST_ID].as_str().unwrap_or_default();
+                let text = format!(
+                    "{} wants to run with {}; answer: agentstream answer {} {id} allow|deny",
+                    m.content,
+                    m.metadata[keys::INPUT],
+                    m.agent_id
+                );
+                self.line(out, &format!("permission {id}"), &text);
+            }
+            Some(EventType::PermissionResponse) => {
+                self.line(out, "permission answered", &m.content)
+            }
             Some(EventType::Result) => self.end_line(out),
             Some(EventType::MessageDelta) | Some(EventType::SignatureDelta) => {}
             _ if m.message_type == MessageType::System && m.content.is_empty() => {}

@@ -48,7 +48,12 @@ fn every_line_of_every_fixture_is_understood() {
     let mut files = 0;
     for entry in std::fs::read_dir(fixture_dir()).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
+        // `*.stdin.jsonl`: what was written to the CLI, not its output.
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if !name.ends_with(".jsonl") || name.ends_with(".stdin.jsonl") {
             continue;
         }
         files += 1;
@@ -188,4 +193,67 @@ fn sigint_ends_with_an_error_result_and_sigterm_with_none() {
     assert!(messages
         .iter()
         .all(|m| m.message_type != MessageType::Result));
+}
+
+#[test]
+fn a_permission_request_of_the_cli_becomes_a_permission_request_message() {
+    let (messages, _) = parse_fixture("50_permission_allow.jsonl");
+    let asks: Vec<&ParsedMessage> = messages
+        .iter()
+        .filter(|m| m.metadata["eventType"] == "permission_request")
+        .collect();
+    assert_eq!(asks.len(), 1);
+    let ask = asks[0];
+    assert_eq!(ask.message_type, MessageType::Tool);
+    assert_eq!(ask.content, "Bash");
+    assert_eq!(ask.metadata["toolName"], "Bash");
+    assert_eq!(ask.metadata["input"]["command"], "touch x.txt");
+    let id = ask.metadata["requestId"].as_str().unwrap();
+    assert!(crate::parser::claude::is_plain_id(id), "{id}");
+    assert!(ask.metadata["toolUseId"]
+        .as_str()
+        .unwrap()
+        .starts_with("toolu_"));
+    // The answer written on stdin names the same request.
+    let stdin =
+        std::fs::read_to_string(fixture_dir().join("50_permission_allow.stdin.jsonl")).unwrap();
+    assert!(stdin.contains(id));
+}
+
+#[test]
+fn an_interrupt_while_a_permission_waits_withdraws_the_request() {
+    let (messages, _) = parse_fixture("54_permission_interrupt.jsonl");
+    let ask = messages
+        .iter()
+        .find(|m| m.metadata["eventType"] == "permission_request")
+        .expect("a permission request");
+    let cancel = messages
+        .iter()
+        .find(|m| m.metadata["subtype"] == "control_cancel_request")
+        .expect("its cancellation");
+    assert_eq!(cancel.metadata["requestId"], ask.metadata["requestId"]);
+    // The interrupted turn ends with an error result; the next message is answered by the same process.
+    let results: Vec<&ParsedMessage> = messages
+        .iter()
+        .filter(|m| m.message_type == MessageType::Result)
+        .collect();
+    assert_eq!(results.len(), 2);
+    assert!(results[0].outcome.as_ref().unwrap().is_error);
+    assert_eq!(results[0].metadata["terminalReason"], "aborted_tools");
+    assert!(!results[1].outcome.as_ref().unwrap().is_error);
+}
+
+#[test]
+fn a_resume_of_an_unknown_session_fails_with_the_clis_reason() {
+    let (messages, _) = parse_fixture("55_resume_missing_session.jsonl");
+    let outcome = result_of(&messages).outcome.clone().unwrap();
+    assert!(outcome.is_error);
+    let error = outcome.error().unwrap();
+    assert!(
+        error
+            .message
+            .contains("No conversation found with session ID"),
+        "{}",
+        error.message
+    );
 }

@@ -12,8 +12,8 @@ use uuid::Uuid;
 use super::numbering::LastSequences;
 use super::queue::WriteQueue;
 use super::requests::{
-    Acks, AppendMessages, InsertAgent, InterruptUnfinished, Reply, Request, SetSession, SetStatus,
-    StoreDeletion, StoreError,
+    Ack, Acks, AppendMessages, InsertAgent, InterruptUnfinished, Reply, Request, SetSession,
+    SetStatus, StoreDeletion, StoreError, StoreMessage,
 };
 use super::write::write_batch;
 use crate::gateway::registry::{Broadcast, RoomRegistry};
@@ -141,10 +141,22 @@ impl Handler<AppendMessages> for Persistence {
                 agent_id,
                 message,
                 sequence_number: 0,
-                ack: ack.clone(),
+                ack: Ack::Batch(ack.clone()),
             });
         }
         self.flush(ctx);
+    }
+}
+
+impl Handler<StoreMessage> for Persistence {
+    type Result = ResponseFuture<Result<i64, StoreError>>;
+    fn handle(&mut self, msg: StoreMessage, ctx: &mut Context<Self>) -> Self::Result {
+        self.request(ctx, |reply| Request::Append {
+            agent_id: msg.agent_id,
+            message: msg.message,
+            sequence_number: 0,
+            ack: Ack::One(reply),
+        })
     }
 }
 

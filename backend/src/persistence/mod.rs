@@ -19,5 +19,5 @@ mod write;
 pub use actor::Persistence;
 pub use requests::{
     AppendMessages, InsertAgent, InterruptUnfinished, Outcome, SetSession, SetStatus,
-    StoreDeletion, StoreError, Stored,
+    StoreDeletion, StoreError, StoreMessage, Stored,
 };

@@ -152,7 +152,9 @@ mod tests {
                 session: None,
             },
             sequence_number: 0,
-            ack: Rc::new(actix::Addr::new(ack).recipient()),
+            ack: crate::persistence::requests::Ack::Batch(Rc::new(
+                actix::Addr::new(ack).recipient(),
+            )),
         }
     }
 

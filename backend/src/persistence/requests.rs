@@ -42,6 +42,16 @@ pub struct AppendMessages {
     pub ack: Recipient<Stored>,
 }
 
+/// Stores one message of an agent outside its output (a user's follow-up, a permission answer), in
+/// the same numbering and order as its output; replies with the number it got once it is stored and
+/// broadcast.
+#[derive(Message)]
+#[rtype(result = "Result<i64, StoreError>")]
+pub struct StoreMessage {
+    pub agent_id: Uuid,
+    pub message: ParsedMessage,
+}
+
 /// The outcome of an agent's messages ([`AppendMessages`]) of one write batch, in the order they were
 /// sent: the sequence number each got, or why it was not stored.
 #[derive(Message, Debug)]
@@ -62,6 +72,8 @@ pub struct SetStatus {
     pub completed_at: Option<String>,
     pub error: Option<ErrorInfo>,
     pub complete: Option<CompletionResult>,
+    /// A new turn begins: the previous turn's end (`completed_at`, `error`) is cleared.
+    pub reopen: bool,
 }
 
 impl SetStatus {
@@ -74,6 +86,7 @@ impl SetStatus {
             completed_at: None,
             error: None,
             complete: None,
+            reopen: false,
         }
     }
 }
@@ -105,6 +118,15 @@ pub struct InterruptUnfinished;
 /// Where a request's outcome goes.
 pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
+/// Who learns a stored message's number.
+pub(super) enum Ack {
+    /// The agent's actor, in a [`Stored`] per write batch; shared by all the messages of one
+    /// [`AppendMessages`].
+    Batch(Rc<Recipient<Stored>>),
+    /// The sender of a [`StoreMessage`].
+    One(Reply<i64>),
+}
+
 /// A request waiting in the queue: what to write, and whom to tell, typed by what the request produces.
 /// What a write learns (a message's number, the interrupted agents) is recorded here, and sent once the
 /// write is committed.
@@ -120,8 +142,8 @@ pub(super) enum Request {
         message: ParsedMessage,
         /// Set by the write that numbers the message.
         sequence_number: i64,
-        /// Shared by all the messages of one [`AppendMessages`].
-        ack: Rc<Recipient<Stored>>,
+        /// Who learns the number.
+        ack: Ack,
     },
     SetStatus {
         change: SetStatus,
@@ -175,7 +197,12 @@ impl Request {
                 sequence_number,
                 ack,
                 ..
-            } => acks.push(agent_id, ack, result.map(|()| sequence_number)),
+            } => match ack {
+                Ack::Batch(to) => acks.push(agent_id, to, result.map(|()| sequence_number)),
+                Ack::One(reply) => {
+                    let _ = reply.send(result.map(|()| sequence_number));
+                }
+            },
             Request::SetStatus { reply, .. }
             | Request::SetSession { reply, .. }
             | Request::Delete { reply, .. } => {

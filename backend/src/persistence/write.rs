@@ -222,6 +222,15 @@ async fn write_one(
                 update = update
                     .col_expr(agent::Column::ErrorCode, Expr::value(e.code.clone()))
                     .col_expr(agent::Column::ErrorMessage, Expr::value(e.message.clone()));
+            } else if change.reopen {
+                let none: Option<String> = None;
+                update = update
+                    .col_expr(agent::Column::ErrorCode, Expr::value(none.clone()))
+                    .col_expr(agent::Column::ErrorMessage, Expr::value(none));
+            }
+            if change.reopen && change.completed_at.is_none() {
+                let none: Option<String> = None;
+                update = update.col_expr(agent::Column::CompletedAt, Expr::value(none));
             }
             if update.exec(txn).await?.rows_affected == 0 {
                 return Err(DbErr::RecordNotUpdated);
@@ -318,7 +327,9 @@ mod tests {
             agent_id,
             message: token(text),
             sequence_number: 0,
-            ack: Rc::new(actix::Addr::new(ack).recipient()),
+            ack: crate::persistence::requests::Ack::Batch(Rc::new(
+                actix::Addr::new(ack).recipient(),
+            )),
         }
     }
 

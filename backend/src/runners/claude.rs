@@ -105,6 +105,12 @@ pub fn parse_config(configuration: Option<&Value>) -> Result<ClaudeConfig, ApiEr
     Ok(config)
 }
 
+/// Whether the CLI would ask before some tool calls: in every permission mode but
+/// `bypassPermissions`.
+pub fn asks_permission(config: &ClaudeConfig) -> bool {
+    config.permission_mode.as_deref() != Some("bypassPermissions")
+}
+
 /// Non-empty, bounded, no control characters: safe as one argument.
 fn plain_arg(s: &str) -> bool {
     !s.is_empty() && s.len() <= MAX_ITEM_BYTES && !s.chars().any(char::is_control)
@@ -132,7 +138,14 @@ pub fn spec(
                     )));
                 }
             }
-            Ok(RunnerSpec::Process(cli_spec(prompt, &config, settings)))
+            let mut spec = cli_spec(prompt, &config, settings);
+            if asks_permission(&config) {
+                // The CLI asks over its control protocol (stdout) and waits for the answer on stdin:
+                // clients answer it (`POST …/permissions/{requestId}`).
+                spec.args
+                    .extend(["--permission-prompt-tool", "stdio"].map(OsString::from));
+            }
+            Ok(RunnerSpec::Process(spec))
         }
         ClaudeTransport::Proxy => Ok(RunnerSpec::Proxy(ProxySpec {
             base_url: settings.claude.proxy_url.trim_end_matches('/').to_owned(),
@@ -143,6 +156,33 @@ pub fn spec(
             ),
         })),
     }
+}
+
+/// The runner of a later turn of a `claude-code` agent: `prompt` in its session (`--resume`), with
+/// the configuration it was launched with, and the tools a client allowed for the session.
+pub fn resume_spec(
+    prompt: &str,
+    configuration: Option<&Value>,
+    session_id: &str,
+    always_allowed: &[String],
+    settings: &Settings,
+) -> Result<RunnerSpec, ApiError> {
+    let mut config = parse_config(configuration)?;
+    config.session_id = None;
+    config.resume = Some(session_id.to_owned());
+    let allowed = config.allowed_tools.get_or_insert_with(Vec::new);
+    for tool in always_allowed {
+        if allowed.len() < MAX_TOOLS
+            && !allowed.contains(tool)
+            && plain_arg(tool)
+            && !tool.starts_with('-')
+        {
+            allowed.push(tool.clone());
+        }
+    }
+    let value = serde_json::to_value(&config)
+        .map_err(|e| invalid(format!("claude-code configuration: {e}")))?;
+    spec(prompt, Some(&value), settings)
 }
 
 /// The CLI's command line and stdin for one run.

@@ -14,6 +14,7 @@ pub mod claude;
 pub mod process;
 pub mod proxy;
 pub mod reader;
+pub mod stream_json;
 pub mod synthetic;
 
 use std::pin::Pin;
@@ -51,10 +52,52 @@ pub struct RunnerExit {
 /// The events of a running agent, in order.
 pub type EventStream = Pin<Box<dyn Stream<Item = RunnerEvent>>>;
 
-/// Stops what dropping the event stream does not stop (a process tree, a remote run).
+/// The runner takes no (more) input: it has no input channel, or it was closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InputClosed;
+
+/// The sending end of an agent's input: lines, taken in the order sent, until it is closed (then the
+/// agent sees the end of its input once it has read what was sent).
+pub struct InputLines(Option<tokio::sync::mpsc::UnboundedSender<String>>);
+
+impl InputLines {
+    /// An open input, and the end the agent reads.
+    pub fn open() -> (InputLines, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (InputLines(Some(tx)), rx)
+    }
+
+    /// Sends one line after every line sent before it.
+    pub fn send(&self, line: String) -> Result<(), InputClosed> {
+        match &self.0 {
+            Some(input) => input.send(line).map_err(|_| InputClosed),
+            None => Err(InputClosed),
+        }
+    }
+
+    /// Nothing more will be sent.
+    pub fn close(&mut self) {
+        self.0 = None;
+    }
+}
+
+/// Talks to a running agent, and stops what dropping the event stream does not stop (a process tree,
+/// a remote run).
 pub trait RunnerControl: Send {
-    /// The agent said its last word (its `result`): close its input so that it exits.
+    /// Writes one line to the agent's input (a follow-up, an interrupt request, a permission answer),
+    /// after every line written before it.
+    fn send_line(&mut self, _line: String) -> Result<(), InputClosed> {
+        Err(InputClosed)
+    }
+
+    /// Nothing more will be written: close the agent's input so that it exits once it has answered.
     fn end_input(&mut self) {}
+
+    /// Interrupts the current turn of an agent that cannot be asked over its input: SIGINT for a
+    /// process (an agent CLI then ends the turn cleanly), a stop for anything else.
+    fn interrupt(&mut self) -> LocalBoxFuture<'static, ()> {
+        self.stop()
+    }
 
     /// Stops the run; resolves once it is stopped.
     fn stop(&mut self) -> LocalBoxFuture<'static, ()>;
@@ -75,6 +118,90 @@ pub struct Feed(pub Vec<RunnerEvent>);
 /// The agent accepts no more events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FeedRefused;
+
+/// How a later run of an agent continues its session: its type, its launch configuration, and the
+/// session its runs report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Continuation {
+    pub agent_type: AgentType,
+    pub configuration: Value,
+    /// The agent CLI's session, once reported (`system/init`).
+    pub session_id: Option<String>,
+    /// Tools a client allowed for the rest of the session (`"always": true`): a later run (a new
+    /// process) is started with them allowed, as the process that was told is no longer there.
+    pub always_allowed: Vec<String>,
+}
+
+/// Why an agent cannot be continued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CannotContinue {
+    /// Its type has no way to continue a session.
+    Unsupported(AgentType),
+    /// It never reported a session.
+    NoSession,
+}
+
+impl Continuation {
+    /// How to continue a stored agent.
+    pub fn of(agent: &agentstream_wire::Agent) -> Result<Self, CannotContinue> {
+        Self::supported(agent.agent_type)?;
+        if agent.session_id.is_none() {
+            return Err(CannotContinue::NoSession);
+        }
+        Ok(Continuation {
+            agent_type: agent.agent_type,
+            configuration: agent.configuration.clone(),
+            session_id: agent.session_id.clone(),
+            always_allowed: Vec::new(),
+        })
+    }
+
+    /// Whether agents of this type can be continued.
+    pub fn supported(agent_type: AgentType) -> Result<(), CannotContinue> {
+        match agent_type {
+            AgentType::Synthetic | AgentType::ClaudeCode => Ok(()),
+            other => Err(CannotContinue::Unsupported(other)),
+        }
+    }
+
+    /// The next run: `prompt` in the same session, with the launch's configuration.
+    pub fn spec(&self, prompt: &str, settings: &Settings) -> Result<RunnerSpec, ErrorInfo> {
+        let Some(session) = &self.session_id else {
+            return Err(ErrorInfo::new(
+                ErrorCode::NoSession,
+                "the agent never reported a session (it ended before it started one), so it cannot be continued",
+            ));
+        };
+        let configuration = Some(&self.configuration).filter(|c| !c.is_null());
+        let spec = match self.agent_type {
+            AgentType::Synthetic => {
+                RunnerSpec::for_agent(self.agent_type, prompt, configuration, settings).map(
+                    |spec| match spec {
+                        RunnerSpec::Synthetic(mut s) => {
+                            s.session_id = Some(session.clone());
+                            RunnerSpec::Synthetic(s)
+                        }
+                        other => other,
+                    },
+                )
+            }
+            AgentType::ClaudeCode => claude::resume_spec(
+                prompt,
+                configuration,
+                session,
+                &self.always_allowed,
+                settings,
+            ),
+            other => {
+                return Err(ErrorInfo::new(
+                    ErrorCode::ConversationUnsupported,
+                    format!("agents of type {other} cannot be continued"),
+                ))
+            }
+        };
+        spec.map_err(|e| e.info())
+    }
+}
 
 /// What to run, validated at launch.
 #[derive(Clone, Debug, PartialEq)]
@@ -128,10 +255,13 @@ impl RunnerSpec {
     /// Starts the runner.
     pub async fn start(self) -> Result<Started, ErrorInfo> {
         match self {
-            RunnerSpec::Synthetic(spec) => Ok(Started {
-                events: Box::pin(synthetic::stream(spec)),
-                control: None,
-            }),
+            RunnerSpec::Synthetic(spec) => {
+                let (events, control) = synthetic::start(spec);
+                Ok(Started {
+                    events: Box::pin(events),
+                    control: Some(Box::new(control)),
+                })
+            }
             RunnerSpec::Process(spec) => process::spawn(spec),
             RunnerSpec::Proxy(spec) => proxy::start(spec).await,
         }

@@ -4,7 +4,7 @@
 
 mod rows;
 
-use agentstream_wire::{Agent, AgentStatus, StoredMessage};
+use agentstream_wire::{keys, Agent, AgentStatus, EventType, MessageType, StoredMessage};
 use entity::{agent, agent_message};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
@@ -57,6 +57,64 @@ pub async fn find_since(
         .collect()
 }
 
+/// Whether the agent ever asked the permission `request_id` (a `permission_request` message).
+pub async fn permission_requested(
+    db: &impl ConnectionTrait,
+    agent_id: Uuid,
+    request_id: &str,
+) -> Result<bool, DbErr> {
+    use sea_orm::sea_query::{Expr, LikeExpr};
+    let escaped: String = request_id
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    let pattern = format!("%\"requestId\":\"{escaped}\"%");
+    let rows = entity::AgentMessage::find()
+        .filter(agent_message::Column::AgentId.eq(agent_id.to_string()))
+        .filter(agent_message::Column::MessageType.eq(MessageType::Tool.as_str()))
+        .filter(
+            Expr::col(agent_message::Column::Metadata).like(LikeExpr::new(pattern).escape('\\')),
+        )
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|m| message_to_wire(m).ok())
+        .any(|m| {
+            EventType::of(&m.metadata) == Some(EventType::PermissionRequest)
+                && m.metadata[keys::REQUEST_ID] == request_id
+        }))
+}
+
+/// The tools a client allowed for the rest of the agent's session (answers with `"always": true`).
+pub async fn always_allowed_tools(
+    db: &impl ConnectionTrait,
+    agent_id: Uuid,
+) -> Result<Vec<String>, DbErr> {
+    use sea_orm::sea_query::Expr;
+    let rows = entity::AgentMessage::find()
+        .filter(agent_message::Column::AgentId.eq(agent_id.to_string()))
+        .filter(agent_message::Column::MessageType.eq(MessageType::User.as_str()))
+        .filter(Expr::col(agent_message::Column::Metadata).like("%\"always\":true%"))
+        .all(db)
+        .await?;
+    let mut tools: Vec<String> = Vec::new();
+    for m in rows.into_iter().filter_map(|m| message_to_wire(m).ok()) {
+        let allowed = EventType::of(&m.metadata) == Some(EventType::PermissionResponse)
+            && m.metadata[keys::ALWAYS] == true
+            && m.metadata[keys::DECISION] == "allow";
+        if let (true, Some(tool)) = (allowed, m.metadata[keys::TOOL_NAME].as_str()) {
+            if !tools.iter().any(|t| t == tool) {
+                tools.push(tool.to_owned());
+            }
+        }
+    }
+    Ok(tools)
+}
+
 /// The agent's highest sequence number (0 when it has no message).
 pub async fn last_sequence(db: &impl ConnectionTrait, agent_id: Uuid) -> Result<i64, DbErr> {
     let max: Option<Option<i64>> = entity::AgentMessage::find()
@@ -77,6 +135,7 @@ pub async fn unfinished_agents(db: &impl ConnectionTrait) -> Result<Vec<String>,
         .filter(agent::Column::Status.is_in([
             AgentStatus::Initializing.as_str(),
             AgentStatus::Running.as_str(),
+            AgentStatus::AwaitingPermission.as_str(),
         ]))
         .into_tuple()
         .all(db)

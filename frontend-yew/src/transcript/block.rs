@@ -5,6 +5,8 @@ use std::rc::Rc;
 
 use agentstream_wire::MessageType;
 
+use super::PermissionCard;
+
 /// The most raw JSON kept per block (shown on hover).
 const MAX_RAW_BYTES: usize = 4096;
 
@@ -24,6 +26,14 @@ pub enum BlockKind {
     },
     /// Text the user or the CLI put into the conversation.
     User { text: String },
+    /// A follow-up the user sent (`user_input`): it starts a turn. `origin` is the server's mark on
+    /// one it sent itself (`restart`).
+    Prompt {
+        text: String,
+        origin: Option<String>,
+    },
+    /// A permission request, and what became of it.
+    Permission(PermissionCard),
     /// A quiet line (status, retry, init…).
     System { subtype: String, text: String },
     /// Something went wrong in the stream (a line that could not be parsed…).
@@ -32,6 +42,8 @@ pub enum BlockKind {
     Result {
         text: String,
         is_error: bool,
+        /// The turn was interrupted (`terminalReason` `aborted_…`).
+        interrupted: bool,
         cost_usd: Option<f64>,
         output_tokens: Option<u64>,
         duration_ms: Option<i64>,

@@ -1,6 +1,7 @@
 //! What the agent view shows, built incrementally from the timeline's applied messages: token deltas
 //! joined into one text per assistant turn, thinking, tool calls as cards (name, input, result), quiet
-//! system lines, errors, and the final result.
+//! system lines, errors, and the final result; the user's follow-ups as turns and the agent's permission
+//! requests as cards ([`permission`]).
 //!
 //! Two rules of Claude Code's stream are honoured in [`reconcile`]: a whole block never shows its text
 //! twice, and an abandoned attempt's partial text is hidden.
@@ -16,10 +17,12 @@ use agentstream_wire::{keys, EventType, MessageType, StoredMessage};
 use serde_json::Value;
 
 mod block;
+mod permission;
 mod reconcile;
 
 use block::cut;
 pub use block::{Block, BlockKind, BlockRef};
+pub use permission::{card_state, pretty, CardState, PermissionCard};
 
 /// The transcript of one agent.
 #[derive(Default)]
@@ -31,6 +34,8 @@ pub struct Transcript {
     texts_of_message: HashMap<String, Vec<usize>>,
     /// Tool blocks by tool-use id.
     tools: HashMap<String, usize>,
+    /// Permission cards by request id.
+    permissions: HashMap<String, usize>,
     /// The text block that deltas without a message id go to.
     open_text: Option<usize>,
     next_key: u64,
@@ -38,6 +43,12 @@ pub struct Transcript {
     /// The latest usage reported (`message_delta`).
     pub usage: Option<Value>,
 }
+
+/// A result's `terminalReason` (`aborted_streaming`, `aborted_tools`: the turn was interrupted).
+const TERMINAL_REASON: &str = "terminalReason";
+
+/// The `subtype` of the system line that says the agent withdrew a request (its turn was interrupted).
+const CANCEL_REQUEST: &str = "control_cancel_request";
 
 pub(super) fn meta_str(m: &StoredMessage, key: &str) -> Option<String> {
     m.metadata
@@ -263,7 +274,12 @@ impl Transcript {
                     .filter(|u| !u.is_null())
             }
             Some(EventType::SignatureDelta) => {}
+            Some(EventType::UserInput) => self.user_input(m),
+            Some(EventType::PermissionRequest) => self.permission_request(m),
+            Some(EventType::PermissionResponse) => self.permission_response(m),
             Some(EventType::Result) => {
+                // The turn is over: a request still waiting will not be answered.
+                self.end_waiting_cards();
                 let num = |k: &str| m.metadata.get(k);
                 let output_tokens = num(keys::USAGE)
                     .and_then(|u| u.get("output_tokens"))
@@ -275,6 +291,8 @@ impl Transcript {
                         is_error: num(keys::IS_ERROR)
                             .and_then(Value::as_bool)
                             .unwrap_or(false),
+                        interrupted: meta_str(m, TERMINAL_REASON)
+                            .is_some_and(|r| r.starts_with("aborted")),
                         cost_usd: num(keys::TOTAL_COST_USD).and_then(Value::as_f64),
                         output_tokens,
                         duration_ms: num(keys::DURATION_MS).and_then(Value::as_i64),
@@ -321,6 +339,11 @@ impl Transcript {
                     );
                 }
                 _ => {
+                    if let Some(id) = meta_str(m, keys::REQUEST_ID)
+                        .filter(|_| meta_str(m, keys::SUBTYPE).as_deref() == Some(CANCEL_REQUEST))
+                    {
+                        self.withdraw(&id);
+                    }
                     let subtype = meta_str(m, keys::SUBTYPE)
                         .unwrap_or_else(|| event.map_or("unknown", EventType::as_str).to_owned());
                     let text = if m.content.is_empty() && event == Some(EventType::Unknown) {
@@ -508,6 +531,26 @@ mod tests {
         assert!(
             matches!(kinds[2], BlockKind::Result { cost_usd: Some(c), output_tokens: Some(3), .. } if c == 0.5)
         );
+        assert!(matches!(
+            kinds[2],
+            BlockKind::Result {
+                interrupted: false,
+                ..
+            }
+        ));
+        f.push(
+            MessageType::Result,
+            "",
+            json!({"eventType": "result", "isError": true, "terminalReason": "aborted_streaming"}),
+        );
+        assert!(matches!(
+            f.kinds()[4],
+            BlockKind::Result {
+                interrupted: true,
+                is_error: true,
+                ..
+            }
+        ));
         assert_eq!(f.t.usage, Some(json!({"output_tokens": 3})));
     }
 

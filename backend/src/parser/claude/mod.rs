@@ -18,6 +18,8 @@
 //! | `user` with text | `user` | `user_message` |
 //! | `system` (init, status, api_retry, …) | `system` | `system` (+ `subtype`) |
 //! | `result` | `result`, the final text | `result` |
+//! | `control_request` `can_use_tool` (`--permission-prompt-tool stdio`) | `tool`, the tool's name | `permission_request` |
+//! | `control_cancel_request` (the CLI withdraws a request: its turn was interrupted) | `system` | `system` (`subtype` `control_cancel_request`) |
 //! | anything else | `system`, content empty | `unknown` |
 //! | not JSON / not UTF-8 | `error` | `parse_error` |
 //!
@@ -61,6 +63,8 @@ pub(super) fn parse_general(line: &str) -> Option<ParsedMessage> {
         Some("user") => Some(user(obj, line)),
         Some("system") => Some(system(obj, line)),
         Some("result") => Some(result(obj, line)),
+        Some("control_request") => Some(control_request(obj, line)),
+        Some("control_cancel_request") => Some(control_cancel(obj, line)),
         _ => Some(unknown(line)),
     }
 }
@@ -225,6 +229,65 @@ fn user(obj: &Map<String, Value>, raw: &str) -> ParsedMessage {
     m
 }
 
+/// Bounds on what a permission request may carry into its message's metadata (an id that clients
+/// send back in a URL, and the tool's name).
+const MAX_REQUEST_ID_BYTES: usize = 200;
+const MAX_TOOL_NAME_BYTES: usize = 400;
+
+/// A request of the CLI over its control protocol. `can_use_tool` asks whether a tool may run: it
+/// becomes a `permission_request` message (`requestId`, `toolName`, `input`, `toolUseId`,
+/// `suggestions`), which a client answers; any other request is kept as unknown.
+fn control_request(obj: &Map<String, Value>, raw: &str) -> ParsedMessage {
+    let request = obj.get("request").and_then(Value::as_object);
+    let id = str_of(obj.get("request_id"))
+        .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID_BYTES && is_plain_id(id));
+    let (Some(request), Some(id)) = (request, id) else {
+        return unknown(raw);
+    };
+    if str_of(request.get("subtype")) != Some("can_use_tool") {
+        return unknown(raw);
+    }
+    let tool = str_of(request.get("tool_name"))
+        .filter(|t| t.len() <= MAX_TOOL_NAME_BYTES)
+        .unwrap_or("unknown");
+    let mut meta = json!({
+        (keys::EVENT_TYPE): EventType::PermissionRequest,
+        (keys::REQUEST_ID): id,
+        (keys::TOOL_NAME): tool,
+        (keys::INPUT): request.get("input").cloned().unwrap_or_else(|| json!({})),
+    });
+    copy(
+        &mut meta,
+        request,
+        &[
+            ("tool_use_id", keys::TOOL_USE_ID),
+            ("permission_suggestions", "suggestions"),
+            ("decision_reason", "reason"),
+            ("blocked_path", "blockedPath"),
+        ],
+    );
+    message(EventType::PermissionRequest, tool.to_owned(), raw, meta)
+}
+
+/// The CLI withdraws one of its requests (a permission request whose turn was interrupted).
+fn control_cancel(obj: &Map<String, Value>, raw: &str) -> ParsedMessage {
+    let mut meta =
+        json!({(keys::EVENT_TYPE): EventType::System, "subtype": "control_cancel_request"});
+    copy(&mut meta, obj, &[("request_id", keys::REQUEST_ID)]);
+    message(
+        EventType::System,
+        "the agent withdrew its request".to_owned(),
+        raw,
+        meta,
+    )
+}
+
+/// Letters, digits, `-` and `_`: safe in a URL path segment as it is.
+pub fn is_plain_id(id: &str) -> bool {
+    id.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// The text of a tool result's `content`: a string, or text blocks.
 fn result_text(content: Option<&Value>) -> String {
     match content {
@@ -315,7 +378,16 @@ fn result(obj: &Map<String, Value>, raw: &str) -> ParsedMessage {
             .and_then(Value::as_bool)
             .unwrap_or(false),
         subtype: str_of(obj.get("subtype")).map(str::to_owned),
-        result: str_of(obj.get("result")).map(str::to_owned),
+        // A run that could not start (`--resume` of an unknown session) has no text, only `errors`.
+        result: str_of(obj.get("result")).map(str::to_owned).or_else(|| {
+            let errors: Vec<&str> = obj
+                .get("errors")?
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            (!errors.is_empty()).then(|| errors.join("; "))
+        }),
         total_cost_usd: obj.get("total_cost_usd").and_then(Value::as_f64),
         num_turns: obj.get("num_turns").and_then(Value::as_u64),
         usage: obj.get("usage").cloned(),

@@ -2,6 +2,7 @@
 //! (each line bounded), the tail of its stderr kept for error messages, stdin open for input until told
 //! to close, and stopped as a whole — SIGINT first (an agent CLI then writes a clean end), SIGTERM, then
 //! SIGKILL — so that nothing it started is left behind, even in process groups of its own ([`tree`]).
+//! It is killed with the server, however the server ends (`PR_SET_PDEATHSIG`).
 //! Its lines are read with [`read_bounded_line`] ([`lines`]).
 
 use std::collections::VecDeque;
@@ -23,7 +24,7 @@ mod tree;
 pub use lines::read_bounded_line;
 use tree::{kill_tree, signal_group, watch_tree, Proc, ProcessControl};
 
-use super::{RunnerEvent, RunnerExit, Started};
+use super::{InputLines, RunnerEvent, RunnerExit, Started};
 
 /// How many bytes of stderr are kept for error messages.
 const STDERR_TAIL_BYTES: usize = 4096;
@@ -41,7 +42,8 @@ pub struct ProcessSpec {
     pub args: Vec<OsString>,
     pub cwd: Option<PathBuf>,
     pub env: Vec<(String, String)>,
-    /// Written to stdin at start, each followed by a newline.
+    /// Written to stdin at start, each followed by a newline; stdin stays open for more
+    /// ([`super::RunnerControl::send_line`]).
     pub stdin_lines: Vec<String>,
     /// Lines longer than this are cut (and reported).
     pub max_line_bytes: usize,
@@ -64,6 +66,24 @@ pub fn spawn(spec: ProcessSpec) -> Result<Started, ErrorInfo> {
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
+    // The agent dies with this server, even a server killed with SIGKILL: nothing else reads its
+    // output, and the session it was in is resumed by a new process once the server is back (two
+    // processes in one session would write over each other).
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid) are made, on
+    // values copied into the closure.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The server died before the signal was armed.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("the server is gone"));
+            }
+            Ok(())
+        });
+    }
     let mut child = cmd.spawn().map_err(|e| spawn_error(&spec, &e))?;
     let pgid = child.id().map(|id| id as i32);
     let (stdout, stderr, stdin) =
@@ -76,7 +96,10 @@ pub fn spawn(spec: ProcessSpec) -> Result<Started, ErrorInfo> {
                 ))
             }
         };
-    let stdin = Arc::new(tokio::sync::Mutex::new(Some(stdin)));
+    let (input, lines) = InputLines::open();
+    for line in &spec.stdin_lines {
+        let _ = input.send(line.clone());
+    }
     let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_BYTES)));
     let tree = Arc::new(Mutex::new(Vec::new()));
     let (events_tx, events_rx) = mpsc::channel(CHANNEL_DEPTH);
@@ -85,7 +108,7 @@ pub fn spawn(spec: ProcessSpec) -> Result<Started, ErrorInfo> {
         tokio::spawn(watch_tree(pid, tree.clone(), exited_rx.clone()));
     }
 
-    tokio::spawn(write_lines(stdin.clone(), spec.stdin_lines.clone()));
+    tokio::spawn(write_input(stdin, lines));
     tokio::spawn(keep_tail(stderr, tail.clone()));
     tokio::spawn(supervise(
         child,
@@ -105,7 +128,7 @@ pub fn spawn(spec: ProcessSpec) -> Result<Started, ErrorInfo> {
         events: Box::pin(events),
         control: Some(Box::new(ProcessControl {
             pgid,
-            stdin,
+            input,
             tree,
             exited: exited_rx,
             grace: spec.stop_grace,
@@ -135,17 +158,16 @@ fn spawn_error(spec: &ProcessSpec, e: &std::io::Error) -> ErrorInfo {
     }
 }
 
-async fn write_lines(stdin: Arc<tokio::sync::Mutex<Option<ChildStdin>>>, lines: Vec<String>) {
-    let mut guard = stdin.lock().await;
-    if let Some(pipe) = guard.as_mut() {
-        for line in lines {
-            if pipe.write_all(line.as_bytes()).await.is_err()
-                || pipe.write_all(b"\n").await.is_err()
-            {
-                break;
-            }
+/// Writes the lines sent for stdin, in order, each followed by a newline; closes stdin when the sender
+/// is dropped (or the process closed its end).
+async fn write_input(mut pipe: ChildStdin, mut lines: mpsc::UnboundedReceiver<String>) {
+    while let Some(line) = lines.recv().await {
+        if pipe.write_all(line.as_bytes()).await.is_err()
+            || pipe.write_all(b"\n").await.is_err()
+            || pipe.flush().await.is_err()
+        {
+            break;
         }
-        let _ = pipe.flush().await;
     }
 }
 

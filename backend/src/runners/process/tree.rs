@@ -7,10 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::LocalBoxFuture;
-use tokio::process::ChildStdin;
 use tokio::sync::watch;
 
-use crate::runners::RunnerControl;
+use crate::runners::{InputClosed, InputLines, RunnerControl};
 
 /// How often the descendants of a running process are listed.
 pub(super) const TREE_SNAPSHOT_EVERY: Duration = Duration::from_millis(500);
@@ -119,23 +118,35 @@ pub(super) fn signal_group(pgid: i32, signal: i32) {
 /// Stops a process runner.
 pub(super) struct ProcessControl {
     pub(super) pgid: Option<i32>,
-    pub(super) stdin: Arc<tokio::sync::Mutex<Option<ChildStdin>>>,
+    /// The lines for its stdin, written in order by the process's writer task; dropped, stdin closes
+    /// once what was sent is written.
+    pub(super) input: InputLines,
     pub(super) tree: Arc<Mutex<Vec<Proc>>>,
     pub(super) exited: watch::Receiver<bool>,
     pub(super) grace: Duration,
 }
 
 impl RunnerControl for ProcessControl {
+    fn send_line(&mut self, line: String) -> Result<(), InputClosed> {
+        self.input.send(line)
+    }
+
     fn end_input(&mut self) {
-        let stdin = self.stdin.clone();
-        tokio::spawn(async move {
-            stdin.lock().await.take();
-        });
+        self.input.close();
+    }
+
+    fn interrupt(&mut self) -> LocalBoxFuture<'static, ()> {
+        // An agent CLI ends its turn cleanly on SIGINT (and then exits: it has no more input).
+        if let (Some(pgid), false) = (self.pgid, *self.exited.borrow()) {
+            signal_group(pgid, libc::SIGINT);
+        }
+        Box::pin(async {})
     }
 
     fn stop(&mut self) -> LocalBoxFuture<'static, ()> {
         let pgid = self.pgid;
-        let stdin = self.stdin.clone();
+        // Closed with the polite request: an agent CLI waiting for input exits.
+        self.input.close();
         let mut exited = self.exited.clone();
         let grace = self.grace;
         let tree = self.tree.clone();
@@ -146,9 +157,7 @@ impl RunnerControl for ProcessControl {
                     break;
                 }
                 signal_group(pgid, signal);
-                if signal == libc::SIGINT {
-                    stdin.lock().await.take();
-                } else {
+                if signal != libc::SIGINT {
                     // Past the polite request, the tools (in groups of their own) are stopped too.
                     let now = tokio::task::spawn_blocking(move || descendants(pgid))
                         .await

@@ -18,6 +18,8 @@ use tempfile::TempDir;
 
 use crate::SERVER;
 
+mod conversation;
+
 /// The CLI version the tests are written against.
 const CLI_VERSION: &str = "2.1.330";
 
@@ -34,8 +36,11 @@ struct Claude {
     fake: FakeAnthropic,
     /// Set in the environment of the process that spawns the CLI, so its processes can be found.
     marker: String,
-    _home: TempDir,
-    _dir: TempDir,
+    /// The CLI's HOME (its sessions live under `.claude/projects`).
+    home: TempDir,
+    /// The server's data folder, and the environment it runs the CLI with (for a restart).
+    dir: TempDir,
+    cli_env: Vec<(String, String)>,
 }
 
 fn cli_path() -> Option<PathBuf> {
@@ -110,14 +115,34 @@ impl Claude {
                 (app, Some(proxy))
             }
         };
+        let cli_env = cli_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Some(Claude {
             app,
             _proxy: proxy,
             fake,
             marker,
-            _home: home,
-            _dir: dir,
+            home,
+            dir,
+            cli_env,
         })
+    }
+
+    /// Kills the server (SIGKILL) and starts it again on the same database (cli transport).
+    async fn restart_after_kill(&mut self) {
+        self.app.kill().await;
+        let env: Vec<(&str, &str)> = self
+            .cli_env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.app = TestServer::builder()
+            .dir(self.dir.path())
+            .envs(&env)
+            .spawn(SERVER)
+            .await;
     }
 
     async fn launch(&self, prompt: &str, configuration: Value) -> Agent {
