@@ -17,6 +17,7 @@
 
 mod client;
 mod conversation;
+mod database;
 pub mod process;
 mod server;
 mod ws;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use agentstream_wire::{ErrorBody, StoredMessage};
 
 pub use conversation::{request_id, sessions};
+pub use database::{backend, on_sqlite, Backend, TestDir};
 pub use server::{Builder, StartFailure, TestServer};
 pub use ws::{Closed, Incoming, Refused, WsClient};
 

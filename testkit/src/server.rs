@@ -6,10 +6,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::database::{create_database, TestDir};
 use crate::TIMEOUT;
 
 /// Where the server's log (its stderr) goes.
@@ -23,6 +23,14 @@ enum Log {
     Stderr(String),
 }
 
+/// Where a server keeps its log and data (from a [`TestDir`]).
+#[derive(Clone, Debug)]
+struct Place {
+    path: PathBuf,
+    database_url: String,
+    postgres: Option<String>,
+}
+
 /// How to start a server; from [`TestServer::builder`]. By default: `serve` on 127.0.0.1, a fresh
 /// temporary folder, only the compiled-in settings, the log in a file.
 #[derive(Clone, Debug)]
@@ -31,7 +39,7 @@ pub struct Builder {
     host: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
-    dir: Option<PathBuf>,
+    dir: Option<Place>,
     log: Log,
     without_web_app: bool,
     fake_cli: Option<String>,
@@ -99,11 +107,15 @@ impl Builder {
         self
     }
 
-    /// The database (`agent.db`) and the log go into `dir`, which the caller keeps: to restart a server
-    /// on the same file, or to reach the file from the test. Without it, a temporary folder that lives as
-    /// long as the server.
-    pub fn dir(mut self, dir: &Path) -> Builder {
-        self.dir = Some(dir.to_path_buf());
+    /// The log (and a SQLite database) go into `dir`, whose database the server uses, and which the
+    /// caller keeps: to restart a server on the same data, or to reach its files from the test. Without
+    /// it, a [`TestDir`] that lives as long as the server.
+    pub fn dir(mut self, dir: &TestDir) -> Builder {
+        self.dir = Some(Place {
+            path: dir.path().to_path_buf(),
+            database_url: dir.database_url(),
+            postgres: dir.postgres_name().map(str::to_owned),
+        });
         self
     }
 
@@ -132,20 +144,29 @@ impl Builder {
     pub async fn try_spawn(self, binary: impl AsRef<Path>) -> Result<TestServer, StartFailure> {
         let binary = binary.as_ref();
         let io = |what: String| move |e: std::io::Error| StartFailure::Io(format!("{what}: {e}"));
-        let (dir, tmp) = match self.dir {
-            Some(dir) => (dir, None),
+        let (place, tmp) = match self.dir {
+            Some(place) => (place, None),
             None => {
-                let tmp = TempDir::new().map_err(io("temp dir".into()))?;
-                (tmp.path().to_path_buf(), Some(tmp))
+                let tmp = TestDir::new();
+                let place = Place {
+                    path: tmp.path().to_path_buf(),
+                    database_url: tmp.database_url(),
+                    postgres: tmp.postgres_name().map(str::to_owned),
+                };
+                (place, Some(tmp))
             }
         };
+        if let Some(name) = &place.postgres {
+            create_database(name).await.map_err(StartFailure::Io)?;
+        }
+        let dir = place.path;
         let log_name = format!("{}.log", self.command);
         let mut cmd = Command::new(binary);
         cmd.arg(&self.command)
             .args(["--port", "0", "--host", &self.host])
             .args(&self.args)
             .arg("--database-url")
-            .arg(format!("sqlite://{}/agent.db", dir.display()))
+            .arg(&place.database_url)
             // A folder with no settings files: only the compiled-in defaults and `env` apply.
             .arg("--config-dir")
             .arg(dir.join("no-config"))
@@ -279,8 +300,9 @@ pub struct TestServer {
     child: Child,
     dir: PathBuf,
     log_name: String,
-    /// Keeps the folder (database, log) alive; `None` when the caller owns it.
-    _tmp: Option<TempDir>,
+    /// Keeps the folder (log, database) alive; `None` when the caller owns it. Declared last: dropped
+    /// after the child is killed (a PostgreSQL database is dropped with it).
+    _tmp: Option<TestDir>,
 }
 
 impl TestServer {

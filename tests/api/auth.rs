@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use agentstream_testkit::{assert_error, TestServer, TIMEOUT};
+use agentstream_testkit::{assert_error, backend, Backend, TestDir, TestServer, TIMEOUT};
 use agentstream_wire::ServerEvent;
 use reqwest::{Method, Response};
 use serde_json::json;
@@ -361,9 +361,9 @@ async fn allowed_origins_get_cors_and_still_need_the_token() {
 
 #[tokio::test]
 async fn refuses_to_start_on_a_public_address_without_a_token() {
-    let dir = TempDir::new().unwrap();
+    let dir = TestDir::new();
     let failed = TestServer::builder()
-        .dir(dir.path())
+        .dir(&dir)
         .host("0.0.0.0")
         .try_spawn(SERVER)
         .await
@@ -379,7 +379,7 @@ async fn refuses_to_start_on_a_public_address_without_a_token() {
         "{failed}"
     );
     assert!(
-        !dir.path().join("agent.db").exists(),
+        backend() != Backend::Sqlite || !dir.path().join("agent.db").exists(),
         "the database was opened anyway"
     );
 
@@ -413,7 +413,7 @@ async fn refuses_to_start_on_a_public_address_without_a_token() {
         ),
     ] {
         let failed = TestServer::builder()
-            .dir(dir.path())
+            .dir(&dir)
             .envs(&env)
             .try_spawn(SERVER)
             .await
@@ -430,9 +430,9 @@ async fn refuses_to_start_on_a_public_address_without_a_token() {
 
 #[tokio::test]
 async fn starts_on_a_public_address_with_a_token_or_the_explicit_override() {
-    let dir = TempDir::new().unwrap();
+    let dir = TestDir::new();
     let app = TestServer::builder()
-        .dir(dir.path())
+        .dir(&dir)
         .host("0.0.0.0")
         .env("AGENTSTREAM__AUTH__TOKEN", TOKEN)
         .try_spawn(SERVER)
@@ -458,9 +458,9 @@ async fn starts_on_a_public_address_with_a_token_or_the_explicit_override() {
             vec![("AGENTSTREAM__SERVER__ALLOW_PUBLIC_WITHOUT_TOKEN", "true")],
         ),
     ] {
-        let dir = TempDir::new().unwrap();
+        let dir = TestDir::new();
         let app = TestServer::builder()
-            .dir(dir.path())
+            .dir(&dir)
             .host("0.0.0.0")
             .args(&flags)
             .envs(&env)

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use agentstream_testkit::{
-    assert_contiguous, assert_error, request_id, sessions, TestServer, TIMEOUT,
+    assert_contiguous, assert_error, request_id, sessions, TestDir, TestServer, TIMEOUT,
 };
 use agentstream_wire::{
     keys, AgentStatus, EventType, MessageType, ServerEvent, StoredMessage, SyntheticConfig,
@@ -174,14 +174,14 @@ async fn a_terminated_agent_is_continued_by_a_follow_up() {
 
 #[tokio::test]
 async fn an_agent_cut_by_a_kill_9_is_continued_after_the_restart_in_the_same_session() {
-    let dir = tempfile::TempDir::new().unwrap();
-    let mut app = TestServer::builder().dir(dir.path()).spawn(SERVER).await;
+    let dir = TestDir::new();
+    let mut app = TestServer::builder().dir(&dir).spawn(SERVER).await;
     // Long enough to be cut; the resumed turn (the same configuration) then takes 2 s.
     let id = launch(&app, tokens(400, 5)).await;
     app.wait_messages(id, 40).await;
     app.kill().await;
 
-    let app = TestServer::builder().dir(dir.path()).spawn(SERVER).await;
+    let app = TestServer::builder().dir(&dir).spawn(SERVER).await;
     assert_eq!(app.agent(id).await.status, AgentStatus::Interrupted);
     let before = app.messages(id, None).await;
     let stored = app.send(id, "where were we?").await;
@@ -196,8 +196,8 @@ async fn an_agent_cut_by_a_kill_9_is_continued_after_the_restart_in_the_same_ses
 
 #[tokio::test]
 async fn with_resume_interrupted_the_server_continues_what_a_restart_cut_off() {
-    let dir = tempfile::TempDir::new().unwrap();
-    let mut app = TestServer::builder().dir(dir.path()).spawn(SERVER).await;
+    let dir = TestDir::new();
+    let mut app = TestServer::builder().dir(&dir).spawn(SERVER).await;
     let cut = launch(&app, tokens(100_000, 5)).await;
     let done = launch(&app, tokens(3, 0)).await;
     app.wait_finished(done).await;
@@ -205,7 +205,7 @@ async fn with_resume_interrupted_the_server_continues_what_a_restart_cut_off() {
     app.kill().await;
 
     let app = TestServer::builder()
-        .dir(dir.path())
+        .dir(&dir)
         .env("AGENTSTREAM__AGENTS__RESUME_INTERRUPTED", "true")
         .spawn(SERVER)
         .await;

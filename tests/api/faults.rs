@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use agentstream_testkit::{assert_contiguous, TestServer};
+use agentstream_testkit::{assert_contiguous, on_sqlite, TestDir, TestServer};
 use agentstream_wire::{AgentStatus, ServerEvent};
 use sea_orm::sqlx::{self, Connection, SqliteConnection};
 
@@ -29,6 +29,9 @@ async fn lock_database(dir: &std::path::Path, hold: Duration) {
 
 #[tokio::test]
 async fn a_full_database_fails_the_writing_agent_and_keeps_everything_stored() {
+    if !on_sqlite("database.max_size_bytes caps a SQLite file") {
+        return;
+    }
     let app = TestServer::builder()
         .env("AGENTSTREAM__DATABASE__MAX_SIZE_BYTES", "1048576")
         .spawn(SERVER)
@@ -72,6 +75,9 @@ async fn a_full_database_fails_the_writing_agent_and_keeps_everything_stored() {
 
 #[tokio::test]
 async fn a_lock_held_shorter_than_the_busy_timeout_only_delays_the_writes() {
+    if !on_sqlite("SQLite's file lock and busy timeout") {
+        return;
+    }
     let app = TestServer::builder()
         .env("AGENTSTREAM__DATABASE__BUSY_TIMEOUT_MS", "5000")
         .spawn(SERVER)
@@ -89,6 +95,9 @@ async fn a_lock_held_shorter_than_the_busy_timeout_only_delays_the_writes() {
 
 #[tokio::test]
 async fn a_lock_held_past_the_busy_timeout_fails_the_agent_not_the_server() {
+    if !on_sqlite("SQLite's file lock and busy timeout") {
+        return;
+    }
     let app = TestServer::builder()
         .env("AGENTSTREAM__DATABASE__BUSY_TIMEOUT_MS", "100")
         .spawn(SERVER)
@@ -211,9 +220,12 @@ impl Drop for ReadOnly {
 
 #[tokio::test]
 async fn a_database_gone_read_only_fails_the_writing_agent_and_keeps_the_server_up() {
+    if !on_sqlite("a SQLite file made read-only") {
+        return;
+    }
     // On the target folder's file system (ext4 here), which supports the immutable flag.
-    let dir = tempfile::TempDir::new_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let app = TestServer::builder().dir(dir.path()).spawn(SERVER).await;
+    let dir = TestDir::new_in(env!("CARGO_TARGET_TMPDIR"));
+    let app = TestServer::builder().dir(&dir).spawn(SERVER).await;
     let done = app.launch(30, 0).await;
     app.wait_finished(done.id).await;
     let before = app.messages(done.id, None).await;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use agentstream_testkit::{assert_contiguous, assert_error, TestServer};
+use agentstream_testkit::{assert_contiguous, assert_error, TestDir, TestServer};
 use agentstream_wire::{AgentStatus, ServerEvent};
 
 use crate::SERVER;
@@ -127,8 +127,8 @@ async fn agents_are_listed_newest_first() {
 
 #[tokio::test]
 async fn restart_on_the_same_file_keeps_history_and_interrupts_what_ran() {
-    let dir = tempfile::TempDir::new().unwrap();
-    let mut app = TestServer::builder().dir(dir.path()).spawn(SERVER).await;
+    let dir = TestDir::new();
+    let mut app = TestServer::builder().dir(&dir).spawn(SERVER).await;
     let done = app.launch(50, 0).await;
     app.wait_finished(done.id).await;
     let done_history = app.messages(done.id, None).await;
@@ -136,7 +136,7 @@ async fn restart_on_the_same_file_keeps_history_and_interrupts_what_ran() {
     app.wait_messages(running.id, 40).await;
     app.kill().await;
 
-    let app = TestServer::builder().dir(dir.path()).spawn(SERVER).await;
+    let app = TestServer::builder().dir(&dir).spawn(SERVER).await;
     let mut watcher = app.ws().await;
     assert_eq!(app.messages(done.id, None).await, done_history);
     assert_eq!(app.agent(done.id).await.status, AgentStatus::Completed);
@@ -158,36 +158,35 @@ async fn restart_on_the_same_file_keeps_history_and_interrupts_what_ran() {
 
 #[tokio::test]
 async fn an_agent_deleted_behind_the_servers_back_stops_with_an_error() {
-    let dir = tempfile::TempDir::new().unwrap();
-    let app = TestServer::builder().dir(dir.path()).spawn(SERVER).await;
+    let dir = TestDir::new();
+    let app = TestServer::builder().dir(&dir).spawn(SERVER).await;
     let agent = app.launch(100_000, 2).await;
     let mut ws = app.ws().await;
     ws.subscribe(agent.id, Some(0)).await;
     app.wait_messages(agent.id, 20).await;
 
     // Another process removes the row (and, by the cascade, its messages).
-    let url = format!("sqlite://{}/agent.db", dir.path().display());
-    let db = sea_orm::Database::connect(url).await.unwrap();
+    let db = sea_orm::Database::connect(dir.database_url())
+        .await
+        .unwrap();
     use sea_orm::ConnectionTrait;
     let deleted = db
-        .execute(sea_orm::Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Sqlite,
-            "DELETE FROM agents WHERE id = ?",
-            [agent.id.to_string().into()],
-        ))
+        .execute_unprepared(&format!("DELETE FROM agents WHERE id = '{}'", agent.id))
         .await
         .unwrap();
     assert_eq!(deleted.rows_affected(), 1);
-    // The server put the file in WAL mode (a property of the file, seen by every connection).
-    let mode = db
-        .query_one(sea_orm::Statement::from_string(
-            sea_orm::DatabaseBackend::Sqlite,
-            "PRAGMA journal_mode",
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(mode.try_get_by_index::<String>(0).unwrap(), "wal");
+    if db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
+        // The server put the file in WAL mode (a property of the file, seen by every connection).
+        let mode = db
+            .query_one(sea_orm::Statement::from_string(
+                sea_orm::DatabaseBackend::Sqlite,
+                "PRAGMA journal_mode",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(mode.try_get_by_index::<String>(0).unwrap(), "wal");
+    }
 
     loop {
         match ws.next_event().await {

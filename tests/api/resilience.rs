@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use agentstream_testkit::{assert_contiguous, TestServer, WsClient, TIMEOUT};
+use agentstream_testkit::{assert_contiguous, TestDir, TestServer, WsClient, TIMEOUT};
 use agentstream_wire::{AgentStatus, ServerEvent, StoredMessage};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -163,8 +163,8 @@ async fn sigkill_at_random_moments_loses_reorders_and_duplicates_nothing() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
     let mut rng = Rng::from_env();
-    let dir = tempfile::TempDir::new().unwrap();
-    let mut app = TestServer::builder().dir(dir.path()).spawn(SERVER).await;
+    let dir = TestDir::new();
+    let mut app = TestServer::builder().dir(&dir).spawn(SERVER).await;
     // What a client has seen of every agent, across all restarts.
     let mut copies: HashMap<Uuid, Vec<StoredMessage>> = HashMap::new();
     for trial in 0..trials {
@@ -180,7 +180,7 @@ async fn sigkill_at_random_moments_loses_reorders_and_duplicates_nothing() {
         app.kill().await;
         drop(ws);
 
-        app = TestServer::builder().dir(dir.path()).spawn(SERVER).await;
+        app = TestServer::builder().dir(&dir).spawn(SERVER).await;
         let mut ws = app.ws().await;
         // Nothing runs after a restart, so every history is final now.
         let mut histories = HashMap::new();
@@ -267,8 +267,8 @@ async fn clients_whose_sockets_drop_at_random_converge_to_the_history() {
 
 #[tokio::test]
 async fn sigterm_interrupts_the_agents_stores_everything_and_says_going_away() {
-    let dir = tempfile::TempDir::new().unwrap();
-    let mut app = TestServer::builder().dir(dir.path()).spawn(SERVER).await;
+    let dir = TestDir::new();
+    let mut app = TestServer::builder().dir(&dir).spawn(SERVER).await;
     let agent = app.launch(1_000_000, 1).await;
     let mut ws = app.ws().await;
     ws.subscribe(agent.id, Some(0)).await;
@@ -293,7 +293,7 @@ async fn sigterm_interrupts_the_agents_stores_everything_and_says_going_away() {
     assert!(status.success(), "exit status {status:?}");
     assert!(app.log().contains("shutting down"));
 
-    let app = TestServer::builder().dir(dir.path()).spawn(SERVER).await;
+    let app = TestServer::builder().dir(&dir).spawn(SERVER).await;
     assert_eq!(app.agent(agent.id).await.status, AgentStatus::Interrupted);
     let history = app.messages(agent.id, None).await;
     assert_contiguous(&history, 1);

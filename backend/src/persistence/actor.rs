@@ -17,6 +17,7 @@ use super::requests::{
 };
 use super::write::write_batch;
 use crate::gateway::registry::{Broadcast, RoomRegistry};
+use crate::parser::ParsedMessage;
 use crate::store;
 
 /// A write batch taking longer than this is logged (every message in it, and every one queued behind it,
@@ -32,12 +33,16 @@ pub struct Persistence {
     mailbox: usize,
     /// Lent to the batch being written (only one is at a time).
     last: LastSequences,
+    /// The database's text cannot hold NUL (PostgreSQL).
+    nul_free: bool,
 }
 
 impl Persistence {
     /// A writer of `db` that broadcasts through `registry`, taking up to `mailbox` requests at once
     /// without making a sender wait (running agents × their window of messages in flight).
     pub fn new(db: DatabaseConnection, registry: Addr<RoomRegistry>, mailbox: usize) -> Self {
+        let nul_free =
+            sea_orm::ConnectionTrait::get_database_backend(&db) == sea_orm::DbBackend::Postgres;
         Persistence {
             db,
             registry,
@@ -45,6 +50,22 @@ impl Persistence {
             flushing: false,
             mailbox,
             last: LastSequences::new(),
+            nul_free,
+        }
+    }
+
+    /// Makes a message storable in this database, before anything (its row, its frame) is made of it:
+    /// PostgreSQL's text cannot hold NUL, which becomes U+FFFD there (SQLite keeps it).
+    fn storable(&self, message: &mut ParsedMessage) {
+        if self.nul_free {
+            for text in [&mut message.content, &mut message.raw] {
+                if text.contains('\0') {
+                    *text = text.replace('\0', "\u{FFFD}");
+                }
+            }
+            if let Some(role) = message.role.as_mut().filter(|r| r.contains('\0')) {
+                *role = role.replace('\0', "\u{FFFD}");
+            }
         }
     }
 
@@ -136,7 +157,8 @@ impl Handler<AppendMessages> for Persistence {
     fn handle(&mut self, msg: AppendMessages, ctx: &mut Context<Self>) {
         let agent_id = msg.agent_id;
         let ack = Rc::new(msg.ack);
-        for message in msg.messages {
+        for mut message in msg.messages {
+            self.storable(&mut message);
             self.queue.push(Request::Append {
                 agent_id,
                 message,
@@ -150,7 +172,8 @@ impl Handler<AppendMessages> for Persistence {
 
 impl Handler<StoreMessage> for Persistence {
     type Result = ResponseFuture<Result<i64, StoreError>>;
-    fn handle(&mut self, msg: StoreMessage, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, mut msg: StoreMessage, ctx: &mut Context<Self>) -> Self::Result {
+        self.storable(&mut msg.message);
         self.request(ctx, |reply| Request::Append {
             agent_id: msg.agent_id,
             message: msg.message,
