@@ -109,9 +109,15 @@ async fn open(
             o
         });
     }
+    if url.starts_with("postgres") {
+        probe_postgres(&url).await?;
+    }
     Database::connect(options)
         .await
-        .map_err(|source| DbOpenError::Connect { url, source })
+        .map_err(|source| DbOpenError::Connect {
+            url: redacted(&url),
+            source,
+        })
 }
 
 /// Copies the WAL back into the database file every `interval`, from a pool connection, instead of
@@ -151,6 +157,51 @@ pub fn spawn_checkpointer(db: DatabaseConnection, interval: Duration) {
 
 /// A WAL of more pages than this (about 400 MB) is worth a warning.
 const LARGE_WAL_PAGES: i64 = 100_000;
+
+/// How long opening a PostgreSQL connection may take before the server gives up starting.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One connection to PostgreSQL before the pool: a pool that cannot connect reports only that it timed
+/// out after its acquire timeout (30 s); this says why (refused, unknown database, authentication) and
+/// at once.
+async fn probe_postgres(url: &str) -> Result<(), DbOpenError> {
+    use sea_orm::sqlx::Connection;
+    let failed = |reason: String| DbOpenError::Connect {
+        url: redacted(url),
+        source: DbErr::Conn(sea_orm::RuntimeErr::Internal(reason)),
+    };
+    match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        sea_orm::sqlx::postgres::PgConnection::connect(url),
+    )
+    .await
+    {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(failed(e.to_string())),
+        Err(_) => Err(failed(format!(
+            "no answer within {} s",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// A database URL fit for a message or a log: its password, if any, replaced by `***`.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
 
 /// The file path of a `sqlite:` URL, without its query string; `None` for other databases and for
 /// in-memory SQLite.
@@ -203,6 +254,22 @@ impl Drop for Scratch {
 #[cfg(test)]
 mod tests {
     use super::sqlite_path;
+
+    #[test]
+    fn a_password_never_reaches_a_message() {
+        assert_eq!(
+            super::redacted("postgres://app:s3cr:et@db.local:5432/agents?sslmode=require"),
+            "postgres://app:***@db.local:5432/agents?sslmode=require"
+        );
+        assert_eq!(
+            super::redacted("postgres://app@127.0.0.1/agents"),
+            "postgres://app@127.0.0.1/agents"
+        );
+        assert_eq!(
+            super::redacted("sqlite://data/agent.db"),
+            "sqlite://data/agent.db"
+        );
+    }
 
     #[test]
     fn sqlite_paths() {

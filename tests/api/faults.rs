@@ -256,3 +256,34 @@ async fn a_database_gone_read_only_fails_the_writing_agent_and_keeps_the_server_
         AgentStatus::Completed
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_database_at_start_is_a_clear_error_that_hides_the_password() {
+    // Port 1: nothing listens there.
+    for (url, reason) in [
+        (
+            "postgres://agent:hunter2@127.0.0.1:1/agents",
+            "Connection refused",
+        ),
+        (
+            "sqlite:///proc/no-such-folder/agent.db",
+            "/proc/no-such-folder",
+        ),
+    ] {
+        let out = tokio::time::timeout(
+            Duration::from_secs(20),
+            tokio::process::Command::new(SERVER)
+                .args(["serve", "--port", "0", "--database-url", url])
+                .env("AGENTSTREAM__SERVER__STATIC_DIR", "/nonexistent")
+                .output(),
+        )
+        .await
+        .expect("it gives up at once")
+        .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{url}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("cannot "), "{stderr}");
+        assert!(stderr.contains(reason), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+    }
+}
