@@ -7,6 +7,7 @@
 //! seconds (CI keeps it compiling and correct); `--append FILE` adds the figures to BENCHMARKS.md.
 
 mod references;
+mod references_postgres;
 mod scenarios;
 mod server;
 

@@ -30,19 +30,19 @@ pub const AGENTS: u64 = 100;
 
 /// The agent of the `i`th row (rows go round-robin over the agents, as concurrent agents' do) and its
 /// number within that agent.
-fn owner(i: u64, agents: u64) -> (String, i64) {
+pub fn owner(i: u64, agents: u64) -> (String, i64) {
     (format!("agent-{}", i % agents), (i / agents) as i64 + 1)
 }
 
 /// A token row's raw line, as long as the synthetic runner's.
-fn raw_line(i: u64) -> String {
+pub fn raw_line(i: u64) -> String {
     format!(
         r#"{{"type":"stream_event","event":{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":" word{i}"}}}},"session_id":"0c45e3a8-1158-4dae-b739-8831e5b76594","parent_tool_use_id":null,"uuid":"{}","api_message_id":"msg_synthetic_30610bce79d34fb092b452741fb8a166"}}"#,
         uuid::Uuid::new_v4()
     )
 }
 
-const METADATA: &str = r#"{"eventType":"content_delta","blockIndex":0,"messageId":"msg_synthetic_30610bce79d34fb092b452741fb8a166"}"#;
+pub const METADATA: &str = r#"{"eventType":"content_delta","blockIndex":0,"messageId":"msg_synthetic_30610bce79d34fb092b452741fb8a166"}"#;
 
 /// A fresh database of the server's schema, in `journal` mode with `synchronous`.
 fn open(path: &Path, journal: &str, synchronous: &str) -> rusqlite::Result<Connection> {
@@ -129,8 +129,11 @@ fn raw_bulk(path: &Path, rows: u64) -> rusqlite::Result<f64> {
     Ok(per_second(rows, begun.elapsed()))
 }
 
-/// Both references; `dir` is on the disk the server uses.
+/// Both references; `dir` is on the disk the server uses. On PostgreSQL, its own references.
 pub async fn references(_binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> {
+    if agentstream_testkit::backend() == agentstream_testkit::Backend::Postgres {
+        return crate::references_postgres::references(smoke).await;
+    }
     let dir = tempfile::TempDir::new().map_err(|e| e.to_string())?;
     let (seed_rows, bulk_rows) = if smoke {
         (200u64, 20_000u64)

@@ -81,6 +81,15 @@ impl TestDir {
         }
     }
 
+    /// Creates the PostgreSQL database now (a server creates it when it first starts on it; nothing to
+    /// do on SQLite).
+    pub async fn create_database(&self) -> Result<(), String> {
+        match &self.postgres {
+            Some(name) => create_database(name).await,
+            None => Ok(()),
+        }
+    }
+
     /// The PostgreSQL database's name, on PostgreSQL.
     pub(crate) fn postgres_name(&self) -> Option<&str> {
         self.postgres.as_deref()
