@@ -23,7 +23,19 @@ pub struct Settings {
     pub claude: ClaudeSettings,
     pub proxy: ProxySettings,
     pub auth: AuthSettings,
+    #[serde(default)]
+    pub instance: InstanceSettings,
 }
+
+/// This server among others on one database.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct InstanceSettings {
+    /// Its id: given, or made at start-up (`Settings::load`).
+    pub id: String,
+}
+
+/// Longest instance id.
+const MAX_INSTANCE_ID: usize = 64;
 
 /// The API token (see `security`). Both empty: no token.
 #[derive(Clone, Deserialize)]
@@ -175,6 +187,8 @@ pub enum SettingsError {
     Invalid(#[from] config::ConfigError),
     #[error("AGENTSTREAM_ENVIRONMENT must be \"local\" or \"production\", not {0:?}")]
     UnknownEnvironment(String),
+    #[error("instance.id must be 1 to 64 letters, digits, '.', '_' or '-', not {0:?}")]
+    InstanceId(String),
 }
 
 impl Settings {
@@ -213,7 +227,19 @@ impl Settings {
         for (key, value) in overrides {
             builder = builder.set_override(*key, value.as_str())?;
         }
-        Ok(builder.build()?.try_deserialize()?)
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        let id = &mut settings.instance.id;
+        if id.is_empty() {
+            // Unique among the instances of one database, and short enough to read in a log.
+            *id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        } else if id.len() > MAX_INSTANCE_ID
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            return Err(SettingsError::InstanceId(id.clone()));
+        }
+        Ok(settings)
     }
 }
 
@@ -229,6 +255,24 @@ mod tests {
         assert_eq!(s.server.port, 3000);
         assert_eq!(s.database.synchronous, SyncMode::Normal);
         assert_eq!(s.server.static_dir, PathBuf::from("frontend-yew/dist"));
+    }
+
+    #[test]
+    fn an_instance_id_is_made_unless_given_and_checked_when_given() {
+        let dir = tempfile_dir();
+        let a = Settings::load(Some(&dir), &[]).unwrap().instance.id;
+        let b = Settings::load(Some(&dir), &[]).unwrap().instance.id;
+        assert_eq!(a.len(), 12);
+        assert_ne!(a, b);
+        let given = [("instance.id", "eu-1.a_b".to_owned())];
+        assert_eq!(
+            Settings::load(Some(&dir), &given).unwrap().instance.id,
+            "eu-1.a_b"
+        );
+        for bad in ["a b", "x/y", &"z".repeat(65)] {
+            let r = Settings::load(Some(&dir), &[("instance.id", bad.to_owned())]);
+            assert!(matches!(r, Err(SettingsError::InstanceId(_))), "{bad}");
+        }
     }
 
     #[test]

@@ -330,7 +330,7 @@ fn serve(settings: Settings) -> ExitCode {
         // Machine-readable for scripts and tests that start us on port 0.
         println!("agentstream listening on {}", app.url());
         let _ = std::io::stdout().flush();
-        tracing::info!(url = %app.url(), "listening");
+        tracing::info!(url = %app.url(), instance = %app.instance(), "listening");
         app.run_until_stopped().await?;
         Ok::<(), Box<dyn std::error::Error>>(())
     });

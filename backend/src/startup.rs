@@ -70,6 +70,7 @@ fn resume_interrupted(orchestrator: &actix::Addr<Orchestrator>, agents: Vec<uuid
 pub struct Application {
     host: String,
     port: u16,
+    instance: String,
     server: Server,
     orchestrator: Addr<Orchestrator>,
     registry: Addr<RoomRegistry>,
@@ -185,6 +186,7 @@ impl Application {
         Ok(Application {
             host: settings.server.host.clone(),
             port,
+            instance: settings.instance.id.clone(),
             server,
             orchestrator,
             registry,
@@ -194,6 +196,11 @@ impl Application {
     /// The port it listens on (the real one when the settings said 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// This instance's id (`instance.id`).
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// `http://host:port`.

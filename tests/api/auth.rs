@@ -126,12 +126,20 @@ async fn rest_calls_without_the_exact_token_are_401_and_change_nothing() {
             r.status()
         );
     }
-    // The health check stays open and says nothing else.
+    // The health check stays open and says nothing else than that, which instance, and its database.
     let r = call(&app, Method::GET, "/api/health", None).await;
     assert_eq!(r.status(), 200);
+    let health = r.json::<serde_json::Value>().await.unwrap();
+    let keys: Vec<&str> = health
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["status", "instance", "database"], "{health}");
     assert_eq!(
-        r.json::<serde_json::Value>().await.unwrap(),
-        json!({"status": "ok"})
+        (&health["status"], &health["database"]),
+        (&json!("ok"), &json!("up"))
     );
 
     // Not one of those POSTs launched anything; the real token does, in any case of the scheme.

@@ -287,3 +287,35 @@ async fn an_unreachable_database_at_start_is_a_clear_error_that_hides_the_passwo
         assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn health_names_the_instance_and_turns_503_when_the_database_is_gone() {
+    let dir = TestDir::new();
+    let app = TestServer::builder()
+        .dir(&dir)
+        .env("AGENTSTREAM__INSTANCE__ID", "edge-7")
+        .spawn(SERVER)
+        .await;
+    let health: serde_json::Value = app.get_json("/api/health").await;
+    assert_eq!(
+        health,
+        serde_json::json!({"status": "ok", "instance": "edge-7", "database": "up"})
+    );
+    assert!(app.log().contains("edge-7"), "the log names the instance");
+    if agentstream_testkit::backend() != agentstream_testkit::Backend::Postgres {
+        eprintln!("NOT APPLICABLE on SQLite: a database that goes away under a running server");
+        return;
+    }
+    // The database is dropped under the server (its connections are ended with it).
+    drop(dir);
+    let r = app.client.get(app.url("/api/health")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let health: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (&health["status"], &health["database"]),
+        (
+            &serde_json::json!("unavailable"),
+            &serde_json::json!("down")
+        )
+    );
+}

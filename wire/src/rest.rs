@@ -153,10 +153,16 @@ pub struct ClaudeConfig {
     pub transport: Option<ClaudeTransport>,
 }
 
-/// `GET /api/health` body.
+/// `GET /api/health` body: `status` `ok` (200) or `unavailable` (503).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     pub status: String,
+    /// Extension: the instance that answered (`instance.id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// Extension: `up`, or `down` when the database does not answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
 }
 
 #[cfg(test)]

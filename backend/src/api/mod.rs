@@ -82,11 +82,32 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
     );
 }
 
-/// `GET /api/health`.
-async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(Health {
-        status: "ok".to_owned(),
-    })
+/// How long the health check waits for the database.
+const HEALTH_DATABASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `GET /api/health`: 200 `ok` when the database answers a trivial query in time, else 503
+/// `unavailable` (a load balancer then sends clients to another instance). Open to anyone: it says
+/// which instance answered and whether its database is up, nothing else.
+async fn health(state: web::Data<AppState>) -> HttpResponse {
+    use sea_orm::ConnectionTrait;
+    let backend = state.db.get_database_backend();
+    let probe = state
+        .db
+        .execute(sea_orm::Statement::from_string(backend, "SELECT 1"));
+    let up = matches!(
+        tokio::time::timeout(HEALTH_DATABASE_TIMEOUT, probe).await,
+        Ok(Ok(_))
+    );
+    let body = Health {
+        status: if up { "ok" } else { "unavailable" }.to_owned(),
+        instance: Some(state.settings.instance.id.clone()),
+        database: Some(if up { "up" } else { "down" }.to_owned()),
+    };
+    if up {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
 }
 
 /// Any unknown path under `/api`.
