@@ -6,8 +6,9 @@
 //! queries and rows as the protocol's shapes), `agents` (the orchestrator and an actor per running
 //! agent), `runners` (what an agent runs: synthetic, a CLI process, a proxy's SSE), `parser` (an
 //! agent's output line → a message), `db` (connections, pragmas, migrations); `web_app` serves the
-//! built Yew app at `/`; `security` and `limits` guard the API; `commands` are the sub-commands other
-//! than the server (`proxy`, `watch`).
+//! built Yew app at `/`; `security` and `limits` guard the API; `instances` shows on this instance
+//! what other instances of one PostgreSQL database store; `commands` are the sub-commands other than
+//! the server (`proxy`, `watch`, `send`…).
 
 pub mod agents;
 pub mod api;
@@ -17,6 +18,7 @@ pub mod configuration;
 pub mod db;
 pub mod error;
 pub mod gateway;
+pub mod instances;
 pub mod json_text;
 pub mod limits;
 pub mod parser;

@@ -71,6 +71,11 @@ pub struct Application {
     host: String,
     port: u16,
     instance: String,
+    /// On PostgreSQL, the listener of the other instances: how to stop it, and its task.
+    listener: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
     server: Server,
     orchestrator: Addr<Orchestrator>,
     registry: Addr<RoomRegistry>,
@@ -97,7 +102,25 @@ impl Application {
             .max_running
             .saturating_mul(crate::agents::window::IN_FLIGHT_WINDOW)
             .saturating_add(1024);
-        let persistence = Persistence::new(writer, registry.clone(), mailbox).start();
+        let persistence =
+            Persistence::new(writer, registry.clone(), mailbox, &settings.instance.id).start();
+        let instances = settings.database.url.starts_with("postgres").then(|| {
+            let listener = crate::instances::listener::Listener::new(
+                settings.instance.id.clone(),
+                settings.database.url.clone(),
+                db.clone(),
+                registry.clone(),
+            );
+            // Stopped, not dropped with the runtime: its connection's cleanup needs the runtime.
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let task = actix::spawn(async move {
+                tokio::select! {
+                    () = listener.run() => {}
+                    _ = stopped => {}
+                }
+            });
+            (stop, task)
+        });
         let interrupted = persistence
             .send(InterruptUnfinished)
             .await
@@ -187,6 +210,7 @@ impl Application {
             host: settings.server.host.clone(),
             port,
             instance: settings.instance.id.clone(),
+            listener: instances,
             server,
             orchestrator,
             registry,
@@ -233,6 +257,10 @@ impl Application {
                 tracing::warn!(signal = second.unwrap_or("?"), "second signal: stopping now");
                 handle.stop(false).await;
             }
+        }
+        if let Some((stop, task)) = self.listener {
+            let _ = stop.send(());
+            let _ = task.await;
         }
         match server.await {
             Ok(result) => result,

@@ -25,6 +25,16 @@ pub fn backend() -> Backend {
     }
 }
 
+/// Whether this run uses PostgreSQL; when not, says loudly that the calling test, which needs several
+/// instances on one database, does not apply, and the test returns.
+pub fn on_postgres(what: &str) -> bool {
+    if backend() == Backend::Postgres {
+        return true;
+    }
+    eprintln!("NOT APPLICABLE on SQLite (PostgreSQL only): {what}");
+    false
+}
+
 /// Whether this run uses SQLite; when not, says loudly that the calling test, which checks something
 /// only SQLite has (its file), does not apply, and the test returns.
 pub fn on_sqlite(what: &str) -> bool {
@@ -49,6 +59,8 @@ pub struct TestDir {
     tmp: TempDir,
     /// The PostgreSQL database's name (on PostgreSQL only).
     postgres: Option<String>,
+    /// Whether dropping this folder drops the database (not for a folder sharing another's).
+    owns_database: bool,
 }
 
 impl TestDir {
@@ -65,7 +77,20 @@ impl TestDir {
     fn of(tmp: TempDir) -> TestDir {
         let postgres = (backend() == Backend::Postgres)
             .then(|| format!("agentstream_test_{}", uuid::Uuid::new_v4().simple()));
-        TestDir { tmp, postgres }
+        TestDir {
+            tmp,
+            postgres,
+            owns_database: true,
+        }
+    }
+
+    /// Another folder on the same database (another instance's), which the first one's drop removes.
+    pub fn same_database(&self) -> TestDir {
+        TestDir {
+            tmp: TempDir::new().expect("a temporary folder"),
+            postgres: self.postgres.clone(),
+            owns_database: false,
+        }
     }
 
     /// The folder.
@@ -112,7 +137,7 @@ impl Default for TestDir {
 
 impl Drop for TestDir {
     fn drop(&mut self) {
-        let Some(name) = self.postgres.take() else {
+        let Some(name) = self.postgres.take().filter(|_| self.owns_database) else {
             return;
         };
         // Dropped from inside a test's runtime: the statement runs on a thread (and runtime) of its own.

@@ -28,7 +28,7 @@ use std::time::Duration;
 use agentstream_wire::{ErrorBody, StoredMessage};
 
 pub use conversation::{request_id, sessions};
-pub use database::{backend, on_sqlite, Backend, TestDir};
+pub use database::{backend, on_postgres, on_sqlite, Backend, TestDir};
 pub use server::{Builder, StartFailure, TestServer};
 pub use ws::{Closed, Incoming, Refused, WsClient};
 

@@ -290,7 +290,11 @@ async fn sigterm_interrupts_the_agents_stores_everything_and_says_going_away() {
     let status = tokio::time::timeout(TIMEOUT, app.wait_exit())
         .await
         .expect("the server did not exit after SIGTERM");
-    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        status.success(),
+        "exit status {status:?}; log:\n{}",
+        app.log()
+    );
     assert!(app.log().contains("shutting down"));
 
     let app = TestServer::builder().dir(&dir).spawn(SERVER).await;

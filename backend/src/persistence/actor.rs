@@ -17,6 +17,7 @@ use super::requests::{
 };
 use super::write::write_batch;
 use crate::gateway::registry::{Broadcast, RoomRegistry};
+use crate::instances::notify;
 use crate::parser::ParsedMessage;
 use crate::store;
 
@@ -35,13 +36,21 @@ pub struct Persistence {
     last: LastSequences,
     /// The database's text cannot hold NUL (PostgreSQL).
     nul_free: bool,
+    /// On PostgreSQL, this instance's id: each write is announced to the other instances.
+    announce_as: Option<String>,
 }
 
 impl Persistence {
     /// A writer of `db` that broadcasts through `registry`, taking up to `mailbox` requests at once
-    /// without making a sender wait (running agents × their window of messages in flight).
-    pub fn new(db: DatabaseConnection, registry: Addr<RoomRegistry>, mailbox: usize) -> Self {
-        let nul_free =
+    /// without making a sender wait (running agents × their window of messages in flight); on
+    /// PostgreSQL it announces each write as `instance` to the other instances.
+    pub fn new(
+        db: DatabaseConnection,
+        registry: Addr<RoomRegistry>,
+        mailbox: usize,
+        instance: &str,
+    ) -> Self {
+        let postgres =
             sea_orm::ConnectionTrait::get_database_backend(&db) == sea_orm::DbBackend::Postgres;
         Persistence {
             db,
@@ -50,7 +59,8 @@ impl Persistence {
             flushing: false,
             mailbox,
             last: LastSequences::new(),
-            nul_free,
+            nul_free: postgres,
+            announce_as: postgres.then(|| instance.to_owned()),
         }
     }
 
@@ -91,11 +101,17 @@ impl Persistence {
         let batch = self.queue.next_batch();
         let mut last = std::mem::take(&mut self.last);
         let db = self.db.clone();
+        let announce_as = self.announce_as.clone();
         ctx.spawn(
             async move {
                 let size = batch.len();
                 let begun = std::time::Instant::now();
                 let written = write_batch(&db, batch, &mut last).await;
+                if let Some(instance) = &announce_as {
+                    // In write order: another instance shows a final status after the messages.
+                    let frames = written.iter().flat_map(|(_, _, frames)| frames);
+                    notify::send(&db, notify::announcements(instance, frames)).await;
+                }
                 let took = begun.elapsed();
                 if took >= SLOW_WRITE {
                     tracing::warn!(size, ms = took.as_millis() as u64, "slow database write");

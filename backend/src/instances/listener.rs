@@ -1,0 +1,209 @@
+//! Listens to what the other instances announce and shows it here: their agents' messages, read back
+//! from the database, and their lifecycle events, handed to this instance's room registry in the order
+//! announced.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix::Addr;
+use agentstream_wire::{AgentCreated, ServerEvent};
+use sea_orm::sqlx::postgres::PgListener;
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use super::lifecycle::Statuses;
+use super::notify::Announcement;
+use super::CHANNEL;
+use crate::clock;
+use crate::gateway::registry::{Broadcast, EventFrame, RoomRegistry, Scope};
+use crate::json_text::AgentMessageFrame;
+use crate::store;
+
+/// Rows read per query when catching up.
+const PAGE: u64 = 1000;
+
+/// How long to wait before connecting again after the listening connection failed.
+const RECONNECT_DELAY: Duration = Duration::from_millis(500);
+
+/// The listener of one instance.
+pub struct Listener {
+    instance: String,
+    url: String,
+    db: DatabaseConnection,
+    registry: Addr<RoomRegistry>,
+    /// The last message of each agent passed on to the registry.
+    delivered: HashMap<Uuid, i64>,
+    /// The last status of each agent passed on.
+    statuses: Statuses,
+}
+
+impl Listener {
+    /// A listener for the instance `instance` of the database at `url` (read through `db`).
+    pub fn new(
+        instance: String,
+        url: String,
+        db: DatabaseConnection,
+        registry: Addr<RoomRegistry>,
+    ) -> Self {
+        Listener {
+            instance,
+            url,
+            db,
+            registry,
+            delivered: HashMap::new(),
+            statuses: Statuses::default(),
+        }
+    }
+
+    /// Listens until the process ends, connecting again whenever the connection fails.
+    pub async fn run(mut self) {
+        loop {
+            let mut listener = match PgListener::connect(&self.url).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen to the other instances; retrying");
+                    tokio::time::sleep(RECONNECT_DELAY).await;
+                    continue;
+                }
+            };
+            if let Err(e) = listener.listen(CHANNEL).await {
+                tracing::warn!(error = %e, "cannot listen to the other instances; retrying");
+                tokio::time::sleep(RECONNECT_DELAY).await;
+                continue;
+            }
+            tracing::info!(instance = %self.instance, "listening to the other instances");
+            // What was announced while nobody listened.
+            self.catch_up().await;
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(notification)) => {
+                        match serde_json::from_str::<Announcement>(notification.payload()) {
+                            Ok(a) if a.instance != self.instance => self.show(a).await,
+                            Ok(_) => {}
+                            Err(_) => tracing::debug!("ignored a notification that is not ours"),
+                        }
+                    }
+                    // The connection was lost: a new listener, then what was missed meanwhile (a
+                    // new one rather than the old one's own reconnection, which can wait on its pool
+                    // for the dead connection's slot).
+                    Ok(None) => {
+                        tracing::warn!("the listening connection was lost; connecting again");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "listening failed; connecting again");
+                        break;
+                    }
+                }
+            }
+            tokio::time::sleep(RECONNECT_DELAY).await;
+        }
+    }
+
+    /// Shows one announcement: each agent's new messages, then the events.
+    async fn show(&mut self, announcement: Announcement) {
+        let mut frames = Vec::new();
+        for (agent, first, last) in announcement.messages {
+            // From what was passed on, when known (a lost notification leaves no hole).
+            let after = self
+                .delivered
+                .get(&agent)
+                .copied()
+                .map_or(first - 1, |d| d.min(first - 1));
+            self.read(agent, after, last, &mut frames).await;
+        }
+        for (room, frame) in announcement.events {
+            self.statuses.note(&frame);
+            let scope = room.map_or(Scope::All, Scope::Room);
+            frames.push(EventFrame::from_frame(scope, None, frame));
+        }
+        for id in announcement.created {
+            if let Ok(Some(agent)) = store::find_agent(&self.db, id).await {
+                let created = ServerEvent::AgentCreated(AgentCreated {
+                    agent,
+                    timestamp: clock::now(),
+                });
+                frames.push(EventFrame::new(Scope::All, &created));
+            }
+        }
+        if !frames.is_empty() {
+            self.registry.do_send(Broadcast(frames));
+        }
+    }
+
+    /// Adds the frames of `agent`'s messages numbered `after + 1 ..= until` (or to the end).
+    async fn read(&mut self, agent: Uuid, after: i64, until: i64, frames: &mut Vec<EventFrame>) {
+        let mut after = after;
+        loop {
+            let rows = match store::find_since(&self.db, agent, after, Some(PAGE)).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    // Read again at the next announcement or reconnection.
+                    tracing::warn!(%agent, error = %e, "cannot read another instance's messages");
+                    return;
+                }
+            };
+            let timestamp = clock::now();
+            let full = rows.len() as u64 == PAGE;
+            for m in &rows {
+                frames.push(EventFrame::from_frame(
+                    Scope::Room(agent),
+                    Some(m.sequence_number),
+                    AgentMessageFrame::of(m, &timestamp).to_json(),
+                ));
+                after = m.sequence_number;
+            }
+            self.delivered.insert(agent, after);
+            if !full || after >= until {
+                return;
+            }
+        }
+    }
+
+    /// Passes on every message stored after the last one passed on, for each agent known, and the
+    /// lifecycle events missed meanwhile.
+    async fn catch_up(&mut self) {
+        let mut agents: Vec<Uuid> = self.delivered.keys().copied().collect();
+        agents.extend(self.statuses.agents());
+        // And every agent that may be writing now, known here or not (its announcements may all have
+        // been missed): an unknown one is read from its start — the sessions drop what they have.
+        match store::unfinished_agents(&self.db).await {
+            Ok(ids) => agents.extend(ids.iter().filter_map(|id| id.parse::<Uuid>().ok())),
+            Err(e) => tracing::warn!(error = %e, "cannot list the agents that run"),
+        }
+        agents.sort();
+        agents.dedup();
+        for agent in agents {
+            let mut frames = Vec::new();
+            let after = self.delivered.get(&agent).copied().unwrap_or(0);
+            self.read(agent, after, i64::MAX, &mut frames).await;
+            let row = match store::find_agent(&self.db, agent).await {
+                Ok(row) => row,
+                Err(e) => {
+                    tracing::warn!(%agent, error = %e, "cannot read another instance's agent");
+                    continue;
+                }
+            };
+            let last_sequence = self.delivered.get(&agent).copied().unwrap_or(0);
+            let last = match last_sequence {
+                0 => None,
+                n => store::find_since(&self.db, agent, n - 1, Some(1))
+                    .await
+                    .ok()
+                    .and_then(|rows| rows.into_iter().next()),
+            };
+            frames.extend(self.statuses.catch_up(
+                agent,
+                row.as_ref(),
+                last.as_ref(),
+                last_sequence,
+            ));
+            if row.is_none() {
+                self.delivered.remove(&agent);
+            }
+            if !frames.is_empty() {
+                self.registry.do_send(Broadcast(frames));
+            }
+        }
+    }
+}
