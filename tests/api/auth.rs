@@ -562,6 +562,11 @@ async fn subscriptions_per_connection_are_limited() {
         app.launch(1, 0).await,
         app.launch(1, 0).await,
     ];
+    // Ended before anyone subscribes: what a subscription brings is its reply (and, at most, the
+    // `agent:complete` its room got meanwhile, which the waits below skip).
+    for a in &agents {
+        app.wait_finished(a.id).await;
+    }
     let mut ws = app.ws().await;
     // Unknown agents take no place.
     for _ in 0..3 {
@@ -579,7 +584,14 @@ async fn subscriptions_per_connection_are_limited() {
     }
     for a in &agents[..2] {
         ws.subscribe(a.id, None).await;
-        assert_eq!(ws.expect_subscribed().await.agent_id, a.id);
+        let subscribed = loop {
+            match ws.next_event().await {
+                ServerEvent::Subscribed(s) => break s,
+                ServerEvent::Error(e) => panic!("{e:?}"),
+                _ => {}
+            }
+        };
+        assert_eq!(subscribed.agent_id, a.id);
     }
     ws.subscribe(agents[2].id, None).await;
     let error = loop {
@@ -593,7 +605,14 @@ async fn subscriptions_per_connection_are_limited() {
     assert_eq!(error.agent_id, Some(agents[2].id));
     // Subscribing again to one it has is no new place; leaving one frees a place; the socket stayed open.
     ws.subscribe(agents[0].id, Some(0)).await;
-    assert_eq!(ws.expect_subscribed().await.agent_id, agents[0].id);
+    let again = loop {
+        match ws.next_event().await {
+            ServerEvent::Subscribed(s) => break s,
+            ServerEvent::Error(e) => panic!("{e:?}"),
+            _ => {}
+        }
+    };
+    assert_eq!(again.agent_id, agents[0].id);
     ws.unsubscribe(agents[1].id).await;
     ws.subscribe(agents[2].id, None).await;
     let subscribed = loop {
