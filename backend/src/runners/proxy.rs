@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use agentstream_wire::{ErrorCode, ErrorInfo};
 use eventsource_stream::Eventsource;
-use futures_util::future::LocalBoxFuture;
+use futures_util::future::{BoxFuture, FutureExt, LocalBoxFuture, Shared};
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
 
@@ -85,6 +85,7 @@ pub async fn start(spec: ProxySpec) -> Result<Started, ErrorInfo> {
     Ok(Started {
         events: Box::pin(events),
         control: Some(Box::new(ProxyControl {
+            stopping: None,
             client,
             base_url: spec.base_url,
             agent_id,
@@ -178,23 +179,34 @@ struct ProxyControl {
     client: reqwest::Client,
     base_url: String,
     agent_id: Option<String>,
+    /// The stop under way: a second stop (an interrupt's, then the run's end) waits for the same one,
+    /// which the proxy confirms once its CLI has exited — the next run must not resume the session
+    /// while that CLI still writes to it.
+    stopping: Option<Shared<BoxFuture<'static, ()>>>,
 }
 
 impl RunnerControl for ProxyControl {
     fn stop(&mut self) -> LocalBoxFuture<'static, ()> {
+        if let Some(stopping) = &self.stopping {
+            return Box::pin(stopping.clone());
+        }
         let request = self.agent_id.as_ref().map(|id| {
             self.client
                 .post(format!("{}/agent/stop/{id}", self.base_url))
                 .timeout(Duration::from_secs(10))
                 .send()
         });
-        Box::pin(async move {
+        let stopping = async move {
             if let Some(request) = request {
                 if let Err(e) = request.await {
                     tracing::warn!(error = %e, "the Claude proxy did not confirm the stop");
                 }
             }
-        })
+        }
+        .boxed()
+        .shared();
+        self.stopping = Some(stopping.clone());
+        Box::pin(stopping)
     }
 }
 
