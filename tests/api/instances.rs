@@ -151,3 +151,46 @@ async fn a_listener_cut_by_the_database_catches_up_without_a_hole() {
     assert_eq!(messages, history);
     assert_eq!(history.len(), 3003);
 }
+
+#[tokio::test]
+async fn notifications_that_are_not_ours_are_ignored() {
+    if !on_postgres("several instances on one database") {
+        return;
+    }
+    let dir = TestDir::new();
+    let others = [dir.same_database(), dir.same_database()];
+    let [a, b, _c] = three(&dir, &others).await;
+    // Connected before: whatever the listener passed on would reach it.
+    let mut on_b = b.ws().await;
+    let db = sea_orm::Database::connect(dir.database_url())
+        .await
+        .unwrap();
+    use sea_orm::ConnectionTrait;
+    let unknown = uuid::Uuid::now_v7();
+    for payload in [
+        "not json at all".to_owned(),
+        r#"{"something":"else"}"#.to_owned(),
+        format!(r#"{{"instance":"x","messages":[["{unknown}",1,99]],"events":[[null,"{{}}"]]}}"#),
+        format!(r#"{{"instance":"x","created":["{unknown}"]}}"#),
+    ] {
+        db.execute(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT pg_notify('agentstream', $1)",
+            [payload.into()],
+        ))
+        .await
+        .unwrap();
+    }
+    // The instances go on showing each other's agents, and no client got anything of it.
+    let agent = a.launch(200, 1).await;
+    on_b.subscribe(agent.id, Some(0)).await;
+    let (messages, events) = on_b.collect_until_complete(agent.id).await;
+    assert_eq!(messages, a.messages(agent.id, None).await);
+    assert!(
+        events
+            .iter()
+            .all(|e| !matches!(e, ServerEvent::AgentCreated(c) if c.agent.id == unknown)),
+        "{events:?}"
+    );
+    b.assert_healthy().await;
+}

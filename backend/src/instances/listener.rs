@@ -113,6 +113,11 @@ impl Listener {
             self.read(agent, after, last, &mut frames).await;
         }
         for (room, frame) in announcement.events {
+            // Only events of the protocol reach clients, whoever wrote the notification.
+            if serde_json::from_str::<ServerEvent>(&frame).is_err() {
+                tracing::debug!("ignored an announced event that is not one");
+                continue;
+            }
             self.statuses.note(&frame);
             let scope = room.map_or(Scope::All, Scope::Room);
             frames.push(EventFrame::from_frame(scope, None, frame));
