@@ -19,14 +19,23 @@ use crate::gateway::registry::{EventFrame, Scope};
 pub struct Statuses(HashMap<Uuid, AgentStatus>);
 
 impl Statuses {
-    /// Notes what an event frame passed on says about an agent's status.
+    /// Notes what an event frame passed on says about an agent's status (its creation included: an
+    /// agent of another instance is known from then on).
     pub fn note(&mut self, frame: &str) {
-        // Cheap test first: most frames are not statuses.
-        if !frame.starts_with(r#"{"event":"agent:status""#) {
+        // Cheap test first: most frames are neither.
+        if !frame.starts_with(r#"{"event":"agent:status""#)
+            && !frame.starts_with(r#"{"event":"agent:created""#)
+        {
             return;
         }
-        if let Ok(ServerEvent::AgentStatus(s)) = serde_json::from_str::<ServerEvent>(frame) {
-            self.0.insert(s.agent_id, s.status);
+        match serde_json::from_str::<ServerEvent>(frame) {
+            Ok(ServerEvent::AgentStatus(s)) => {
+                self.0.insert(s.agent_id, s.status);
+            }
+            Ok(ServerEvent::AgentCreated(c)) => {
+                self.0.entry(c.agent.id).or_insert(c.agent.status);
+            }
+            _ => {}
         }
     }
 
@@ -58,10 +67,13 @@ impl Statuses {
                 None => Vec::new(),
             };
         };
-        if self.0.get(&id) == Some(&agent.status) {
-            return Vec::new();
+        // An agent never announced (this instance's own: it ignores its own announcements) is only
+        // noted: its clients had its events from this instance.
+        match self.0.insert(id, agent.status) {
+            None => return Vec::new(),
+            Some(before) if before == agent.status => return Vec::new(),
+            Some(_) => {}
         }
-        self.0.insert(id, agent.status);
         let mut frames = vec![EventFrame::new(
             Scope::All,
             &ServerEvent::AgentStatus(AgentStatusChanged {

@@ -35,6 +35,8 @@ pub struct Listener {
     delivered: HashMap<Uuid, i64>,
     /// The last status of each agent passed on.
     statuses: Statuses,
+    /// The listener has been connected before (a catch-up now follows a reconnection).
+    connected_before: bool,
 }
 
 impl Listener {
@@ -52,6 +54,7 @@ impl Listener {
             registry,
             delivered: HashMap::new(),
             statuses: Statuses::default(),
+            connected_before: false,
         }
     }
 
@@ -170,12 +173,17 @@ impl Listener {
     async fn catch_up(&mut self) {
         let mut agents: Vec<Uuid> = self.delivered.keys().copied().collect();
         agents.extend(self.statuses.agents());
-        // And every agent that may be writing now, known here or not (its announcements may all have
-        // been missed): an unknown one is read from its start — the sessions drop what they have.
-        match store::unfinished_agents(&self.db).await {
-            Ok(ids) => agents.extend(ids.iter().filter_map(|id| id.parse::<Uuid>().ok())),
-            Err(e) => tracing::warn!(error = %e, "cannot list the agents that run"),
+        // After a reconnection, also every agent that may be writing now, known here or not (its
+        // announcements may all have been missed): an unknown one is read from its start — the
+        // sessions drop what they have. Before the first connection nothing was missed (a session
+        // replays from the database itself).
+        if self.connected_before {
+            match store::unfinished_agents(&self.db).await {
+                Ok(ids) => agents.extend(ids.iter().filter_map(|id| id.parse::<Uuid>().ok())),
+                Err(e) => tracing::warn!(error = %e, "cannot list the agents that run"),
+            }
         }
+        self.connected_before = true;
         agents.sort();
         agents.dedup();
         for agent in agents {
