@@ -14,16 +14,22 @@ use rusqlite::{params, Connection};
 use crate::server::BenchResult;
 use crate::{per_second, Row};
 
-const SCHEMA: &str = "
+/// The server's schema, with the sequence number's integer type of the database (SQLite's `INTEGER`,
+/// PostgreSQL's `BIGINT`).
+pub fn schema(integer: &str) -> String {
+    format!(
+        "
 CREATE TABLE agents (id TEXT PRIMARY KEY NOT NULL);
 CREATE TABLE agent_messages (
   id TEXT PRIMARY KEY NOT NULL,
   agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
-  sequence_number INTEGER NOT NULL,
+  sequence_number {integer} NOT NULL,
   type TEXT NOT NULL, role TEXT, content TEXT NOT NULL, raw TEXT, metadata TEXT, created_at TEXT NOT NULL,
   UNIQUE(agent_id, sequence_number));
 CREATE INDEX idx_agent_messages_created_at ON agent_messages(created_at);
-";
+"
+    )
+}
 
 /// The agents of the throughput scenario, whose rows both references write, interleaved.
 pub const AGENTS: u64 = 100;
@@ -50,7 +56,7 @@ fn open(path: &Path, journal: &str, synchronous: &str) -> rusqlite::Result<Conne
     conn.pragma_update(None, "journal_mode", journal)?;
     conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(&schema("INTEGER"))?;
     for a in 0..AGENTS {
         conn.execute(
             "INSERT INTO agents (id) VALUES (?1)",

@@ -11,20 +11,9 @@ use std::time::Instant;
 use agentstream_testkit::TestDir;
 use sqlx::{Connection, Executor, PgConnection};
 
-use crate::references::{owner, raw_line, AGENTS, METADATA};
+use crate::references::{owner, raw_line, schema, AGENTS, METADATA};
 use crate::server::BenchResult;
 use crate::{per_second, Row};
-
-const SCHEMA: &str = "
-CREATE TABLE agents (id TEXT PRIMARY KEY NOT NULL);
-CREATE TABLE agent_messages (
-  id TEXT PRIMARY KEY NOT NULL,
-  agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
-  sequence_number BIGINT NOT NULL,
-  type TEXT NOT NULL, role TEXT, content TEXT NOT NULL, raw TEXT, metadata TEXT, created_at TEXT NOT NULL,
-  UNIQUE(agent_id, sequence_number));
-CREATE INDEX idx_agent_messages_created_at ON agent_messages(created_at);
-";
 
 /// Rows per multi-row INSERT, as the server writes them.
 const ROWS_PER_INSERT: usize = 500;
@@ -34,7 +23,7 @@ async fn open(dir: &TestDir) -> Result<PgConnection, sqlx::Error> {
     let mut conn = PgConnection::connect(&dir.database_url()).await?;
     conn.execute("DROP TABLE IF EXISTS agent_messages; DROP TABLE IF EXISTS agents;")
         .await?;
-    conn.execute(SCHEMA).await?;
+    conn.execute(schema("BIGINT").as_str()).await?;
     let values: Vec<String> = (0..AGENTS).map(|a| format!("('agent-{a}')")).collect();
     conn.execute(format!("INSERT INTO agents (id) VALUES {}", values.join(",")).as_str())
         .await?;
