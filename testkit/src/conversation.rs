@@ -70,9 +70,20 @@ impl TestServer {
     /// Waits until the agent has stored `results` results (one per turn) and its turn has ended;
     /// returns its history.
     pub async fn wait_turns(&self, id: Uuid, results: usize) -> Vec<StoredMessage> {
-        tokio::time::timeout(TIMEOUT, async {
+        self.wait_results(id, 0, results).await
+    }
+
+    /// Waits until the turn started by the follow-up stored as `follow_up` has its result and the
+    /// agent's run has ended; returns its history. (Whether a turn cut by a signal printed a result
+    /// first is up to the agent: this counts only what came after the follow-up.)
+    pub async fn wait_answer(&self, id: Uuid, follow_up: &StoredMessage) -> Vec<StoredMessage> {
+        self.wait_results(id, follow_up.sequence_number, 1).await
+    }
+
+    async fn wait_results(&self, id: Uuid, after: i64, results: usize) -> Vec<StoredMessage> {
+        let waited = tokio::time::timeout(TIMEOUT, async {
             loop {
-                let history = self.messages(id, None).await;
+                let history = self.messages(id, Some(after)).await;
                 let done = history
                     .iter()
                     .filter(|m| EventType::of(&m.metadata) == Some(EventType::Result))
@@ -80,13 +91,32 @@ impl TestServer {
                 assert!(done <= results, "more results than turns: {done}");
                 if done == results && self.agent(id).await.status.is_terminal() {
                     // The status is stored after the last message: read the history once more.
-                    return self.messages(id, None).await;
+                    return;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
         })
-        .await
-        .expect("the turns did not end")
+        .await;
+        let history = self.messages(id, None).await;
+        if waited.is_err() {
+            let agent = self.agent(id).await;
+            let tail: Vec<String> = history
+                .iter()
+                .rev()
+                .take(8)
+                .rev()
+                .map(|m| format!("{} {:?} {:.120}", m.sequence_number, m.metadata, m.content))
+                .collect();
+            panic!(
+                "the turns did not end: {results} result(s) after {after} awaited; the agent is {:?} \
+                 ({:?}); the last of its {} messages:\n{}",
+                agent.status,
+                agent.error,
+                history.len(),
+                tail.join("\n")
+            );
+        }
+        history
     }
 
     /// Waits for the agent's next permission request after `since`; returns its message.
