@@ -28,11 +28,38 @@ pub struct Settings {
 }
 
 /// This server among others on one database.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
 pub struct InstanceSettings {
     /// Its id: given, or made at start-up (`Settings::load`).
     pub id: String,
+    /// How long its lease on its agents lasts without a heartbeat (PostgreSQL): past it, another
+    /// instance takes them over.
+    pub lease_ms: u64,
+    /// Where the other instances reach it to forward commands for its agents; empty: its own
+    /// `http://host:port` (127.0.0.1 when it listens on every address).
+    pub url: String,
 }
+
+impl Default for InstanceSettings {
+    fn default() -> Self {
+        InstanceSettings {
+            id: String::new(),
+            lease_ms: 10_000,
+            url: String::new(),
+        }
+    }
+}
+
+impl InstanceSettings {
+    /// [`Self::lease_ms`].
+    pub fn lease(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.lease_ms)
+    }
+}
+
+/// The shortest lease: heartbeats and takeovers run several times per lease.
+const MIN_LEASE_MS: u64 = 1_000;
 
 /// Longest instance id.
 const MAX_INSTANCE_ID: usize = 64;
@@ -189,6 +216,8 @@ pub enum SettingsError {
     UnknownEnvironment(String),
     #[error("instance.id must be 1 to 64 letters, digits, '.', '_' or '-', not {0:?}")]
     InstanceId(String),
+    #[error("instance.lease_ms must be at least {MIN_LEASE_MS}, not {0}")]
+    Lease(u64),
 }
 
 impl Settings {
@@ -238,6 +267,9 @@ impl Settings {
                 .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         {
             return Err(SettingsError::InstanceId(id.clone()));
+        }
+        if settings.instance.lease_ms < MIN_LEASE_MS {
+            return Err(SettingsError::Lease(settings.instance.lease_ms));
         }
         Ok(settings)
     }

@@ -111,6 +111,14 @@ async fn open(
     }
     if url.starts_with("postgres") {
         probe_postgres(&url).await?;
+        // A transaction left open by a frozen instance would hold its lease row's lock, and keep the
+        // others from taking it over: PostgreSQL ends it (ours last milliseconds between statements).
+        options.map_sqlx_postgres_opts(|o| {
+            o.options([(
+                "idle_in_transaction_session_timeout",
+                IDLE_IN_TRANSACTION_TIMEOUT_MS.to_string(),
+            )])
+        });
     }
     Database::connect(options)
         .await
@@ -119,6 +127,9 @@ async fn open(
             source,
         })
 }
+
+/// How long PostgreSQL lets a connection sit idle inside a transaction before it ends it.
+const IDLE_IN_TRANSACTION_TIMEOUT_MS: u64 = 3_000;
 
 /// Copies the WAL back into the database file every `interval`, from a pool connection, instead of
 /// letting SQLite do it inside the commit that crosses 1000 pages: that checkpoint (and its fsyncs) would

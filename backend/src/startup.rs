@@ -16,6 +16,9 @@ use crate::configuration::Settings;
 use crate::db::{self, DbOpenError};
 use crate::gateway::registry::CloseAll;
 use crate::gateway::{self, GatewayState, RoomRegistry};
+use crate::instances::keeper::Keeper;
+use crate::instances::lease::{self, Fence, LeaseError};
+use crate::instances::route::Peers;
 use crate::limits::{ConnectionLimit, LaunchRate};
 use crate::persistence::{InterruptUnfinished, Persistence, StoreError};
 use crate::security::{self, Policy, SecurityError};
@@ -30,6 +33,8 @@ pub enum StartupError {
     Database(#[from] DbOpenError),
     #[error("cannot mark interrupted agents: {0}")]
     Recovery(#[from] StoreError),
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -45,7 +50,10 @@ const RESTART_PROMPT: &str =
 Continue where you left off.";
 
 /// Continues each agent a restart cut off (`agents.resume_interrupted`), one follow-up each.
-fn resume_interrupted(orchestrator: &actix::Addr<Orchestrator>, agents: Vec<uuid::Uuid>) {
+pub(crate) fn resume_interrupted(
+    orchestrator: &actix::Addr<Orchestrator>,
+    agents: Vec<uuid::Uuid>,
+) {
     for agent_id in agents {
         let resumed = orchestrator.send(crate::agents::SendFollowUp {
             agent_id,
@@ -71,11 +79,9 @@ pub struct Application {
     host: String,
     port: u16,
     instance: String,
-    /// On PostgreSQL, the listener of the other instances: how to stop it, and its task.
-    listener: Option<(
-        tokio::sync::oneshot::Sender<()>,
-        tokio::task::JoinHandle<()>,
-    )>,
+    /// On PostgreSQL, the tasks that listen to the other instances and keep the lease: how to stop
+    /// them, and the lease to release once this instance's agents are stored as interrupted.
+    coordination: Option<Coordination>,
     server: Server,
     orchestrator: Addr<Orchestrator>,
     registry: Addr<RoomRegistry>,
@@ -96,46 +102,6 @@ impl Application {
             db.clone(),
             std::time::Duration::from_millis(settings.database.checkpoint_interval_ms),
         );
-        let registry = RoomRegistry::new(settings.websocket.max_queued_bytes).start();
-        let mailbox = settings
-            .agents
-            .max_running
-            .saturating_mul(crate::agents::window::IN_FLIGHT_WINDOW)
-            .saturating_add(1024);
-        let persistence =
-            Persistence::new(writer, registry.clone(), mailbox, &settings.instance.id).start();
-        let instances = settings.database.url.starts_with("postgres").then(|| {
-            let listener = crate::instances::listener::Listener::new(
-                settings.instance.id.clone(),
-                settings.database.url.clone(),
-                db.clone(),
-                registry.clone(),
-            );
-            // Stopped, not dropped with the runtime: its connection's cleanup needs the runtime.
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let task = actix::spawn(async move {
-                tokio::select! {
-                    () = listener.run() => {}
-                    _ = stopped => {}
-                }
-            });
-            (stop, task)
-        });
-        let interrupted = persistence
-            .send(InterruptUnfinished)
-            .await
-            .map_err(|_| StartupError::Actors)??;
-        if !interrupted.is_empty() {
-            tracing::warn!(
-                count = interrupted.len(),
-                "agents left running by a previous process are now interrupted"
-            );
-        }
-        let orchestrator = Orchestrator::new(settings.clone(), db.clone(), persistence).start();
-        if settings.agents.resume_interrupted {
-            resume_interrupted(&orchestrator, interrupted);
-        }
-
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
             address: address.clone(),
@@ -148,12 +114,77 @@ impl Application {
                 source,
             })?
             .port();
+        let postgres = settings.database.url.starts_with("postgres");
+        let own_url = own_url(&settings, port);
+        let fence = if postgres {
+            let id = &settings.instance.id;
+            let epoch = lease::claim(&db, id, &own_url, settings.instance.lease()).await?;
+            tracing::info!(instance = %id, epoch, url = %own_url, "lease claimed");
+            Some(Fence::new(id, epoch))
+        } else {
+            None
+        };
+
+        let registry = RoomRegistry::new(settings.websocket.max_queued_bytes).start();
+        let mailbox = settings
+            .agents
+            .max_running
+            .saturating_mul(crate::agents::window::IN_FLIGHT_WINDOW)
+            .saturating_add(1024);
+        let persistence =
+            Persistence::new(writer, registry.clone(), mailbox, fence.clone()).start();
+        let interrupted = persistence
+            .send(InterruptUnfinished {
+                owner: fence.as_ref().map(|f| f.instance().to_owned()),
+            })
+            .await
+            .map_err(|_| StartupError::Actors)??;
+        if !interrupted.is_empty() {
+            tracing::warn!(
+                count = interrupted.len(),
+                "agents left running by a previous process are now interrupted"
+            );
+        }
+        let orchestrator =
+            Orchestrator::new(settings.clone(), db.clone(), persistence.clone()).start();
+        if settings.agents.resume_interrupted {
+            resume_interrupted(&orchestrator, interrupted);
+        }
+        let (coordination, peers) = match fence {
+            Some(fence) => {
+                let (coordination, peers) = Coordination::start(
+                    &settings,
+                    fence,
+                    own_url,
+                    &db,
+                    &registry,
+                    &persistence,
+                    &orchestrator,
+                );
+                // Serving begins once the others are heard (a client here sees their agents live),
+                // unless the listener cannot connect for a while: `/api/health` then says so.
+                let heard = async {
+                    while !peers.listener_up() {
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    }
+                };
+                if tokio::time::timeout(std::time::Duration::from_secs(5), heard)
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("not listening to the other instances yet; serving anyway");
+                }
+                (Some(coordination), Some(peers))
+            }
+            None => (None, None),
+        };
 
         let app_state = web::Data::new(AppState {
             db: db.clone(),
             orchestrator: orchestrator.clone(),
             settings: settings.clone(),
             launches: Arc::new(LaunchRate::new(settings.agents.launches_per_minute)),
+            peers,
         });
         let gateway_state = web::Data::new(GatewayState {
             registry: registry.clone(),
@@ -210,7 +241,7 @@ impl Application {
             host: settings.server.host.clone(),
             port,
             instance: settings.instance.id.clone(),
-            listener: instances,
+            coordination,
             server,
             orchestrator,
             registry,
@@ -258,9 +289,8 @@ impl Application {
                 handle.stop(false).await;
             }
         }
-        if let Some((stop, task)) = self.listener {
-            let _ = stop.send(());
-            let _ = task.await;
+        if let Some(coordination) = self.coordination {
+            coordination.stop().await;
         }
         match server.await {
             Ok(result) => result,
@@ -278,4 +308,114 @@ async fn wait_for_signal() -> std::io::Result<&'static str> {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
     })
+}
+
+/// Where the other instances reach this one: `instance.url`, or its own address (loopback when it
+/// listens on every address).
+fn own_url(settings: &Settings, port: u16) -> String {
+    if !settings.instance.url.is_empty() {
+        return settings.instance.url.trim_end_matches('/').to_owned();
+    }
+    let host = match settings.server.host.as_str() {
+        "0.0.0.0" => "127.0.0.1",
+        "::" | "[::]" => "[::1]",
+        host => host,
+    };
+    format!("http://{host}:{port}")
+}
+
+/// The tasks of an instance among others on one PostgreSQL database.
+struct Coordination {
+    db: sea_orm::DatabaseConnection,
+    fence: Fence,
+    /// Stops both tasks; they end before the runtime does (their connections' cleanup needs it).
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Coordination {
+    /// Starts the listener of the other instances and the keeper of the lease.
+    fn start(
+        settings: &Settings,
+        fence: Fence,
+        url: String,
+        db: &sea_orm::DatabaseConnection,
+        registry: &Addr<RoomRegistry>,
+        persistence: &Addr<Persistence>,
+        orchestrator: &Addr<Orchestrator>,
+    ) -> (Coordination, Arc<Peers>) {
+        let listener_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let lease_held = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let listener = crate::instances::listener::Listener::new(
+            settings.instance.id.clone(),
+            settings.database.url.clone(),
+            db.clone(),
+            registry.clone(),
+            listener_up.clone(),
+        );
+        let keeper = Keeper {
+            db: db.clone(),
+            fence: fence.clone(),
+            url,
+            lease: settings.instance.lease(),
+            persistence: persistence.clone(),
+            orchestrator: orchestrator.clone(),
+            resume: settings.agents.resume_interrupted,
+            held: lease_held.clone(),
+        };
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let tasks = vec![
+            actix::spawn({
+                let stopped = until_stopped(stopped.clone());
+                async move {
+                    tokio::select! {
+                        () = listener.run() => {}
+                        () = stopped => {}
+                    }
+                }
+            }),
+            actix::spawn({
+                let stopped = until_stopped(stopped);
+                async move {
+                    tokio::select! {
+                        () = keeper.run() => {}
+                        () = stopped => {}
+                    }
+                }
+            }),
+        ];
+        let peers = Arc::new(Peers {
+            instance: settings.instance.id.clone(),
+            db: db.clone(),
+            persistence: persistence.clone(),
+            client: reqwest::Client::new(),
+            lease: settings.instance.lease(),
+            listener_up,
+            lease_held,
+        });
+        (
+            Coordination {
+                db: db.clone(),
+                fence,
+                stop,
+                tasks,
+            },
+            peers,
+        )
+    }
+
+    /// Stops the tasks, then releases the lease (the agents are stored as interrupted by now): the
+    /// other instances take this one's agents at once, and a restart with its id claims it anew.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        if let Err(e) = lease::release(&self.db, &self.fence).await {
+            tracing::warn!(error = %e, "cannot release the lease; it ends by itself");
+        }
+    }
 }

@@ -27,6 +27,9 @@ pub struct Model {
     pub session_id: Option<String>,
     /// The model the agent CLI reported.
     pub model: Option<String>,
+    /// The instance that owns the agent: runs it, stores its messages, answers its commands (its
+    /// `instance.id`; several instances share a PostgreSQL database).
+    pub owner: Option<String>,
 }
 
 /// Relations of `agents`.

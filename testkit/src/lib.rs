@@ -29,7 +29,7 @@ use agentstream_wire::{ErrorBody, StoredMessage};
 
 pub use conversation::{request_id, sessions};
 pub use database::{backend, on_postgres, on_sqlite, Backend, TestDir};
-pub use server::{Builder, StartFailure, TestServer};
+pub use server::{Builder, StartFailure, TestServer, TEST_LEASE_MS};
 pub use ws::{Closed, Incoming, Refused, WsClient};
 
 /// How long any single wait may take before the test fails (a server start, an event, a status).

@@ -194,6 +194,19 @@ impl Builder {
         if self.without_web_app {
             cmd.env("AGENTSTREAM__SERVER__STATIC_DIR", dir.join("no-web"));
         }
+        if place.postgres.is_some() {
+            // One instance id per folder, so that a server restarted on the same folder is the same
+            // instance (it knows its agents at once), and a short lease so that the others take a
+            // killed one's agents over in seconds.
+            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+            let id: String = name
+                .unwrap_or_default()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .collect();
+            cmd.env("AGENTSTREAM__INSTANCE__ID", format!("t-{id}"))
+                .env("AGENTSTREAM__INSTANCE__LEASE_MS", TEST_LEASE_MS.to_string());
+        }
         if let Some(body) = &self.fake_cli {
             let script =
                 crate::write_fake_cli(&dir, body).map_err(io("the fake Claude CLI".into()))?;
@@ -239,6 +252,9 @@ impl Builder {
         })
     }
 }
+
+/// The lease of test servers on PostgreSQL (`instance.lease_ms`).
+pub const TEST_LEASE_MS: u64 = 2_000;
 
 /// A server that did not start.
 #[derive(Debug)]
@@ -345,6 +361,16 @@ impl TestServer {
     /// The server's process id.
     pub fn pid(&self) -> Option<i32> {
         self.child.id().map(|id| id as i32)
+    }
+
+    /// Sends the server the signal `name` (`STOP`, `CONT`, `TERM`…).
+    pub fn signal(&self, name: &str) {
+        let pid = self.pid().expect("the server runs");
+        let status = std::process::Command::new("kill")
+            .args(["-s", name, &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -s {name} {pid}");
     }
 
     /// SIGKILLs the server and waits for it to be gone.

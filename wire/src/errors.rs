@@ -33,6 +33,9 @@ protocol_names! {
         StorageError = "storage_error",
         AgentTypeUnavailable = "agent_type_unavailable",
         Unavailable = "unavailable",
+        /// 503 (several instances): the instance that owns the agent cannot be reached, or has just
+        /// lost it to another; the request can be sent again (to any instance).
+        OwnerUnavailable = "owner_unavailable",
         // Conversations (409 unless said otherwise)
         /// The agent's type (or transport) cannot be continued.
         ConversationUnsupported = "conversation_unsupported",

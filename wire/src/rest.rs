@@ -163,6 +163,14 @@ pub struct Health {
     /// Extension: `up`, or `down` when the database does not answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// Extension (several instances on PostgreSQL): `up` while the instance hears the others'
+    /// announcements, `down` while it reconnects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listener: Option<String>,
+    /// Extension (several instances on PostgreSQL): `held` while the instance's lease on its agents
+    /// was renewed at its last heartbeat, `lost` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<String>,
 }
 
 #[cfg(test)]

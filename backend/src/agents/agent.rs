@@ -210,9 +210,9 @@ impl AgentActor {
             .map(move |res, act, ctx| {
                 match res {
                     Ok(Ok(())) => tracing::info!(agent = %id, %status, "agent ended"),
-                    Ok(Err(StoreError::AgentGone)) => {
+                    Ok(Err(e)) if e.disowns() => {
                         act.conversation.stopping = true;
-                        act.conversation.refuse_all(ConversationError::AgentGone);
+                        act.conversation.refuse_all(e.into());
                     }
                     Ok(Err(e)) => {
                         tracing::error!(agent = %id, error = %e, "cannot store the final status")
@@ -294,10 +294,11 @@ impl AgentActor {
         );
     }
 
-    /// The agent's row is gone (purged): stop everything without writing.
-    pub(super) fn abandon(&mut self, ctx: &mut Context<Self>) {
+    /// The agent is not this instance's to write any more (its row was purged, or another instance
+    /// took it over): stop everything without writing; what waits is refused with `why`.
+    pub(super) fn abandon(&mut self, why: ConversationError, ctx: &mut Context<Self>) {
         self.conversation.stopping = true;
-        self.conversation.refuse_all(ConversationError::AgentGone);
+        self.conversation.refuse_all(why);
         let Some(runner) = self.begin_ending() else {
             return;
         };
@@ -468,7 +469,7 @@ impl AgentActor {
                         runner.reader = Some(reader);
                     }
                 }
-                Ok(Err(StoreError::AgentGone)) => act.abandon(ctx),
+                Ok(Err(e)) if e.disowns() => act.abandon(e.into(), ctx),
                 _ => act.finish(
                     AgentStatus::Failed,
                     Some(ErrorInfo::new(
@@ -598,7 +599,7 @@ impl Handler<Stored> for AgentActor {
             self.window.answered();
             match outcome {
                 Ok(sequence_number) => self.last_sequence = self.last_sequence.max(sequence_number),
-                Err(StoreError::AgentGone) => self.abandon(ctx),
+                Err(e) if e.disowns() => self.abandon(e.into(), ctx),
                 Err(e) => {
                     tracing::error!(agent = %self.id, error = %e, "cannot store a message");
                     self.finish(
@@ -633,6 +634,30 @@ impl Handler<StopRun> for AgentActor {
             }
         } else {
             self.finish(msg.0, None, ctx);
+        }
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}
+
+/// Another instance took the agent over (this instance's lease had run out): its run stops without
+/// writing anything more. Replied once the actor has stopped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Disown;
+
+impl Handler<Disown> for AgentActor {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: Disown, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.waiters.push(tx);
+        if matches!(self.phase, Phase::Loading | Phase::Idle) {
+            self.conversation.stopping = true;
+            self.conversation.refuse_all(ConversationError::TakenOver);
+            ctx.stop();
+        } else {
+            self.abandon(ConversationError::TakenOver, ctx);
         }
         Box::pin(async move {
             let _ = rx.await;

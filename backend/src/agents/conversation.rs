@@ -47,6 +47,10 @@ pub enum ConversationError {
     AgentGone,
     #[error("the message could not be stored: {0}")]
     Storage(String),
+    #[error(
+        "another instance has taken the agent over (this one's lease had run out); send it again"
+    )]
+    TakenOver,
 }
 
 impl ConversationError {
@@ -73,6 +77,9 @@ impl ConversationError {
             ConversationError::Storage(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::StorageError)
             }
+            ConversationError::TakenOver => {
+                (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::OwnerUnavailable)
+            }
         };
         ApiError::new(status, code, message)
     }
@@ -93,6 +100,7 @@ impl From<StoreError> for ConversationError {
             StoreError::AgentGone => ConversationError::AgentGone,
             StoreError::Stopped => ConversationError::Stopping,
             StoreError::Database(e) => ConversationError::Storage(e),
+            StoreError::LeaseLost => ConversationError::TakenOver,
         }
     }
 }
@@ -285,11 +293,11 @@ impl AgentActor {
                 match stored {
                     Ok(stored) => act.stored_pending(pending, stored, ctx),
                     Err(e) => {
-                        let gone = e == StoreError::AgentGone;
-                        pending.refuse(e.into());
+                        let gone = e.disowns();
+                        let refused: ConversationError = e.into();
+                        pending.refuse(refused.clone());
                         if gone {
-                            act.conversation.refuse_all(ConversationError::AgentGone);
-                            return act.abandon(ctx);
+                            return act.abandon(refused, ctx);
                         }
                     }
                 }

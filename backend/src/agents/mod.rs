@@ -10,6 +10,6 @@ pub mod window;
 
 pub use agent::AgentActor;
 pub use orchestrator::{
-    AgentStopped, AnswerAgentPermission, DeleteAgent, InterruptAgent, Launch, Orchestrator,
-    RunningCount, SendFollowUp, Shutdown,
+    AgentStopped, AnswerAgentPermission, DeleteAgent, DisownAll, InterruptAgent, Launch,
+    Orchestrator, RunningCount, SendFollowUp, Shutdown,
 };

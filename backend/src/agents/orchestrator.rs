@@ -13,7 +13,7 @@ use futures_util::future::LocalBoxFuture;
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use super::agent::{AgentActor, AgentContext, StopRun};
+use super::agent::{AgentActor, AgentContext, Disown, StopRun};
 use super::conversation::{AnswerPermission, ConversationError, Interrupt, SendInput};
 
 use crate::clock;
@@ -84,6 +84,12 @@ pub struct AgentStopped {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Shutdown;
+
+/// This instance's lease was taken over (it was frozen or cut off past it): every agent it runs is
+/// another instance's now, and stops without writing. Replied once they all have stopped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DisownAll;
 
 /// How many agents run now.
 #[derive(Message)]
@@ -200,6 +206,7 @@ impl Handler<Launch> for Orchestrator {
             error_message: None,
             session_id: None,
             model: None,
+            owner: Some(self.settings.instance.id.clone()),
         };
         let spec = msg.spec;
         let continuation = Continuation {
@@ -264,6 +271,7 @@ impl Handler<DeleteAgent> for Orchestrator {
             };
             match persistence.send(deletion).await? {
                 Ok(()) | Err(StoreError::AgentGone) => Ok(()),
+                Err(StoreError::LeaseLost) => Err(ConversationError::TakenOver.into_api(id)),
                 Err(e) => {
                     tracing::error!(agent = %id, error = %e, "cannot delete");
                     Err(ApiError::new(
@@ -380,6 +388,22 @@ impl Handler<Shutdown> for Orchestrator {
                     .map(|a| a.send(StopRun(AgentStatus::Interrupted))),
             )
             .await;
+        })
+    }
+}
+
+impl Handler<DisownAll> for Orchestrator {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: DisownAll, _: &mut Context<Self>) -> Self::Result {
+        let agents: Vec<Addr<AgentActor>> = self.running.drain().map(|(_, a)| a).collect();
+        if !agents.is_empty() {
+            tracing::warn!(
+                count = agents.len(),
+                "this instance's lease was taken over: its agents stop without writing"
+            );
+        }
+        Box::pin(async move {
+            futures_util::future::join_all(agents.iter().map(|a| a.send(Disown))).await;
         })
     }
 }

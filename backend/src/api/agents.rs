@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use agentstream_wire::{AgentType, CreateAgentRequest, ErrorCode};
 use uuid::Uuid;
 
@@ -210,6 +210,7 @@ fn history_pages(
 /// `DELETE /api/agents/{id}[?purge=true]`: 204.
 pub async fn delete(
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
@@ -224,6 +225,9 @@ pub async fn delete(
             ))
         }
     };
+    if let Some(answered) = state.at_owner(&req, None, id).await? {
+        return Ok(answered);
+    }
     state
         .orchestrator
         .send(DeleteAgent {

@@ -3,7 +3,7 @@
 //! which routes it to the agent's actor (`agents::conversation`).
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use agentstream_wire::{ErrorCode, PermissionAnswer, SendMessageRequest};
 
 use super::agents::parse_id;
@@ -43,11 +43,13 @@ fn check_text(what: &str, text: &str, max: usize) -> Result<(), ApiError> {
 /// turn); to an agent whose turn has ended, it starts the next turn of the same session.
 pub async fn send(
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<SendMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let content = body.into_inner().content;
+    let body = body.into_inner();
+    let content = body.content.clone();
     if content.trim().is_empty() {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidBody,
@@ -66,6 +68,9 @@ pub async fn send(
             format!("agents of type {agent_type} cannot be sent follow-ups"),
         ));
     }
+    if let Some(answered) = state.at_owner(&req, Some(&json(&body)), id).await? {
+        return Ok(answered);
+    }
     let stored = state
         .orchestrator
         .send(SendFollowUp {
@@ -81,11 +86,15 @@ pub async fn send(
 /// session kept for the next follow-up. 409 `not_running` when no turn is under way.
 pub async fn interrupt(
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
     if store::find_agent(&state.db, id).await?.is_none() {
         return Err(ApiError::agent_not_found(id));
+    }
+    if let Some(answered) = state.at_owner(&req, None, id).await? {
+        return Ok(answered);
     }
     state
         .orchestrator
@@ -103,6 +112,7 @@ pub async fn interrupt(
 /// `permission_not_found`.
 pub async fn answer(
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<(String, String)>,
     body: web::Json<PermissionAnswer>,
 ) -> Result<HttpResponse, ApiError> {
@@ -134,6 +144,9 @@ pub async fn answer(
     {
         return Err(not_found());
     }
+    if let Some(answered) = state.at_owner(&req, Some(&json(&answer)), id).await? {
+        return Ok(answered);
+    }
     let answered = state
         .orchestrator
         .send(AnswerAgentPermission {
@@ -160,4 +173,9 @@ pub async fn answer(
         }
         Err(e) => Err(e),
     }
+}
+
+/// A request body as JSON, to forward it to the agent's owner.
+fn json(body: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(body).unwrap_or(serde_json::Value::Null)
 }

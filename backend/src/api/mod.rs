@@ -26,6 +26,28 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// `agents.launches_per_minute`.
     pub launches: Arc<LaunchRate>,
+    /// The other instances of the database (PostgreSQL): commands go to each agent's owner.
+    pub peers: Option<Arc<crate::instances::route::Peers>>,
+}
+
+impl AppState {
+    /// The owner's answer to the command `req` about `agent` when another instance owns it; `None`
+    /// when this one answers.
+    pub async fn at_owner(
+        &self,
+        req: &HttpRequest,
+        body: Option<&serde_json::Value>,
+        agent: uuid::Uuid,
+    ) -> Result<Option<HttpResponse>, ApiError> {
+        use crate::instances::route::{to_owner, Route};
+        let Some(peers) = &self.peers else {
+            return Ok(None);
+        };
+        Ok(match to_owner(peers, req, body, agent).await? {
+            Route::Here => None,
+            Route::Answered(response) => Some(response),
+        })
+    }
 }
 
 /// Mounts `/api`: `GET /api/health` open to anyone (it says nothing but "ok"; Docker's health check and
@@ -94,14 +116,21 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     let probe = state
         .db
         .execute(sea_orm::Statement::from_string(backend, "SELECT 1"));
-    let up = matches!(
+    let database_up = matches!(
         tokio::time::timeout(HEALTH_DATABASE_TIMEOUT, probe).await,
         Ok(Ok(_))
     );
+    let word = |up: bool, yes: &str, no: &str| Some(if up { yes } else { no }.to_owned());
+    let listener_up = state.peers.as_ref().map(|p| p.listener_up());
+    let lease_held = state.peers.as_ref().map(|p| p.lease_held());
+    // An instance that cannot write, or hears nothing of the others, is no place for a client.
+    let up = database_up && listener_up != Some(false) && lease_held != Some(false);
     let body = Health {
         status: if up { "ok" } else { "unavailable" }.to_owned(),
         instance: Some(state.settings.instance.id.clone()),
-        database: Some(if up { "up" } else { "down" }.to_owned()),
+        database: word(database_up, "up", "down"),
+        listener: listener_up.and_then(|up| word(up, "up", "down")),
+        lease: lease_held.and_then(|held| word(held, "held", "lost")),
     };
     if up {
         HttpResponse::Ok().json(body)

@@ -3,6 +3,8 @@
 //! announced.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
@@ -37,6 +39,8 @@ pub struct Listener {
     statuses: Statuses,
     /// The listener has been connected before (a catch-up now follows a reconnection).
     connected_before: bool,
+    /// Whether it listens now (`/api/health`).
+    up: Arc<AtomicBool>,
 }
 
 impl Listener {
@@ -46,6 +50,7 @@ impl Listener {
         url: String,
         db: DatabaseConnection,
         registry: Addr<RoomRegistry>,
+        up: Arc<AtomicBool>,
     ) -> Self {
         Listener {
             instance,
@@ -55,6 +60,7 @@ impl Listener {
             delivered: HashMap::new(),
             statuses: Statuses::default(),
             connected_before: false,
+            up,
         }
     }
 
@@ -77,6 +83,7 @@ impl Listener {
             tracing::info!(instance = %self.instance, "listening to the other instances");
             // What was announced while nobody listened.
             self.catch_up().await;
+            self.up.store(true, Ordering::Relaxed);
             loop {
                 match listener.try_recv().await {
                     Ok(Some(notification)) => {
@@ -99,6 +106,7 @@ impl Listener {
                     }
                 }
             }
+            self.up.store(false, Ordering::Relaxed);
             tokio::time::sleep(RECONNECT_DELAY).await;
         }
     }
@@ -178,7 +186,7 @@ impl Listener {
         // sessions drop what they have. Before the first connection nothing was missed (a session
         // replays from the database itself).
         if self.connected_before {
-            match store::unfinished_agents(&self.db).await {
+            match store::unfinished_agents(&self.db, None).await {
                 Ok(ids) => agents.extend(ids.iter().filter_map(|id| id.parse::<Uuid>().ok())),
                 Err(e) => tracing::warn!(error = %e, "cannot list the agents that run"),
             }

@@ -11,9 +11,12 @@
 //!
 //! SQLite has one instance: none of this runs there.
 
+pub mod keeper;
+pub mod lease;
 mod lifecycle;
 pub mod listener;
 pub mod notify;
+pub mod route;
 
 /// The channel of the notifications.
 pub const CHANNEL: &str = "agentstream";

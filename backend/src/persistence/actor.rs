@@ -12,11 +12,12 @@ use uuid::Uuid;
 use super::numbering::LastSequences;
 use super::queue::WriteQueue;
 use super::requests::{
-    Ack, Acks, AppendMessages, InsertAgent, InterruptUnfinished, Reply, Request, SetSession,
-    SetStatus, StoreDeletion, StoreError, StoreMessage,
+    Ack, Acks, AppendMessages, Flush, InsertAgent, InterruptUnfinished, Reply, Request, SetSession,
+    SetStatus, StoreDeletion, StoreError, StoreMessage, TakeOver, TakenOver,
 };
 use super::write::write_batch;
 use crate::gateway::registry::{Broadcast, RoomRegistry};
+use crate::instances::lease::Fence;
 use crate::instances::notify;
 use crate::parser::ParsedMessage;
 use crate::store;
@@ -36,19 +37,20 @@ pub struct Persistence {
     last: LastSequences,
     /// The database's text cannot hold NUL (PostgreSQL).
     nul_free: bool,
-    /// On PostgreSQL, this instance's id: each write is announced to the other instances.
-    announce_as: Option<String>,
+    /// On PostgreSQL, this instance's claim: each write checks it, and is announced to the other
+    /// instances.
+    fence: Option<Fence>,
 }
 
 impl Persistence {
     /// A writer of `db` that broadcasts through `registry`, taking up to `mailbox` requests at once
-    /// without making a sender wait (running agents × their window of messages in flight); on
-    /// PostgreSQL it announces each write as `instance` to the other instances.
+    /// without making a sender wait (running agents × their window of messages in flight); with a
+    /// `fence` (PostgreSQL, several instances) each write holds to its claim and is announced.
     pub fn new(
         db: DatabaseConnection,
         registry: Addr<RoomRegistry>,
         mailbox: usize,
-        instance: &str,
+        fence: Option<Fence>,
     ) -> Self {
         let postgres =
             sea_orm::ConnectionTrait::get_database_backend(&db) == sea_orm::DbBackend::Postgres;
@@ -60,7 +62,7 @@ impl Persistence {
             mailbox,
             last: LastSequences::new(),
             nul_free: postgres,
-            announce_as: postgres.then(|| instance.to_owned()),
+            fence,
         }
     }
 
@@ -101,16 +103,16 @@ impl Persistence {
         let batch = self.queue.next_batch();
         let mut last = std::mem::take(&mut self.last);
         let db = self.db.clone();
-        let announce_as = self.announce_as.clone();
+        let fence = self.fence.clone();
         ctx.spawn(
             async move {
                 let size = batch.len();
                 let begun = std::time::Instant::now();
-                let written = write_batch(&db, batch, &mut last).await;
-                if let Some(instance) = &announce_as {
+                let written = write_batch(&db, batch, &mut last, fence.as_ref()).await;
+                if let Some(fence) = &fence {
                     // In write order: another instance shows a final status after the messages.
                     let frames = written.iter().flat_map(|(_, _, frames)| frames);
-                    notify::send(&db, notify::announcements(instance, frames)).await;
+                    notify::send(&db, notify::announcements(fence.instance(), frames)).await;
                 }
                 let took = begun.elapsed();
                 if took >= SLOW_WRITE {
@@ -230,10 +232,32 @@ impl Handler<StoreDeletion> for Persistence {
 
 impl Handler<InterruptUnfinished> for Persistence {
     type Result = ResponseFuture<Result<Vec<Uuid>, StoreError>>;
-    fn handle(&mut self, _: InterruptUnfinished, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: InterruptUnfinished, ctx: &mut Context<Self>) -> Self::Result {
         self.request(ctx, |reply| Request::InterruptUnfinished {
+            owner: msg.owner,
             interrupted: Vec::new(),
             reply,
         })
+    }
+}
+
+impl Handler<TakeOver> for Persistence {
+    type Result = ResponseFuture<Result<TakenOver, StoreError>>;
+    fn handle(&mut self, _: TakeOver, ctx: &mut Context<Self>) -> Self::Result {
+        if self.fence.is_none() {
+            // One instance: nobody to take over.
+            return Box::pin(async { Ok(TakenOver::default()) });
+        }
+        self.request(ctx, |reply| Request::TakeOver {
+            taken: TakenOver::default(),
+            reply,
+        })
+    }
+}
+
+impl Handler<Flush> for Persistence {
+    type Result = ResponseFuture<Result<(), StoreError>>;
+    fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) -> Self::Result {
+        self.request(ctx, |reply| Request::Flush { reply })
     }
 }

@@ -9,6 +9,7 @@ use super::numbering::{numbered_rows, LastSequences, Staged};
 use super::requests::Request;
 use crate::clock;
 use crate::gateway::registry::EventFrame;
+use crate::instances::lease::Fence;
 use crate::parser::ParsedMessage;
 
 /// One message of a multi-row insert, numbered by the persistence actor.
@@ -25,11 +26,20 @@ pub(crate) struct NewMessage<'a> {
 /// At most this many rows per multi-row insert (9 bound values each, well under SQLite's limit).
 pub(crate) const MAX_ROWS_PER_INSERT: usize = 500;
 
+/// What a write refused by its fence fails with (see [`super::write`]'s `classify`).
+pub(super) const LEASE_LOST: &str = "the instance's lease was taken over";
+
 /// Many messages in one plain INSERT, with the numbers the persistence actor assigned (each agent's
 /// `MAX(sequence_number) + 1, + 2…`; `UNIQUE(agent_id, sequence_number)` refuses any clash). Plain SQL
-/// that SQLite and PostgreSQL both run.
-pub(crate) fn insert_numbered_statement(backend: DbBackend, rows: &[NewMessage<'_>]) -> Statement {
-    let mut values: Vec<DbValue> = Vec::with_capacity(rows.len() * 9);
+/// that SQLite and PostgreSQL both run. With a `fence` (PostgreSQL, several instances) the same
+/// statement inserts nothing unless this instance's claim still holds, and locks its row until the
+/// commit, so that a takeover waits for the write or the write sees the takeover.
+pub(crate) fn insert_numbered_statement(
+    backend: DbBackend,
+    rows: &[NewMessage<'_>],
+    fence: Option<&Fence>,
+) -> Statement {
+    let mut values: Vec<DbValue> = Vec::with_capacity(rows.len() * 9 + 2);
     for row in rows {
         values.push(row.id.to_string().into());
         values.push(row.agent_id.to_string().into());
@@ -41,15 +51,47 @@ pub(crate) fn insert_numbered_statement(backend: DbBackend, rows: &[NewMessage<'
         values.push(row.metadata.clone().into());
         values.push(row.created_at.to_owned().into());
     }
-    Statement::from_sql_and_values(backend, insert_sql(backend, rows.len()), values)
+    let mut sql = String::with_capacity(300 + rows.len() * 40);
+    match fence {
+        Some(fence) if backend == DbBackend::Postgres => {
+            use std::fmt::Write;
+            let at = rows.len() * 9;
+            let _ = write!(
+                sql,
+                "WITH lease AS (SELECT 1 FROM instances WHERE id = ${} AND epoch = ${} FOR SHARE) ",
+                at + 1,
+                at + 2
+            );
+            values.push(fence.instance().into());
+            values.push(fence.epoch().into());
+            sql.push_str(INSERT_INTO);
+            sql.push_str(" SELECT * FROM (");
+            push_values(&mut sql, backend, rows.len());
+            sql.push_str(") AS v WHERE EXISTS (SELECT 1 FROM lease)");
+        }
+        _ => {
+            sql.push_str(INSERT_INTO);
+            sql.push(' ');
+            push_values(&mut sql, backend, rows.len());
+        }
+    }
+    Statement::from_sql_and_values(backend, sql, values)
 }
 
-/// The INSERT of [`insert_numbered_statement`] with `rows` rows of placeholders.
+const INSERT_INTO: &str = "INSERT INTO agent_messages (id, agent_id, sequence_number, type, role, content, raw, metadata, created_at)";
+
+/// The plain INSERT with `rows` rows of placeholders.
 fn insert_sql(backend: DbBackend, rows: usize) -> String {
     let mut sql = String::with_capacity(160 + rows * 40);
-    sql.push_str(
-        "INSERT INTO agent_messages (id, agent_id, sequence_number, type, role, content, raw, metadata, created_at) VALUES ",
-    );
+    sql.push_str(INSERT_INTO);
+    sql.push(' ');
+    push_values(&mut sql, backend, rows);
+    sql
+}
+
+/// `VALUES (…), (…)` with `rows` rows of 9 placeholders.
+fn push_values(sql: &mut String, backend: DbBackend, rows: usize) {
+    sql.push_str("VALUES ");
     for i in 0..rows {
         if i > 0 {
             sql.push_str(", ");
@@ -69,7 +111,6 @@ fn insert_sql(backend: DbBackend, rows: usize) -> String {
         }
         sql.push(')');
     }
-    sql
 }
 
 /// [`insert_numbered_statement`] run on SQLite straight through sqlx: a sea-orm statement owns a copy
@@ -109,13 +150,17 @@ pub(super) trait RowSink {
     async fn insert(&mut self, rows: &[NewMessage<'_>]) -> Result<(), DbErr>;
 }
 
-/// A sea-orm connection or transaction, on any database.
-pub(super) struct Statements<'c, C>(pub(super) &'c C);
+/// A sea-orm connection or transaction, on any database, and the fence its inserts hold to.
+pub(super) struct Statements<'c, C>(pub(super) &'c C, pub(super) Option<&'c Fence>);
 
 impl<C: ConnectionTrait> RowSink for Statements<'_, C> {
     async fn insert(&mut self, rows: &[NewMessage<'_>]) -> Result<(), DbErr> {
-        let insert = insert_numbered_statement(self.0.get_database_backend(), rows);
-        self.0.execute(insert).await.map(|_| ())
+        let insert = insert_numbered_statement(self.0.get_database_backend(), rows, self.1);
+        let done = self.0.execute(insert).await?;
+        if self.1.is_some() && done.rows_affected() < rows.len() as u64 {
+            return Err(DbErr::Custom(LEASE_LOST.into()));
+        }
+        Ok(())
     }
 }
 
@@ -203,7 +248,7 @@ mod tests {
             created_at: "t",
         };
         let rows = [row(a, 1), row(a, 2), row(b, 1), row(a, 3), row(b, 2)];
-        db.execute(insert_numbered_statement(DbBackend::Sqlite, &rows))
+        db.execute(insert_numbered_statement(DbBackend::Sqlite, &rows, None))
             .await
             .unwrap();
         let last = crate::store::last_sequences(&db, &[a, b, c]).await.unwrap();
@@ -221,7 +266,7 @@ mod tests {
         // A number taken already is refused, and the statement stores none of its rows.
         let clash = [row(b, 3), row(a, 3)];
         assert!(db
-            .execute(insert_numbered_statement(DbBackend::Sqlite, &clash))
+            .execute(insert_numbered_statement(DbBackend::Sqlite, &clash, None))
             .await
             .is_err());
         assert_eq!(

@@ -18,6 +18,6 @@ mod write;
 
 pub use actor::Persistence;
 pub use requests::{
-    AppendMessages, InsertAgent, InterruptUnfinished, Outcome, SetSession, SetStatus,
-    StoreDeletion, StoreError, StoreMessage, Stored,
+    AppendMessages, Flush, InsertAgent, InterruptUnfinished, Outcome, SetSession, SetStatus,
+    StoreDeletion, StoreError, StoreMessage, Stored, TakeOver, TakenOver,
 };

@@ -175,6 +175,7 @@ mod tests {
 
     fn interrupt() -> Request {
         Request::InterruptUnfinished {
+            owner: None,
             interrupted: Vec::new(),
             reply: tokio::sync::oneshot::channel().0,
         }

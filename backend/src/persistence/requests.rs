@@ -24,6 +24,18 @@ pub enum StoreError {
     /// The persistence actor is gone (shutting down).
     #[error("the persistence actor has stopped")]
     Stopped,
+    /// This instance's lease was taken over by another (PostgreSQL): its agents are not its own any
+    /// more, and the database refused the write.
+    #[error("this instance's lease was taken over by another instance")]
+    LeaseLost,
+}
+
+impl StoreError {
+    /// The agent is not this instance's to write any more (purged, or taken over): its actor stops
+    /// without writing.
+    pub fn disowns(&self) -> bool {
+        matches!(self, StoreError::AgentGone | StoreError::LeaseLost)
+    }
 }
 
 /// Stores a new agent; broadcasts `agent:created`.
@@ -109,11 +121,33 @@ pub struct StoreDeletion {
     pub purge: bool,
 }
 
-/// Marks every agent left `initializing`/`running` by a previous process as `interrupted`; replies
-/// with their ids.
+/// Marks every agent left `initializing`/`running` by a previous process as `interrupted` — on a
+/// database of several instances, those `owner` owns; replies with their ids.
 #[derive(Message)]
 #[rtype(result = "Result<Vec<Uuid>, StoreError>")]
-pub struct InterruptUnfinished;
+pub struct InterruptUnfinished {
+    pub owner: Option<String>,
+}
+
+/// Takes over every other instance whose lease has ended (PostgreSQL): its running agents become
+/// `interrupted`, and all its agents this instance's. Replies with what was taken.
+#[derive(Message)]
+#[rtype(result = "Result<TakenOver, StoreError>")]
+pub struct TakeOver;
+
+/// What a [`TakeOver`] took.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TakenOver {
+    /// The instances whose lease had ended.
+    pub instances: Vec<String>,
+    /// Their agents that were running, now `interrupted`.
+    pub interrupted: Vec<Uuid>,
+}
+
+/// Replied once everything queued before it is written (or refused).
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct Flush;
 
 /// Where a request's outcome goes.
 pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -160,9 +194,18 @@ pub(super) enum Request {
         reply: Reply<()>,
     },
     InterruptUnfinished {
+        owner: Option<String>,
         /// Set by the write.
         interrupted: Vec<Uuid>,
         reply: Reply<Vec<Uuid>>,
+    },
+    TakeOver {
+        /// Set by the write.
+        taken: TakenOver,
+        reply: Reply<TakenOver>,
+    },
+    Flush {
+        reply: Reply<()>,
     },
 }
 
@@ -176,7 +219,9 @@ impl Request {
             Request::SetStatus { change, .. } => Some(change.agent_id),
             // A new agent's id is ours (a UUID); were it not, it blocks everything, which is safe.
             Request::InsertAgent { agent, .. } => Some(agent.id),
-            Request::InterruptUnfinished { .. } => None,
+            Request::InterruptUnfinished { .. }
+            | Request::TakeOver { .. }
+            | Request::Flush { .. } => None,
         }
     }
 
@@ -205,11 +250,17 @@ impl Request {
             },
             Request::SetStatus { reply, .. }
             | Request::SetSession { reply, .. }
-            | Request::Delete { reply, .. } => {
+            | Request::Delete { reply, .. }
+            | Request::Flush { reply } => {
                 let _ = reply.send(result);
             }
-            Request::InterruptUnfinished { interrupted, reply } => {
+            Request::InterruptUnfinished {
+                interrupted, reply, ..
+            } => {
                 let _ = reply.send(result.map(|()| interrupted));
+            }
+            Request::TakeOver { taken, reply } => {
+                let _ = reply.send(result.map(|()| taken));
             }
         }
     }

@@ -14,10 +14,11 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::frames;
-use super::insert::{append_many, sqlx_error, Statements, MAX_ROWS_PER_INSERT};
+use super::insert::{append_many, sqlx_error, Statements, LEASE_LOST, MAX_ROWS_PER_INSERT};
 use super::numbering::{resolve_last, LastSequences, Staged};
 use super::requests::{Request, SetStatus, StoreError};
 use crate::gateway::registry::EventFrame;
+use crate::instances::lease::{self, Fence};
 use crate::store;
 
 /// Each request of a write with its outcome and the frames to broadcast.
@@ -28,15 +29,23 @@ pub(super) async fn write_batch(
     db: &DatabaseConnection,
     mut batch: Vec<Request>,
     last: &mut LastSequences,
+    fence: Option<&Fence>,
 ) -> Written {
     if batch.len() > 1 {
-        match write_all(db, &mut batch, last).await {
+        match write_all(db, &mut batch, last, fence).await {
             Ok(frames) => {
                 return batch
                     .into_iter()
                     .zip(frames)
                     .map(|(request, frames)| (request, Ok(()), frames))
                     .collect()
+            }
+            Err(e) if classify(&e) == StoreError::LeaseLost => {
+                tracing::warn!("writes refused: this instance's lease was taken over");
+                return batch
+                    .into_iter()
+                    .map(|request| (request, Err(StoreError::LeaseLost), Vec::new()))
+                    .collect();
             }
             Err(e) => {
                 tracing::debug!(error = %e, size = batch.len(), "batch failed; writing one by one");
@@ -53,7 +62,7 @@ pub(super) async fn write_batch(
     // Agents already told (once per batch) that their output could not be stored.
     let mut told = HashSet::new();
     for mut request in batch {
-        let result = write_all(db, std::slice::from_mut(&mut request), last).await;
+        let result = write_all(db, std::slice::from_mut(&mut request), last, fence).await;
         written.push(match result {
             Ok(mut frames) => (request, Ok(()), frames.pop().unwrap_or_default()),
             Err(e) => {
@@ -70,6 +79,9 @@ pub(super) async fn write_batch(
                             "the agent was deleted; its output is no longer stored",
                         ),
                     ));
+                } else if error == StoreError::LeaseLost {
+                    // The agents were taken over: their new owner has said how they ended.
+                    tracing::warn!("write refused: this instance's lease was taken over");
                 } else if !matches!(error, StoreError::AgentGone) {
                     tracing::error!(error = %e, "write failed");
                     // Not stored, so not broadcast: the agent's subscribers learn why it stops.
@@ -98,6 +110,7 @@ fn classify(e: &DbErr) -> StoreError {
         _ if e.to_string().contains("FOREIGN KEY constraint failed") => StoreError::AgentGone,
         _ => match e {
             DbErr::RecordNotUpdated => StoreError::AgentGone,
+            DbErr::Custom(m) if m == LEASE_LOST => StoreError::LeaseLost,
             other => StoreError::Database(other.to_string()),
         },
     }
@@ -109,6 +122,7 @@ async fn write_all(
     db: &DatabaseConnection,
     requests: &mut [Request],
     last: &mut LastSequences,
+    fence: Option<&Fence>,
 ) -> Result<Vec<Vec<EventFrame>>, DbErr> {
     let mut staged = Staged::default();
     // The usual batch under load: messages only. Few enough for one statement, which is atomic by
@@ -134,12 +148,20 @@ async fn write_all(
         }
         if one_statement {
             resolve_last(db, requests, last, &mut staged).await?;
-            let numbered = append_many(&mut Statements(db), requests, last, &mut staged).await?;
+            let numbered =
+                append_many(&mut Statements(db, fence), requests, last, &mut staged).await?;
             staged.apply(last);
             return Ok(record_numbers(requests, numbered));
         }
     }
     let txn = db.begin().await?;
+    if let Some(fence) = fence {
+        // Held to the commit: nothing of this write lands once another instance has taken this one
+        // over, and a takeover waits for it.
+        if txn.query_one(fence.guard()).await?.is_none() {
+            return Err(DbErr::Custom(LEASE_LOST.into()));
+        }
+    }
     let mut out = Vec::with_capacity(requests.len());
     let mut i = 0;
     while i < requests.len() {
@@ -152,11 +174,12 @@ async fn write_all(
         if run > 0 {
             let run = &mut requests[i..i + run];
             resolve_last(&txn, run, last, &mut staged).await?;
-            let numbered = append_many(&mut Statements(&txn), run, last, &mut staged).await?;
+            let numbered =
+                append_many(&mut Statements(&txn, fence), run, last, &mut staged).await?;
             out.extend(record_numbers(run, numbered));
             i += run.len();
         } else {
-            out.push(write_one(&txn, &mut requests[i], &mut staged).await?);
+            out.push(write_one(&txn, &mut requests[i], &mut staged, fence).await?);
             i += 1;
         }
     }
@@ -189,6 +212,7 @@ async fn write_one(
     txn: &impl ConnectionTrait,
     request: &mut Request,
     staged: &mut Staged,
+    fence: Option<&Fence>,
 ) -> Result<Vec<EventFrame>, DbErr> {
     match request {
         Request::InsertAgent { model, agent, .. } => {
@@ -203,7 +227,8 @@ async fn write_one(
             let requests = std::slice::from_mut(request);
             let none = LastSequences::new();
             resolve_last(txn, requests, &none, staged).await?;
-            let numbered = append_many(&mut Statements(txn), requests, &none, staged).await?;
+            let numbered =
+                append_many(&mut Statements(txn, fence), requests, &none, staged).await?;
             record_numbers(requests, numbered)
                 .pop()
                 .ok_or_else(|| DbErr::Custom("nothing written".into()))
@@ -265,29 +290,57 @@ async fn write_one(
             }
             Ok(vec![frames::deleted(*agent_id, *purge)])
         }
-        Request::InterruptUnfinished { interrupted, .. } => {
-            let ids = store::unfinished_agents(txn).await?;
-            let mut frames = Vec::with_capacity(ids.len());
-            interrupted.clear();
-            for id in ids {
-                entity::Agent::update(agent::ActiveModel {
-                    id: ActiveValue::Unchanged(id.clone()),
-                    status: ActiveValue::Set(AgentStatus::Interrupted.as_str().to_owned()),
-                    ..Default::default()
-                })
-                .exec(txn)
-                .await?;
-                if let Ok(uuid) = Uuid::parse_str(&id) {
-                    interrupted.push(uuid);
-                    frames.extend(frames::status(&SetStatus::new(
-                        uuid,
-                        AgentStatus::Interrupted,
-                    )));
-                }
+        Request::InterruptUnfinished {
+            owner, interrupted, ..
+        } => {
+            let ids = store::unfinished_agents(txn, owner.as_deref()).await?;
+            *interrupted = interrupt(txn, &ids).await?;
+            Ok(interrupted_frames(interrupted))
+        }
+        Request::TakeOver { taken, .. } => {
+            let Some(fence) = fence else {
+                return Ok(vec![]);
+            };
+            taken.instances = lease::take_expired(txn, fence.instance()).await?;
+            taken.interrupted.clear();
+            for gone in &taken.instances {
+                let ids = store::unfinished_agents(txn, Some(gone)).await?;
+                taken.interrupted.extend(interrupt(txn, &ids).await?);
+                entity::Agent::update_many()
+                    .col_expr(agent::Column::Owner, Expr::value(fence.instance()))
+                    .filter(agent::Column::Owner.eq(gone.as_str()))
+                    .exec(txn)
+                    .await?;
             }
-            Ok(frames)
+            Ok(interrupted_frames(&taken.interrupted))
+        }
+        Request::Flush { .. } => Ok(vec![]),
+    }
+}
+
+/// Marks the agents `ids` as `interrupted`; returns their ids.
+async fn interrupt(txn: &impl ConnectionTrait, ids: &[String]) -> Result<Vec<Uuid>, DbErr> {
+    let mut interrupted = Vec::with_capacity(ids.len());
+    for id in ids {
+        entity::Agent::update(agent::ActiveModel {
+            id: ActiveValue::Unchanged(id.clone()),
+            status: ActiveValue::Set(AgentStatus::Interrupted.as_str().to_owned()),
+            ..Default::default()
+        })
+        .exec(txn)
+        .await?;
+        if let Ok(uuid) = Uuid::parse_str(id) {
+            interrupted.push(uuid);
         }
     }
+    Ok(interrupted)
+}
+
+/// The `agent:status` frames of agents made `interrupted`.
+fn interrupted_frames(ids: &[Uuid]) -> Vec<EventFrame> {
+    ids.iter()
+        .flat_map(|id| frames::status(&SetStatus::new(*id, AgentStatus::Interrupted)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -372,7 +425,7 @@ mod tests {
             }
         }
         let mut last = LastSequences::new();
-        let done = write_all(&db, &mut ops, &mut last).await.unwrap();
+        let done = write_all(&db, &mut ops, &mut last, None).await.unwrap();
         assert_eq!(done.len(), ops.len());
         let mut numbers = HashMap::<Uuid, Vec<i64>>::new();
         for (agent, n) in numbers_of(&ops) {
@@ -398,7 +451,7 @@ mod tests {
                 ]
             })
             .collect();
-        let done = write_all(&db, &mut ops, &mut last).await.unwrap();
+        let done = write_all(&db, &mut ops, &mut last, None).await.unwrap();
         assert_eq!(done.len(), ops.len());
         let numbers: Vec<i64> = numbers_of(&ops).into_iter().map(|(_, n)| n).collect();
         let expected: Vec<i64> = (per_agent as i64 + 1..=2 * per_agent as i64)
@@ -420,7 +473,7 @@ mod tests {
             .map(|i| append(a, &format!("x{i}")))
             .collect();
         ops.push(append(ghost, "ghost"));
-        assert!(write_all(&db, &mut ops, &mut last).await.is_err());
+        assert!(write_all(&db, &mut ops, &mut last, None).await.is_err());
         assert_eq!(
             store::last_sequence(&db, a).await.unwrap(),
             per_agent as i64

@@ -127,19 +127,23 @@ pub async fn last_sequence(db: &impl ConnectionTrait, agent_id: Uuid) -> Result<
     Ok(max.flatten().unwrap_or(0))
 }
 
-/// The agents left `initializing` or `running`.
-pub async fn unfinished_agents(db: &impl ConnectionTrait) -> Result<Vec<String>, DbErr> {
-    entity::Agent::find()
+/// The agents left `initializing`, `running` or `awaiting_permission` (those of `owner` when given).
+pub async fn unfinished_agents(
+    db: &impl ConnectionTrait,
+    owner: Option<&str>,
+) -> Result<Vec<String>, DbErr> {
+    let mut query = entity::Agent::find()
         .select_only()
         .column(agent::Column::Id)
         .filter(agent::Column::Status.is_in([
             AgentStatus::Initializing.as_str(),
             AgentStatus::Running.as_str(),
             AgentStatus::AwaitingPermission.as_str(),
-        ]))
-        .into_tuple()
-        .all(db)
-        .await
+        ]));
+    if let Some(owner) = owner {
+        query = query.filter(agent::Column::Owner.eq(owner));
+    }
+    query.into_tuple().all(db).await
 }
 
 /// The highest sequence number of each of `agents` that has a message (one statement).
