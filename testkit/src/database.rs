@@ -115,6 +115,24 @@ impl TestDir {
         }
     }
 
+    /// Takes the PostgreSQL database away from its servers (`false`: every connection to it is ended
+    /// and new ones are refused, as when the database server is down) or gives it back (`true`).
+    pub async fn set_reachable(&self, reachable: bool) {
+        let name = self.postgres.as_deref().expect("a PostgreSQL database");
+        admin(&format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS {reachable}"
+        ))
+        .await
+        .expect("ALTER DATABASE");
+        if !reachable {
+            admin(&format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            ))
+            .await
+            .expect("end the connections");
+        }
+    }
+
     /// The PostgreSQL database's name, on PostgreSQL.
     pub(crate) fn postgres_name(&self) -> Option<&str> {
         self.postgres.as_deref()

@@ -323,3 +323,72 @@ async fn health_names_the_instance_and_turns_503_when_the_database_is_gone() {
         )
     );
 }
+
+#[tokio::test]
+async fn postgres_gone_mid_run_fails_the_writing_agent_and_everything_recovers_when_it_returns() {
+    if !agentstream_testkit::on_postgres("a database that goes away under running servers") {
+        return;
+    }
+    let dir = TestDir::new();
+    let other = dir.same_database();
+    // A lease longer than the outage: the instances keep their agents through it.
+    let start = |dir: &TestDir, id: &str| {
+        TestServer::builder()
+            .dir(dir)
+            .env("AGENTSTREAM__INSTANCE__ID", id)
+            .env("AGENTSTREAM__INSTANCE__LEASE_MS", "15000")
+            .spawn(SERVER)
+    };
+    let a = start(&dir, "a").await;
+    let b = start(&other, "b").await;
+    let agent = a.launch(1_000_000, 2).await;
+    let mut on_b = b.ws().await;
+    on_b.subscribe(agent.id, Some(0)).await;
+    a.wait_messages(agent.id, 50).await;
+
+    dir.set_reachable(false).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = a.client.get(a.url("/api/health")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    dir.set_reachable(true).await;
+
+    // The writing agent failed with storage_error (its final status stored once the database is back).
+    let failed = a.wait_finished(agent.id).await;
+    assert_eq!(failed.status, AgentStatus::Failed, "{failed:?}");
+    assert_eq!(
+        failed.error.as_ref().map(|e| e.code.as_str()),
+        Some("storage_error")
+    );
+    let history = a.messages(agent.id, None).await;
+    assert_contiguous(&history, 1);
+    // b's client got what was stored, once each, in order, and the failure.
+    let mut seen = Vec::new();
+    loop {
+        match on_b.try_next_event(Duration::from_secs(20)).await {
+            Some(ServerEvent::AgentMessage(m)) => seen.push(m.message),
+            Some(ServerEvent::AgentStatus(s)) if s.status == AgentStatus::Failed => break,
+            Some(_) => {}
+            None => panic!("b's client: {} messages, then nothing", seen.len()),
+        }
+    }
+    assert!(
+        seen == history,
+        "{} seen, {} stored",
+        seen.len(),
+        history.len()
+    );
+    // Both serve again: healthy, a launch on one is watched from the other.
+    for server in [&a, &b] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !server.is_healthy().await {
+            assert!(std::time::Instant::now() < deadline, "{}", server.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let fresh = a.launch(100, 0).await;
+    on_b.subscribe(fresh.id, Some(0)).await;
+    let (messages, _) = on_b.collect_until_complete(fresh.id).await;
+    assert_eq!(messages, a.messages(fresh.id, None).await);
+    assert_eq!(messages.len(), 103);
+}
