@@ -37,10 +37,34 @@ const PAGE_SIZE: u64 = 4096;
 /// the pool that every reader (REST, replays, the checkpointer) shares.
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbOpenError> {
     let db = open(settings, settings.max_connections.max(1), None).await?;
-    Migrator::up(&db, None)
-        .await
-        .map_err(DbOpenError::Migrate)?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        migrate_postgres(&db, &settings.url).await?;
+    } else {
+        Migrator::up(&db, None)
+            .await
+            .map_err(DbOpenError::Migrate)?;
+    }
     Ok(db)
+}
+
+/// The advisory lock that serializes the migrations of instances started together on one database.
+const MIGRATION_LOCK: i64 = 0x6167_656e_7473;
+
+/// Runs the migrations while holding [`MIGRATION_LOCK`] on a connection of its own: instances started
+/// at once on a new database would otherwise create the same tables together, and all but one fail.
+async fn migrate_postgres(db: &DatabaseConnection, url: &str) -> Result<(), DbOpenError> {
+    use sea_orm::sqlx::{Connection, PgConnection};
+    let migrate = |e: sea_orm::sqlx::Error| DbOpenError::Migrate(DbErr::Custom(e.to_string()));
+    let mut lock = PgConnection::connect(url).await.map_err(migrate)?;
+    sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut lock)
+        .await
+        .map_err(migrate)?;
+    let migrated = Migrator::up(db, None).await.map_err(DbOpenError::Migrate);
+    // Closing the connection releases the lock too.
+    let _ = lock.close().await;
+    migrated
 }
 
 /// The writer's own connection (a pool of exactly one), for the persistence actor, the only writer. One

@@ -537,3 +537,29 @@ impl Watcher {
         self.ws = Some(ws);
     }
 }
+
+#[tokio::test]
+async fn instances_started_together_on_a_new_database_all_start() {
+    if !on_postgres("several instances on one database") {
+        return;
+    }
+    let dir = TestDir::new();
+    dir.create_database().await.expect("the database");
+    let others = [
+        dir.same_database(),
+        dir.same_database(),
+        dir.same_database(),
+    ];
+    let start = |dir: &TestDir| TestServer::builder().dir(dir).try_spawn(SERVER);
+    // They migrate the new database at the same moment: one does, the others wait for it.
+    let (a, b, c, d) = tokio::join!(
+        start(&dir),
+        start(&others[0]),
+        start(&others[1]),
+        start(&others[2])
+    );
+    for server in [a, b, c, d] {
+        let server = server.unwrap_or_else(|e| panic!("{e}"));
+        server.assert_healthy().await;
+    }
+}
