@@ -9,6 +9,11 @@
 //! connection dropped) is recovered by reading each agent's messages after the last one passed on, and
 //! its lifecycle events are made again from the agent's stored status ([`lifecycle`]).
 //!
+//! Each agent has one owner, the instance that runs it and alone writes it. Each instance holds a lease
+//! on its row of `instances` whose epoch every write checks in the database ([`lease`]); a task renews
+//! it and takes over the instances whose lease ended ([`keeper`]); commands for an agent go to its
+//! owner ([`route`]).
+//!
 //! SQLite has one instance: none of this runs there.
 
 pub mod keeper;
