@@ -141,7 +141,12 @@ pub async fn unfinished_agents(
             AgentStatus::AwaitingPermission.as_str(),
         ]));
     if let Some(owner) = owner {
-        query = query.filter(agent::Column::Owner.eq(owner));
+        // An agent stored before owners were recorded is anyone's: the first instance to start takes it.
+        query = query.filter(
+            sea_orm::Condition::any()
+                .add(agent::Column::Owner.eq(owner))
+                .add(agent::Column::Owner.is_null()),
+        );
     }
     query.into_tuple().all(db).await
 }
