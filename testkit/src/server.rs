@@ -358,6 +358,15 @@ impl TestServer {
         std::fs::read_to_string(self.dir.join(&self.log_name)).unwrap_or_default()
     }
 
+    /// A folder for another instance on this server's database (on PostgreSQL), for a server started
+    /// without a [`Builder::dir`].
+    pub fn another_instance_dir(&self) -> TestDir {
+        self._tmp
+            .as_ref()
+            .expect("a server that owns its folder")
+            .same_database()
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> Option<i32> {
         self.child.id().map(|id| id as i32)

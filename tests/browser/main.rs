@@ -2,7 +2,8 @@
 //! (Debian's `chromium` + `chromium-driver`, driven over WebDriver by fantoccini), against synthetic
 //! agents — launching from the form, live streaming, reconnecting after every connection is cut,
 //! terminating, another client's launch and purge, the time to render 20,000 tokens, and conversations
-//! (follow-ups from the composer, live in a second browser, permission cards, interrupt and continue).
+//! (follow-ups from the composer, live in a second browser, permission cards, interrupt and continue),
+//! and, on PostgreSQL, the app of one instance showing the agents another instance runs.
 //!
 //! The app is reached only through its DOM contract (`data-testid` attributes, see `harness.rs`). Without
 //! Chromium, chromedriver or the built app, each test prints a loud SKIPPED line and passes, unless
@@ -13,6 +14,7 @@ mod agents;
 mod chaos;
 mod conversation;
 mod harness;
+mod instances;
 mod performance;
 mod reconnect;
 
