@@ -114,14 +114,31 @@ impl Listener {
     /// Shows one announcement: each agent's new messages, then the events.
     async fn show(&mut self, announcement: Announcement) {
         let mut frames = Vec::new();
-        for (agent, first, last) in announcement.messages {
-            // From what was passed on, when known (a lost notification leaves no hole).
-            let after = self
-                .delivered
-                .get(&agent)
-                .copied()
-                .map_or(first - 1, |d| d.min(first - 1));
-            self.read(agent, after, last, &mut frames).await;
+        // What each agent has that was not passed on yet: from the last message passed on, when
+        // known (a lost notification leaves no hole), up to the last one announced.
+        let ranges: Vec<(Uuid, i64, i64)> = announcement
+            .messages
+            .iter()
+            .map(|&(agent, first, last)| {
+                let after = self.delivered.get(&agent).copied().unwrap_or(first - 1);
+                (agent, after, last)
+            })
+            .filter(|(_, after, last)| after < last)
+            .collect();
+        let span: i64 = ranges.iter().map(|(_, after, last)| last - after).sum();
+        if span as u64 <= PAGE {
+            // The usual case: one query for every agent of the announcement.
+            match store::find_ranges(&self.db, &ranges).await {
+                Ok(rows) => self.pass_on(&rows, &mut frames),
+                Err(e) => {
+                    // Read again at the next announcement or reconnection.
+                    tracing::warn!(error = %e, "cannot read another instance's messages");
+                }
+            }
+        } else {
+            for (agent, after, last) in ranges {
+                self.read(agent, after, last, &mut frames).await;
+            }
         }
         for (room, frame) in announcement.events {
             // Only events of the protocol reach clients, whoever wrote the notification.
@@ -147,11 +164,33 @@ impl Listener {
         }
     }
 
-    /// Adds the frames of `agent`'s messages numbered `after + 1 ..= until` (or to the end).
+    /// Adds the frames of `rows` (each agent's in order) and notes them passed on; a row that does not
+    /// follow what was passed on of its agent is left for a later read.
+    fn pass_on(&mut self, rows: &[agentstream_wire::StoredMessage], frames: &mut Vec<EventFrame>) {
+        let timestamp = clock::now();
+        for m in rows {
+            let delivered = self
+                .delivered
+                .entry(m.agent_id)
+                .or_insert(m.sequence_number - 1);
+            if m.sequence_number != *delivered + 1 {
+                continue;
+            }
+            *delivered = m.sequence_number;
+            frames.push(EventFrame::from_frame(
+                Scope::Room(m.agent_id),
+                Some(m.sequence_number),
+                AgentMessageFrame::of(m, &timestamp).to_json(),
+            ));
+        }
+    }
+
+    /// Adds the frames of `agent`'s messages numbered `after + 1 ..= until`, a page at a time.
     async fn read(&mut self, agent: Uuid, after: i64, until: i64, frames: &mut Vec<EventFrame>) {
         let mut after = after;
-        loop {
-            let rows = match store::find_since(&self.db, agent, after, Some(PAGE)).await {
+        while after < until {
+            let page = ((until - after) as u64).min(PAGE);
+            let rows = match store::find_since(&self.db, agent, after, Some(page)).await {
                 Ok(rows) => rows,
                 Err(e) => {
                     // Read again at the next announcement or reconnection.
@@ -159,18 +198,13 @@ impl Listener {
                     return;
                 }
             };
-            let timestamp = clock::now();
-            let full = rows.len() as u64 == PAGE;
-            for m in &rows {
-                frames.push(EventFrame::from_frame(
-                    Scope::Room(agent),
-                    Some(m.sequence_number),
-                    AgentMessageFrame::of(m, &timestamp).to_json(),
-                ));
-                after = m.sequence_number;
-            }
-            self.delivered.insert(agent, after);
-            if !full || after >= until {
+            let Some(last) = rows.last().map(|m| m.sequence_number) else {
+                return;
+            };
+            self.delivered.entry(agent).or_insert(after);
+            self.pass_on(&rows, frames);
+            after = last;
+            if (rows.len() as u64) < page {
                 return;
             }
         }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -109,22 +109,25 @@ fn created_agent(frame: &str) -> Option<Uuid> {
         .flatten()
 }
 
-/// Sends the announcements of a committed write (after the commit: a listener reads what it announces).
-pub async fn send(db: &DatabaseConnection, announcements: Vec<Announcement>) {
+/// Sends the announcements of a write from inside its transaction, just before the commit:
+/// PostgreSQL delivers a notification only when its transaction commits, and then always, so no write
+/// can be committed unannounced (the process killed between the two) nor announced uncommitted. Fails
+/// the write when they cannot be sent.
+pub async fn send(
+    txn: &impl ConnectionTrait,
+    announcements: Vec<Announcement>,
+) -> Result<(), DbErr> {
     for announcement in announcements {
-        let Ok(payload) = serde_json::to_string(&announcement) else {
-            continue;
-        };
+        let payload =
+            serde_json::to_string(&announcement).map_err(|e| DbErr::Custom(e.to_string()))?;
         let notify = Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT pg_notify($1, $2)",
             [CHANNEL.into(), payload.into()],
         );
-        if let Err(e) = db.execute(notify).await {
-            // The listeners catch up when their next notification comes, or when they reconnect.
-            tracing::warn!(error = %e, "cannot announce a write to the other instances");
-        }
+        txn.execute(notify).await?;
     }
+    Ok(())
 }
 
 #[cfg(test)]

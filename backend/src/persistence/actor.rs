@@ -18,7 +18,6 @@ use super::requests::{
 use super::write::write_batch;
 use crate::gateway::registry::{Broadcast, RoomRegistry};
 use crate::instances::lease::Fence;
-use crate::instances::notify;
 use crate::parser::ParsedMessage;
 use crate::store;
 
@@ -108,12 +107,8 @@ impl Persistence {
             async move {
                 let size = batch.len();
                 let begun = std::time::Instant::now();
+                // With a fence, each transaction announces itself to the other instances.
                 let written = write_batch(&db, batch, &mut last, fence.as_ref()).await;
-                if let Some(fence) = &fence {
-                    // In write order: another instance shows a final status after the messages.
-                    let frames = written.iter().flat_map(|(_, _, frames)| frames);
-                    notify::send(&db, notify::announcements(fence.instance(), frames)).await;
-                }
                 let took = begun.elapsed();
                 if took >= SLOW_WRITE {
                     tracing::warn!(size, ms = took.as_millis() as u64, "slow database write");

@@ -19,6 +19,7 @@ use super::numbering::{resolve_last, LastSequences, Staged};
 use super::requests::{Request, SetStatus, StoreError};
 use crate::gateway::registry::EventFrame;
 use crate::instances::lease::{self, Fence};
+use crate::instances::notify;
 use crate::store;
 
 /// Each request of a write with its outcome and the frames to broadcast.
@@ -126,8 +127,9 @@ async fn write_all(
 ) -> Result<Vec<Vec<EventFrame>>, DbErr> {
     let mut staged = Staged::default();
     // The usual batch under load: messages only. Few enough for one statement, which is atomic by
-    // itself, they go without BEGIN and COMMIT round trips to the database thread.
-    if requests.iter().all(Request::is_message) {
+    // itself, they go without BEGIN and COMMIT round trips to the database thread — unless the write
+    // must also be announced to other instances (a fence), in the same transaction.
+    if fence.is_none() && requests.iter().all(Request::is_message) {
         let one_statement = requests.len() <= MAX_ROWS_PER_INSERT;
         if matches!(db, DatabaseConnection::SqlxSqlitePoolConnection(_)) {
             // On SQLite straight through sqlx.
@@ -182,6 +184,14 @@ async fn write_all(
             out.push(write_one(&txn, &mut requests[i], &mut staged, fence).await?);
             i += 1;
         }
+    }
+    if let Some(fence) = fence {
+        // In write order: another instance shows a final status after the messages.
+        notify::send(
+            &txn,
+            notify::announcements(fence.instance(), out.iter().flatten()),
+        )
+        .await?;
     }
     txn.commit().await?;
     staged.apply(last);

@@ -57,6 +57,35 @@ pub async fn find_since(
         .collect()
 }
 
+/// The messages numbered `after + 1 ..= until` of each `(agent, after, until)`, in one query; each
+/// agent's in order.
+pub async fn find_ranges(
+    db: &impl ConnectionTrait,
+    ranges: &[(Uuid, i64, i64)],
+) -> Result<Vec<StoredMessage>, DbErr> {
+    if ranges.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut any = sea_orm::Condition::any();
+    for (agent, after, until) in ranges {
+        any = any.add(
+            sea_orm::Condition::all()
+                .add(agent_message::Column::AgentId.eq(agent.to_string()))
+                .add(agent_message::Column::SequenceNumber.gt(*after))
+                .add(agent_message::Column::SequenceNumber.lte(*until)),
+        );
+    }
+    entity::AgentMessage::find()
+        .filter(any)
+        .order_by(agent_message::Column::AgentId, Order::Asc)
+        .order_by(agent_message::Column::SequenceNumber, Order::Asc)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(message_to_wire)
+        .collect()
+}
+
 /// Whether the agent ever asked the permission `request_id` (a `permission_request` message).
 pub async fn permission_requested(
     db: &impl ConnectionTrait,
