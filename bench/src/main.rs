@@ -2,10 +2,12 @@
 //! drives it over real sockets with synthetic agents, checking as it goes that every message arrives
 //! exactly once and in order — a run that loses one fails instead of printing a number.
 //!
-//! Scenarios: throughput, latency at a fixed offered load, fan-out, idle connections, history reads, and
-//! two references on the same disk (the seed's persistence, and raw bulk insert). `--smoke` runs each in
+//! Scenarios: throughput, latency at a fixed offered load, fan-out, idle connections, history reads,
+//! two references on the same disk (the seed's persistence, and raw bulk insert), and on PostgreSQL
+//! several instances on one database. `--smoke` runs each in
 //! seconds (CI keeps it compiling and correct); `--append FILE` adds the figures to BENCHMARKS.md.
 
+mod instances;
 mod references;
 mod references_postgres;
 mod scenarios;
@@ -29,7 +31,8 @@ pub struct Args {
     /// The server binary (default: the `agentstream` next to this one).
     #[arg(long)]
     pub server: Option<PathBuf>,
-    /// Only these scenarios (comma-separated): throughput, latency, fanout, connections, history, references.
+    /// Only these scenarios (comma-separated): throughput, latency, fanout, connections, history,
+    /// references, instances (PostgreSQL only).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Append the results, the command and the machine to this markdown file.
@@ -118,13 +121,14 @@ async fn main() -> std::process::ExitCode {
     ) -> std::pin::Pin<
         Box<dyn std::future::Future<Output = Result<Vec<Row>, String>>>,
     >;
-    let all: [(&str, Scenario); 6] = [
+    let all: [(&str, Scenario); 7] = [
         ("throughput", |b, s| Box::pin(scenarios::throughput(b, s))),
         ("latency", |b, s| Box::pin(scenarios::latency(b, s))),
         ("fanout", |b, s| Box::pin(scenarios::fanout(b, s))),
         ("connections", |b, s| Box::pin(scenarios::connections(b, s))),
         ("history", |b, s| Box::pin(scenarios::history(b, s))),
         ("references", |b, s| Box::pin(references::references(b, s))),
+        ("instances", |b, s| Box::pin(instances::instances(b, s))),
     ];
     for (name, run) in all {
         if !wanted(name) {

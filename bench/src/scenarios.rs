@@ -3,45 +3,29 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use agentstream_testkit::{Backend, TestDir, TestServer};
 use futures_util::future::try_join_all;
 
-use crate::server::{self, launch, wait_complete, watch, BenchResult};
+use crate::server::{self, launch, wait_complete, watch, watch_of, BenchResult};
 use crate::{per_second, Row};
 
 /// Throughput: A agents × T tokens at full speed, one subscriber each; messages/s from the first launch
 /// to the last `agent:complete`.
 pub async fn throughput(binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> {
-    let (agents, tokens) = if smoke { (10, 200) } else { (100, 2000) };
-    let server = server::start(&binary).await?;
+    let (agents, tokens) = throughput_shape(smoke);
+    let dir = TestDir::new();
+    let server = server::start_in(&binary, &dir).await?;
     let (server_cpu, own_cpu) = (server.cpu_seconds(), crate::own_cpu_seconds());
-    let begun = Instant::now();
-    let counts = try_join_all((0..agents).map(|_| {
-        let server = &server;
-        async move {
-            let mut ws = server.try_ws().await?;
-            let agent = launch(server, tokens, 0, false, 0).await?;
-            ws.try_subscribe(agent.id, Some(0)).await?;
-            let seen = watch(&mut ws, agent.id, false).await?;
-            if seen.count != tokens + 3 {
-                return Err(format!(
-                    "agent {}: {} messages, expected {}",
-                    agent.id,
-                    seen.count,
-                    tokens + 3
-                ));
-            }
-            Ok::<u64, String>(seen.count)
-        }
-    }))
-    .await?;
-    let elapsed = begun.elapsed();
-    let total: u64 = counts.iter().sum();
+    let postgres_cpu = server::postgres_cpu(&dir);
+    let (total, elapsed) =
+        stored_and_delivered(std::slice::from_ref(&server), agents, tokens).await?;
     let rate = per_second(total, elapsed);
-    // Where the cores went: CPU time per message of the server and of this load generator.
+    // Where the cores went: CPU time per message of the server and of this load generator (and on
+    // PostgreSQL, of the database's backends, which share the cores).
     let per_message = |seconds: f64| seconds * 1e6 / total.max(1) as f64;
     let server_us = per_message(server.cpu_seconds() - server_cpu);
     let client_us = per_message(crate::own_cpu_seconds() - own_cpu);
-    Ok(vec![
+    let mut rows = vec![
         Row {
             scenario: "throughput",
             metric: format!("{agents} agents × {tokens} tokens: {total} msgs stored+delivered"),
@@ -54,7 +38,59 @@ pub async fn throughput(binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> {
             value: format!("{server_us:.1} µs / {client_us:.1} µs"),
             target: "(diagnostic)",
         },
-    ])
+    ];
+    if agentstream_testkit::backend() == Backend::Postgres {
+        let postgres_us = per_message(server::postgres_cpu_since(&dir, &postgres_cpu));
+        rows.push(Row {
+            scenario: "throughput",
+            metric: "CPU per message: the database's PostgreSQL backends".into(),
+            value: format!("{postgres_us:.1} µs"),
+            target: "(diagnostic)",
+        });
+    }
+    Ok(rows)
+}
+
+/// The throughput scenario's agents and tokens per agent.
+pub fn throughput_shape(smoke: bool) -> (u64, u64) {
+    if smoke {
+        (10, 200)
+    } else {
+        (100, 2000)
+    }
+}
+
+/// `agents` × `tokens` at full speed: agent i is launched on `servers[i % n]` and watched from its first
+/// message by a client of the next server, `servers[(i + 1) % n]` (with one server, its own), which
+/// checks every message. Returns the messages delivered and the time from the first launch to the last
+/// `agent:complete`.
+pub async fn stored_and_delivered(
+    servers: &[TestServer],
+    agents: u64,
+    tokens: u64,
+) -> BenchResult<(u64, Duration)> {
+    let n = servers.len();
+    let begun = Instant::now();
+    let counts = try_join_all((0..agents as usize).map(|i| {
+        let (owner, watcher) = (&servers[i % n], &servers[(i + 1) % n]);
+        async move {
+            let mut ws = watcher.try_ws().await?;
+            let agent = launch(owner, tokens, 0, false, 0).await?;
+            ws.try_subscribe(agent.id, Some(0)).await?;
+            let seen = watch_of(&mut ws, owner, agent.id, false, None).await?;
+            if seen.count != tokens + 3 {
+                return Err(format!(
+                    "agent {}: {} messages, expected {}",
+                    agent.id,
+                    seen.count,
+                    tokens + 3
+                ));
+            }
+            Ok::<u64, String>(seen.count)
+        }
+    }))
+    .await?;
+    Ok((counts.iter().sum(), begun.elapsed()))
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -67,55 +103,148 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 
 /// Latency: a fixed offered load spread over many agents; runner-emit → WebSocket-receipt latency.
 pub async fn latency(binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> {
-    let (rate, agents, seconds) = if smoke {
-        (1000u64, 10u64, 2u64)
-    } else {
-        (10_000, 100, 10)
-    };
-    let per_agent = rate / agents;
-    let interval_ms = 1000 / per_agent.max(1);
-    let tokens = per_agent * seconds;
-    // The load starts `delay` ms after the launches (`startDelayMs`), once every subscriber is in: what
-    // is measured is the steady offered load. (Without it the first tokens of the first agents were
-    // stamped while later agents were still being launched and subscribed, and arrived by replay:
-    // 20–100 ms, a few hundred of the 100,000, which is the launch storm, not the load.)
-    let delay = if smoke { 500 } else { 1500 };
     let server = server::start(&binary).await?;
-    let results = try_join_all((0..agents).map(|_| {
-        let server = &server;
-        async move {
-            let mut ws = server.try_ws().await?;
-            let agent = launch(server, tokens, interval_ms, true, delay).await?;
-            ws.try_subscribe(agent.id, Some(0)).await?;
-            watch(&mut ws, agent.id, true).await
+    let measured = offered_load(&server, &server, Load::latency(smoke)).await?;
+    if measured.incomplete() > 0 {
+        return Err(format!(
+            "{} agents' agent:complete did not come within {} s of their last message ({})",
+            measured.incomplete(),
+            COMPLETE_WAIT.as_secs(),
+            measured.summary()
+        ));
+    }
+    Ok(vec![Row {
+        scenario: "latency",
+        metric: measured.metric(),
+        value: measured.summary(),
+        target: "p99 <= 10 ms",
+    }])
+}
+
+/// How long after an agent's last message its `agent:complete` is waited for.
+pub const COMPLETE_WAIT: Duration = Duration::from_secs(30);
+
+/// An offered load: `rate` msg/s spread evenly over `agents` stamped agents for `seconds`, starting
+/// `delay_ms` after their launch.
+#[derive(Clone, Copy, Debug)]
+pub struct Load {
+    pub rate: u64,
+    pub agents: u64,
+    pub seconds: u64,
+    pub delay_ms: u64,
+}
+
+impl Load {
+    /// The latency scenario's.
+    pub fn latency(smoke: bool) -> Load {
+        // The load starts `delay_ms` after the launches (`startDelayMs`), once every subscriber is in:
+        // what is measured is the steady offered load. (Without it the first tokens of the first agents
+        // were stamped while later agents were still being launched and subscribed, and arrived by
+        // replay: 20–100 ms, a few hundred of the 100,000, which is the launch storm, not the load.)
+        if smoke {
+            Load {
+                rate: 1000,
+                agents: 10,
+                seconds: 2,
+                delay_ms: 500,
+            }
+        } else {
+            Load {
+                rate: 10_000,
+                agents: 100,
+                seconds: 10,
+                delay_ms: 1500,
+            }
         }
+    }
+}
+
+/// Emit-to-receipt latencies of a fixed offered load.
+pub struct Latencies {
+    pub load: Load,
+    /// Every stamped token's latency, in nanoseconds, sorted.
+    pub sorted_ns: Vec<u64>,
+    /// For each agent, from its last message to its `agent:complete` on the client (`None`: not within
+    /// [`COMPLETE_WAIT`]).
+    pub complete_after: Vec<Option<Duration>>,
+}
+
+impl Latencies {
+    /// What was offered.
+    pub fn metric(&self) -> String {
+        format!(
+            "{} msg/s offered over {} agents, {} tokens",
+            self.load.rate,
+            self.load.agents,
+            self.sorted_ns.len()
+        )
+    }
+
+    /// The latency at `p` (0 to 1), in milliseconds.
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        percentile(&self.sorted_ns, p)
+    }
+
+    /// p50, p99, p99.9 and the maximum.
+    pub fn summary(&self) -> String {
+        format!(
+            "p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+            self.percentile_ms(0.5),
+            self.percentile_ms(0.99),
+            self.percentile_ms(0.999),
+            self.percentile_ms(1.0)
+        )
+    }
+
+    /// How many agents' `agent:complete` did not come within [`COMPLETE_WAIT`].
+    pub fn incomplete(&self) -> usize {
+        self.complete_after.iter().filter(|c| c.is_none()).count()
+    }
+
+    /// The slowest `agent:complete` after its agent's last message, of those that came.
+    pub fn slowest_complete(&self) -> Duration {
+        self.complete_after
+            .iter()
+            .flatten()
+            .max()
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// Offers `load`: stamped agents launched on `owner`, each watched by a client of `watcher` (the same
+/// server, or another instance on its database).
+pub async fn offered_load(
+    owner: &TestServer,
+    watcher: &TestServer,
+    load: Load,
+) -> BenchResult<Latencies> {
+    let per_agent = load.rate / load.agents;
+    let interval_ms = 1000 / per_agent.max(1);
+    let tokens = per_agent * load.seconds;
+    let results = try_join_all((0..load.agents).map(|_| async move {
+        let mut ws = watcher.try_ws().await?;
+        let agent = launch(owner, tokens, interval_ms, true, load.delay_ms).await?;
+        ws.try_subscribe(agent.id, Some(0)).await?;
+        let counted = Some((tokens as i64 + 3, COMPLETE_WAIT));
+        watch_of(&mut ws, owner, agent.id, true, counted).await
     }))
     .await?;
+    let complete_after = results.iter().map(|w| w.complete_after).collect();
     let mut all: Vec<u64> = results.into_iter().flat_map(|w| w.latencies_ns).collect();
-    if all.len() as u64 != agents * tokens {
+    if all.len() as u64 != load.agents * tokens {
         return Err(format!(
             "{} stamped tokens arrived, expected {}",
             all.len(),
-            agents * tokens
+            load.agents * tokens
         ));
     }
     all.sort_unstable();
-    let value = format!(
-        "p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-        percentile(&all, 0.5),
-        percentile(&all, 0.99),
-        percentile(&all, 0.999),
-        percentile(&all, 1.0)
-    );
-    Ok(vec![Row {
-        scenario: "latency",
-        metric: format!(
-            "{rate} msg/s offered over {agents} agents, {} tokens",
-            all.len()
-        ),
-        value,
-        target: "p99 <= 10 ms",
-    }])
+    Ok(Latencies {
+        load,
+        sorted_ns: all,
+        complete_after,
+    })
 }
 
 /// Fan-out: one agent, many subscribers; deliveries/s.
