@@ -7,6 +7,7 @@
 pub mod claude;
 #[cfg(test)]
 mod fixtures;
+pub mod gemini;
 
 use agentstream_wire::{keys, ErrorCode, ErrorInfo, EventType, MessageType};
 use serde_json::Value;
@@ -37,6 +38,25 @@ pub fn event_types(message_type: MessageType) -> Vec<&'static str> {
         .filter(|e| e.message_type() == message_type)
         .map(EventType::as_str)
         .collect()
+}
+
+/// The message of one line: its type follows from `event`, which `metadata` names.
+pub(crate) fn message(
+    event: EventType,
+    content: String,
+    raw: &str,
+    metadata: Value,
+) -> ParsedMessage {
+    debug_assert_eq!(EventType::of(&metadata), Some(event));
+    ParsedMessage {
+        message_type: event.message_type(),
+        role: None,
+        content,
+        raw: raw.to_owned(),
+        metadata,
+        outcome: None,
+        session: None,
+    }
 }
 
 /// How many bytes of a cut line are kept in its message's `raw`.

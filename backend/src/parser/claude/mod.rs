@@ -34,7 +34,7 @@ mod stream_events;
 
 use stream_events::{stream_event, text_token};
 
-use super::{ParsedMessage, RunOutcome, SessionInfo};
+use super::{message, ParsedMessage, RunOutcome, SessionInfo};
 
 /// Parses one line (without its newline). `None`: the line is deliberately not stored.
 pub fn parse_line(line: &str) -> Option<ParsedMessage> {
@@ -86,26 +86,6 @@ pub fn parse_bytes(line: &[u8]) -> Option<ParsedMessage> {
 /// The metadata of every message of `event`: its `eventType`, first.
 pub(super) fn meta(event: EventType) -> Value {
     json!({ (keys::EVENT_TYPE): event.as_str() })
-}
-
-/// A message of `event` (its type is the event's) with no role and no outcome. `metadata` names the
-/// same event.
-pub(super) fn message(
-    event: EventType,
-    content: String,
-    raw: &str,
-    metadata: Value,
-) -> ParsedMessage {
-    debug_assert_eq!(EventType::of(&metadata), Some(event));
-    ParsedMessage {
-        message_type: event.message_type(),
-        role: None,
-        content,
-        raw: raw.to_owned(),
-        metadata,
-        outcome: None,
-        session: None,
-    }
 }
 
 /// A line kept as-is because nothing here knows what it means.
