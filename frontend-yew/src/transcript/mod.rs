@@ -194,11 +194,19 @@ impl Transcript {
                 }
             },
             Some(EventType::ToolUse) => {
+                // An agent that reports a call whole (Gemini) gives its input here; Claude's comes in
+                // `tool_input_delta`s after it.
+                let input = m
+                    .metadata
+                    .get(keys::INPUT)
+                    .filter(|v| !v.is_null())
+                    .map(Value::to_string)
+                    .unwrap_or_default();
                 let i = self.push_block(
                     m,
                     BlockKind::Tool {
                         name: m.content.clone(),
-                        input: String::new(),
+                        input,
                         result: None,
                         is_error: false,
                     },
@@ -490,6 +498,49 @@ mod tests {
             kinds[1],
             BlockKind::Tool {
                 name: "Bash".into(),
+                input: "{\"command\":\"echo hi\"}".into(),
+                result: Some("hi".into()),
+                is_error: false
+            }
+        );
+        assert_eq!(
+            kinds[2],
+            BlockKind::Text {
+                text: "Done.".into(),
+                reconciled: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_call_reported_whole_is_a_card_with_its_input() {
+        let mut f = Feed::new();
+        f.push(
+            MessageType::Assistant,
+            "I'll run it.",
+            json!({"eventType": "content_delta"}),
+        );
+        f.push(
+            MessageType::Tool,
+            "run_shell_command",
+            json!({"eventType": "tool_use", "toolUseId": "g1", "input": {"command": "echo hi"}}),
+        );
+        f.push(
+            MessageType::Tool,
+            "hi",
+            json!({"eventType": "tool_result", "toolUseId": "g1", "isError": false}),
+        );
+        f.push(
+            MessageType::Assistant,
+            "Done.",
+            json!({"eventType": "content_delta"}),
+        );
+        let kinds = f.kinds();
+        assert_eq!(kinds.len(), 3, "{kinds:?}");
+        assert_eq!(
+            kinds[1],
+            BlockKind::Tool {
+                name: "run_shell_command".into(),
                 input: "{\"command\":\"echo hi\"}".into(),
                 result: Some("hi".into()),
                 is_error: false
