@@ -1,4 +1,5 @@
-//! A fake Anthropic Messages API, so tests can run the real `claude` CLI fully offline.
+//! A fake Anthropic Messages API, so tests can run the real `claude` CLI fully offline — and Google's
+//! Generative Language API for the `gemini` CLI (`gemini.rs`), scripted by the same markers.
 //!
 //! The server streams the genuine SSE event sequence of `POST /v1/messages` (and answers
 //! `"stream": false`, `count_tokens` and `GET /v1/models`). What it answers is scripted per
@@ -45,6 +46,7 @@ use actix_web::dev::ServerHandle;
 use serde_json::Value;
 
 mod error;
+mod gemini;
 mod ids;
 mod marker;
 mod reply;

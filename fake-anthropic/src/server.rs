@@ -49,8 +49,13 @@ impl State {
         lock(&self.requests).clone()
     }
 
+    /// The scenario of requests without a marker.
+    pub(crate) fn default_scenario(&self) -> &str {
+        &self.default_scenario
+    }
+
     /// Counts one more attempt for `marker` and returns the new count.
-    fn attempt(&self, marker: &str) -> u32 {
+    pub(crate) fn attempt(&self, marker: &str) -> u32 {
         let mut attempts = lock(&self.attempts);
         let n = attempts.entry(marker.to_owned()).or_insert(0);
         *n = n.saturating_add(1);
@@ -58,7 +63,7 @@ impl State {
     }
 
     /// Appends to the request log.
-    fn record(&self, r: RecordedRequest) {
+    pub(crate) fn record(&self, r: RecordedRequest) {
         tracing::debug!(method = %r.method, path = %r.path, outcome = %r.outcome, "request");
         lock(&self.requests).push(r);
     }
@@ -86,6 +91,16 @@ pub fn build(listener: TcpListener, state: Arc<State>) -> std::io::Result<Server
                     .route(web::get().to(models))
                     .default_service(web::to(not_found)),
             )
+            .service(
+                web::resource("/v1beta/models/{model_action}")
+                    .route(web::post().to(crate::gemini::model_action))
+                    .default_service(web::to(not_found)),
+            )
+            .service(
+                web::resource("/v1beta/models")
+                    .route(web::get().to(crate::gemini::models))
+                    .default_service(web::to(not_found)),
+            )
             .default_service(web::to(not_found))
     })
     .workers(1)
@@ -96,7 +111,7 @@ pub fn build(listener: TcpListener, state: Arc<State>) -> std::io::Result<Server
 }
 
 /// The request facts every route records.
-fn recorded(req: &HttpRequest, body: Option<Value>) -> RecordedRequest {
+pub(crate) fn recorded(req: &HttpRequest, body: Option<Value>) -> RecordedRequest {
     let mut headers = BTreeMap::new();
     for (name, value) in req.headers() {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -120,7 +135,7 @@ fn recorded(req: &HttpRequest, body: Option<Value>) -> RecordedRequest {
 }
 
 /// Rough token count of a request body, as the usage numbers need one.
-fn approx_tokens(raw: &[u8]) -> u64 {
+pub(crate) fn approx_tokens(raw: &[u8]) -> u64 {
     (raw.len() as u64 / 4).max(1)
 }
 

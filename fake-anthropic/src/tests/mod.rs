@@ -1,6 +1,7 @@
 //! Black-box tests of the server over real HTTP, through the public API only.
 
 mod errors;
+mod gemini;
 mod misc;
 mod streaming;
 
