@@ -88,27 +88,22 @@ pub async fn to_owner(
     loop {
         if !owner.alive {
             let _ = peers.persistence.send(TakeOver).await;
-            match lease::owner_of(&peers.db, agent).await? {
-                Some(now) if now.instance == peers.instance => return Ok(Route::Here),
-                Some(now) if now.alive && now.instance != owner.instance => {
-                    return forward(peers, req, body, &now)
-                        .await
-                        .map(Route::Answered)
-                        .map_err(|e| unavailable(&now, &e.to_string()));
-                }
-                Some(now) => owner = now,
-                None => return Ok(Route::Here),
+        }
+        match lease::owner_of(&peers.db, agent).await? {
+            None => return Ok(Route::Here),
+            Some(now) if now.instance == peers.instance => return Ok(Route::Here),
+            Some(now) if now.instance != owner.instance => {
+                return forward(peers, req, body, &now)
+                    .await
+                    .map(Route::Answered)
+                    .map_err(|e| unavailable(&now, &e.to_string()));
             }
+            Some(now) => owner = now,
         }
         if Instant::now() >= deadline {
             return Err(unavailable(&owner, "its lease still runs"));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-        match lease::owner_of(&peers.db, agent).await? {
-            Some(now) if now.instance == peers.instance => return Ok(Route::Here),
-            Some(now) => owner = now,
-            None => return Ok(Route::Here),
-        }
     }
 }
 
