@@ -21,10 +21,19 @@ pub struct Settings {
     pub log: LogSettings,
     pub runners: RunnerSettings,
     pub claude: ClaudeSettings,
+    pub gemini: GeminiSettings,
     pub proxy: ProxySettings,
     pub auth: AuthSettings,
     #[serde(default)]
     pub instance: InstanceSettings,
+}
+
+impl Settings {
+    /// The compiled-in defaults alone, for unit tests.
+    #[cfg(test)]
+    pub fn test_defaults() -> Settings {
+        Settings::load(Some(Path::new("/nonexistent")), &[]).expect("the compiled-in settings load")
+    }
 }
 
 /// This server among others on one database.
@@ -104,6 +113,16 @@ impl ClaudeSettings {
     pub fn stop_grace(&self) -> Duration {
         Duration::from_millis(self.stop_grace_ms)
     }
+}
+
+/// How `gemini-cli` agents run.
+#[derive(Clone, Debug, Deserialize)]
+pub struct GeminiSettings {
+    pub cli_path: PathBuf,
+    pub extra_args: Vec<String>,
+    pub stop_grace_ms: u64,
+    /// A run that prints nothing for this long is stopped (0: never).
+    pub idle_timeout_ms: u64,
 }
 
 /// `agentstream proxy`'s listening address.

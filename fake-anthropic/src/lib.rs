@@ -55,6 +55,8 @@ mod server;
 mod sse;
 
 pub use error::Error;
+/// The text of the `long` scenarios, one word per chunk (`tok0 `, `tok1 `…, a newline every 25th).
+pub use reply::words;
 
 /// How to start a server; [`Options::default`] is what [`FakeAnthropic::start`] uses.
 #[derive(Debug, Clone)]

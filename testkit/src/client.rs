@@ -169,6 +169,33 @@ impl TestServer {
         .expect("message wait timed out");
     }
 
+    /// Launches `body` (`POST /api/agents`, which must take it) watched from a WebSocket, and runs it
+    /// to its end: the agent, what the socket delivered (equal to REST's history, numbered from 1), and
+    /// every event.
+    pub async fn run_watched(
+        &self,
+        body: &Value,
+    ) -> (
+        Agent,
+        Vec<StoredMessage>,
+        Vec<agentstream_wire::ServerEvent>,
+    ) {
+        let mut ws = self.ws().await;
+        let r = self.post_agent(body).await;
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+        let agent: Agent = r.json().await.expect("an agent");
+        ws.subscribe(agent.id, Some(0)).await;
+        let (messages, events) = ws.collect_until_complete(agent.id).await;
+        let agent = self.wait_finished(agent.id).await;
+        assert_eq!(
+            self.messages(agent.id, None).await,
+            messages,
+            "REST and WebSocket agree"
+        );
+        crate::assert_contiguous(&messages, 1);
+        (agent, messages, events)
+    }
+
     /// Launches a `claude-code` agent with `prompt` and waits for its end (the server's
     /// `claude.cli_path` is usually a [`crate::fake_cli`]).
     pub async fn run_claude_to_end(&self, prompt: &str) -> Agent {

@@ -57,7 +57,11 @@ fn write_fake_cli(dir: &Path, body: &str) -> std::io::Result<String> {
 }
 
 /// Asserts a response is the protocol's error form with this status and code.
-pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) {
+pub async fn assert_error(
+    response: reqwest::Response,
+    status: u16,
+    code: &str,
+) -> agentstream_wire::ErrorInfo {
     let got = response.status().as_u16();
     let text = response.text().await.expect("body");
     assert_eq!(got, status, "status for {code}: body {text}");
@@ -65,6 +69,7 @@ pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) 
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("not the error form ({e}): {text}"));
     assert_eq!(body.error.code, code, "{text}");
     assert!(!body.error.message.is_empty());
+    body.error
 }
 
 /// Asserts `messages` are numbered exactly `first, first+1, …`.
@@ -86,6 +91,22 @@ pub fn joined(messages: &[StoredMessage], event_type: &str) -> String {
         .filter(|m| m.metadata["eventType"] == event_type)
         .map(|m| m.content.as_str())
         .collect()
+}
+
+/// The messages whose `metadata.eventType` is `event_type`, in order.
+pub fn of_event<'a>(messages: &'a [StoredMessage], event_type: &str) -> Vec<&'a StoredMessage> {
+    messages
+        .iter()
+        .filter(|m| m.metadata["eventType"] == event_type)
+        .collect()
+}
+
+/// The last `result` message.
+pub fn result_of(messages: &[StoredMessage]) -> &StoredMessage {
+    messages
+        .iter()
+        .rfind(|m| m.message_type == agentstream_wire::MessageType::Result)
+        .expect("a result message")
 }
 
 /// Writes a line to the real stderr, past the test harness's capture, so that it shows even when the

@@ -61,3 +61,76 @@ pub fn cpu_seconds(pid: i32) -> f64 {
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
     ticks as f64 / hz as f64
 }
+
+/// The processes a test's server started (an agent's CLI and everything the CLI started), told apart
+/// from every other process on the machine by an `AGENTSTREAM_TEST_MARKER` entry in their environment:
+/// the test gives it to its servers ([`Marked::env`]), and what they spawn inherits it.
+#[derive(Debug, Clone)]
+pub struct Marked {
+    marker: String,
+}
+
+impl Default for Marked {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Marked {
+    pub fn new() -> Self {
+        Marked {
+            marker: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+
+    /// The environment entry to give the servers.
+    pub fn env(&self) -> (&'static str, &str) {
+        ("AGENTSTREAM_TEST_MARKER", &self.marker)
+    }
+
+    /// Live processes carrying the marker, but the `servers` themselves.
+    pub fn processes(&self, servers: &[Option<i32>]) -> Vec<i32> {
+        let needle = format!("AGENTSTREAM_TEST_MARKER={}", self.marker);
+        pids()
+            .into_iter()
+            .filter(|&pid| {
+                has_env(pid, &needle) && !is_zombie_or_gone(pid) && !servers.contains(&Some(pid))
+            })
+            .collect()
+    }
+
+    /// Waits until a marked process whose command line contains `needle` runs; returns its pid.
+    pub async fn wait_process(&self, needle: &str, servers: &[Option<i32>]) -> i32 {
+        tokio::time::timeout(crate::TIMEOUT, async {
+            loop {
+                if let Some(pid) = self
+                    .processes(servers)
+                    .into_iter()
+                    .find(|&pid| cmdline(pid).contains(needle))
+                {
+                    return pid;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no process running {needle:?}"))
+    }
+
+    /// Waits (10 s at most) until no marked process is left but the servers.
+    pub async fn assert_none_left(&self, servers: &[Option<i32>]) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let left = self.processes(servers);
+            if left.is_empty() {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "processes left behind: {:?}",
+                left.iter().map(|&p| (p, cmdline(p))).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! and none of them hurts the server.
 
 use agentstream_testkit::{assert_error, TestServer};
+use agentstream_wire::AgentTypeInfo;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -224,10 +225,51 @@ async fn too_many_running_agents_is_429() {
 }
 
 #[tokio::test]
-async fn gemini_is_known_but_not_runnable_yet() {
-    let app = TestServer::spawn(SERVER).await;
-    let r = app
-        .post_agent(&json!({"type": "gemini-cli", "prompt": "hi"}))
+async fn a_type_whose_cli_is_missing_is_unavailable_and_names_the_setting() {
+    let app = TestServer::builder()
+        .env("AGENTSTREAM__GEMINI__CLI_PATH", "/nonexistent/gemini")
+        .env("AGENTSTREAM__CLAUDE__CLI_PATH", "/nonexistent/claude")
+        .spawn(SERVER)
         .await;
-    assert_error(r, 501, "agent_type_unavailable").await;
+    for (agent_type, setting) in [
+        ("gemini-cli", "gemini.cli_path"),
+        ("claude-code", "claude.cli_path"),
+    ] {
+        let r = app
+            .post_agent(&json!({"type": agent_type, "prompt": "hi"}))
+            .await;
+        let error = assert_error(r, 501, "agent_type_unavailable").await;
+        assert!(error.message.contains(setting), "{error:?}");
+    }
+    // Nothing was stored.
+    let agents: Vec<serde_json::Value> = app.get_json("/api/agents").await;
+    assert!(agents.is_empty());
+    // GET /api/agent-types says so before anyone tries.
+    let types: Vec<AgentTypeInfo> = app.get_json("/api/agent-types").await;
+    let gemini = types.iter().find(|t| t.agent_type == "gemini-cli").unwrap();
+    assert!(!gemini.available);
+    assert!(gemini
+        .unavailable_reason
+        .as_deref()
+        .is_some_and(|r| r.contains("gemini.cli_path")));
+    let synthetic = types.iter().find(|t| t.agent_type == "synthetic").unwrap();
+    assert!(synthetic.available);
+}
+
+#[tokio::test]
+async fn unknown_options_of_a_type_are_refused_by_name() {
+    let app = TestServer::spawn(SERVER).await;
+    for (agent_type, option) in [
+        ("gemini-cli", "permissionMode"),
+        ("claude-code", "approvalMode"),
+        ("synthetic", "model"),
+    ] {
+        let r = app
+            .post_agent(
+                &json!({"type": agent_type, "prompt": "hi", "configuration": {option: "x"}}),
+            )
+            .await;
+        let error = assert_error(r, 400, "invalid_configuration").await;
+        assert!(error.message.contains(option), "{agent_type}: {error:?}");
+    }
 }

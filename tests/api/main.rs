@@ -9,6 +9,7 @@ mod cli;
 mod conversation;
 mod errors;
 mod faults;
+mod gemini;
 mod instances;
 mod lifecycle;
 mod resilience;

@@ -68,6 +68,8 @@ protocol_names! {
         CliSpawnFailed = "cli_spawn_failed",
         CliExit = "cli_exit",
         CliKilled = "cli_killed",
+        /// The CLI printed nothing for its type's `idle_timeout_ms`, and was stopped.
+        CliTimeout = "cli_timeout",
         ProcessFailed = "process_failed",
         ProxyUnreachable = "proxy_unreachable",
         ProxyHttpError = "proxy_http_error",

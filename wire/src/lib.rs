@@ -23,8 +23,9 @@ pub use events::{
 pub use metadata::{keys, EventType};
 pub use names::{AgentStatus, AgentType, ClaudeTransport, MessageType, UnknownName};
 pub use rest::{
-    Agent, ClaudeConfig, CreateAgentRequest, Health, PermissionAnswer, PermissionDecision,
-    SendMessageRequest, StoredMessage, SyntheticConfig,
+    Agent, AgentOption, AgentTypeInfo, ClaudeConfig, CreateAgentRequest, GeminiConfig, Health,
+    OptionKind, PermissionAnswer, PermissionDecision, SendMessageRequest, StoredMessage,
+    SyntheticConfig,
 };
 
 /// The protocol version this crate describes.

@@ -153,6 +153,87 @@ pub struct ClaudeConfig {
     pub transport: Option<ClaudeTransport>,
 }
 
+/// `configuration` of a `gemini-cli` agent; every field optional.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GeminiConfig {
+    /// `--model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// `--approval-mode`: `default`, `auto_edit` or `yolo`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_mode: Option<String>,
+    /// `--include-directories`: more folders the agent may work in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_directories: Option<Vec<String>>,
+    /// The folder the agent works in (its sessions are kept per folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_directory: Option<String>,
+    /// `--resume`: continue the session with this UUID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
+}
+
+protocol_names! {
+    /// What kind of value an agent type's option takes (`GET /api/agent-types`).
+    pub enum OptionKind {
+        /// A line of text.
+        Text = "text",
+        /// A path on the server.
+        Path = "path",
+        /// A whole number >= 0.
+        Number = "number",
+        /// One of `choices`.
+        Choice = "choice",
+        /// `true` or `false`.
+        Boolean = "boolean",
+        /// A list of text values (given as a JSON array).
+        List = "list",
+    }
+}
+
+/// One option of an agent type: a key of its `configuration`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentOption {
+    /// The key in `configuration`.
+    pub name: String,
+    /// A short label for a form.
+    pub label: String,
+    pub kind: OptionKind,
+    /// What it does.
+    pub description: String,
+    /// `choice`: the values it takes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
+    /// What applies when it is not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+}
+
+/// `GET /api/agent-types`: one type this server knows, what it takes, and whether it can run here.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentTypeInfo {
+    /// The `type` of `POST /api/agents` (a string: a newer server may know more types).
+    #[serde(rename = "type")]
+    pub agent_type: String,
+    /// A name for people.
+    pub label: String,
+    pub description: String,
+    /// It can run here (its CLI was found); otherwise a launch gets 501 `agent_type_unavailable`.
+    pub available: bool,
+    /// Why it cannot run here, naming the setting to change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable_reason: Option<String>,
+    /// Its agents can be sent follow-ups (`POST /api/agents/{id}/messages`).
+    pub conversations: bool,
+    /// Whether it needs a prompt.
+    pub prompt_required: bool,
+    /// The keys its `configuration` takes; any other key is refused with `invalid_configuration`.
+    pub options: Vec<AgentOption>,
+}
+
 /// `GET /api/health` body: `status` `ok` (200) or `unavailable` (503).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {

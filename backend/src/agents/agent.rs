@@ -19,7 +19,7 @@ use super::window::Window;
 use super::{AgentStopped, Orchestrator};
 use crate::clock;
 use crate::configuration::Settings;
-use crate::parser::{self, RunOutcome};
+use crate::parser::{self, ClaudeLines, LineParser, RunOutcome};
 use crate::persistence::{AppendMessages, Persistence, SetSession, SetStatus, StoreError, Stored};
 use crate::runners::reader::{LineReader, StopReading};
 use crate::runners::{
@@ -84,6 +84,8 @@ pub struct AgentActor {
     /// agent's row for an agent continued after its actor stopped.
     continuation: Option<Continuation>,
     pub(super) phase: Phase,
+    /// The parser of the current run's lines (its type's; a new one for each run).
+    parser: Box<dyn LineParser>,
     pub(super) conversation: Conversation,
     pub(super) persistence: Addr<Persistence>,
     orchestrator: Addr<Orchestrator>,
@@ -136,6 +138,7 @@ impl AgentActor {
             spec: None,
             continuation: None,
             phase,
+            parser: Box::new(ClaudeLines),
             conversation: Conversation::default(),
             persistence: cx.persistence,
             orchestrator: cx.orchestrator,
@@ -287,6 +290,9 @@ impl AgentActor {
 
     /// Starts `spec`; [`Self::runner_ready`] follows.
     fn start_runner(&mut self, spec: RunnerSpec, ctx: &mut Context<Self>) {
+        if let Some(continuation) = &self.continuation {
+            self.parser = crate::runners::kind::kind(continuation.agent_type).parser();
+        }
         ctx.spawn(
             spec.start()
                 .into_actor(self)
@@ -506,8 +512,8 @@ impl Handler<Feed> for AgentActor {
         let mut messages = Vec::with_capacity(msg.0.len());
         for event in msg.0 {
             let parsed = match event {
-                RunnerEvent::Line(line) => parser::parse_line(&line),
-                RunnerEvent::Bytes(bytes) => parser::parse_bytes(&bytes),
+                RunnerEvent::Line(line) => self.parser.parse_line(&line),
+                RunnerEvent::Bytes(bytes) => self.parser.parse_bytes(&bytes),
                 RunnerEvent::Oversized { len, head } => Some(parser::oversized_line(
                     len,
                     &head,

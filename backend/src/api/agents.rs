@@ -101,6 +101,11 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
     Ok(HttpResponse::Ok().json(store::list_agents(&state.db).await?))
 }
 
+/// `GET /api/agent-types`: every type this server knows, its options, and whether it can run here.
+pub async fn types(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(crate::runners::kind::all(&state.settings))
+}
+
 /// `GET /api/agents/{id}`.
 pub async fn get(
     state: web::Data<AppState>,

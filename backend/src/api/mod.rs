@@ -73,6 +73,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
                 ApiError::bad_request(ErrorCode::InvalidPath, e.to_string()).into()
             }))
             .service(
+                web::resource("/agent-types")
+                    .route(web::get().to(agents::types))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
                 web::resource("/agents")
                     .route(web::get().to(agents::list))
                     .route(web::post().to(agents::create))

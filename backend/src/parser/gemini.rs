@@ -110,6 +110,15 @@ impl GeminiLines {
     }
 }
 
+impl super::LineParser for GeminiLines {
+    fn parse_line(&mut self, line: &str) -> Option<ParsedMessage> {
+        GeminiLines::parse_line(self, line)
+    }
+    fn parse_bytes(&mut self, line: &[u8]) -> Option<ParsedMessage> {
+        GeminiLines::parse_bytes(self, line)
+    }
+}
+
 fn init(obj: &Map<String, Value>, line: &str) -> ParsedMessage {
     let model = str_of(obj.get("model"));
     let meta = json!({

@@ -14,6 +14,29 @@ use serde_json::Value;
 
 pub use claude::{parse_bytes, parse_line};
 
+/// The parser of one run's lines: one implementation per output format, made afresh for each run
+/// (a format may need what earlier lines of the run said, as the Gemini CLI's failed `result` needs
+/// its `error` line).
+pub trait LineParser: Send {
+    /// Parses one line (without its newline). `None`: the line is deliberately not stored.
+    fn parse_line(&mut self, line: &str) -> Option<ParsedMessage>;
+    /// Parses one line of raw bytes, not yet known to be UTF-8.
+    fn parse_bytes(&mut self, line: &[u8]) -> Option<ParsedMessage>;
+}
+
+/// Claude Code's `stream-json` (also what the synthetic agent prints): each line on its own.
+#[derive(Debug, Default)]
+pub struct ClaudeLines;
+
+impl LineParser for ClaudeLines {
+    fn parse_line(&mut self, line: &str) -> Option<ParsedMessage> {
+        claude::parse_line(line)
+    }
+    fn parse_bytes(&mut self, line: &[u8]) -> Option<ParsedMessage> {
+        claude::parse_bytes(line)
+    }
+}
+
 /// A message ready to be stored; the persistence actor gives it an id and a sequence number.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParsedMessage {

@@ -6,28 +6,123 @@
 //! stdin stays open until the agent's `result`, so later input can follow. (`-p <prompt>` with an open
 //! stdin would make the CLI wait 3 s for input before it starts.)
 
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use agentstream_wire::{ClaudeConfig, ClaudeTransport, ErrorCode};
+use agentstream_wire::{
+    AgentType, AgentTypeInfo, ClaudeConfig, ClaudeTransport, ErrorCode, OptionKind,
+};
 use serde_json::{json, Value};
 
-use super::process::ProcessSpec;
+use super::kind::bounds::{self, invalid, plain_arg};
+use super::kind::{choice, option, AgentKind, Cli};
+use super::process::{Args, ProcessSpec, Stdin};
 use super::proxy::ProxySpec;
-use super::RunnerSpec;
+use super::{Continuation, RunnerSpec};
 use crate::configuration::Settings;
 use crate::error::ApiError;
+use crate::parser::{ClaudeLines, LineParser};
 
 /// Permission modes the CLI accepts.
 const PERMISSION_MODES: [&str; 4] = ["default", "acceptEdits", "bypassPermissions", "plan"];
 
 /// Bounds on configuration values (they end up on a command line).
-const MAX_TOOLS: usize = 200;
-const MAX_ITEM_BYTES: usize = 1024;
+const MAX_TOOLS: usize = bounds::MAX_LIST;
 const MAX_MCP_CONFIG_BYTES: usize = 64 * 1024;
 
-fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request(ErrorCode::InvalidConfiguration, message)
+/// The `claude-code` agent type.
+pub struct ClaudeCode;
+
+impl ClaudeCode {
+    fn cli(settings: &Settings) -> Cli<'_> {
+        Cli {
+            name: "claude",
+            path: &settings.claude.cli_path,
+            setting: "claude.cli_path (AGENTSTREAM__CLAUDE__CLI_PATH)",
+        }
+    }
+}
+
+impl AgentKind for ClaudeCode {
+    fn agent_type(&self) -> AgentType {
+        AgentType::ClaudeCode
+    }
+
+    fn info(&self, settings: &Settings) -> AgentTypeInfo {
+        // Through a proxy, the CLI runs on the proxy's machine: nothing to find here.
+        let (available, unavailable_reason) = match settings.claude.transport {
+            ClaudeTransport::Cli => Self::cli(settings).availability(self.agent_type()),
+            ClaudeTransport::Proxy => (true, None),
+        };
+        AgentTypeInfo {
+            agent_type: self.agent_type().as_str().to_owned(),
+            label: "Claude Code".to_owned(),
+            description: "Anthropic's Claude Code CLI, run headless (docs/claude-code.md).".to_owned(),
+            available,
+            unavailable_reason,
+            conversations: true,
+            prompt_required: true,
+            options: vec![
+                option("model", "Model", OptionKind::Text, "--model: the CLI's default when empty."),
+                option(
+                    "workingDirectory",
+                    "Working directory",
+                    OptionKind::Path,
+                    "The folder the agent works in (the server's when empty).",
+                ),
+                choice(
+                    "permissionMode",
+                    "Permissions",
+                    &PERMISSION_MODES,
+                    "--permission-mode; except with bypassPermissions, clients answer its tool requests.",
+                ),
+                choice(
+                    "transport",
+                    "Transport",
+                    &["cli", "proxy"],
+                    "cli: the server runs the CLI; proxy: a Claude proxy does (the claude.transport setting when empty).",
+                ),
+                option("allowedTools", "Allowed tools", OptionKind::List, "--allowedTools, e.g. Bash(git log:*)."),
+                option("disallowedTools", "Disallowed tools", OptionKind::List, "--disallowedTools."),
+                option("mcpConfig", "MCP config", OptionKind::Text, "--mcp-config: a JSON object, or a path."),
+                option("mcpStrict", "Only these MCP servers", OptionKind::Boolean, "--strict-mcp-config."),
+                option("sessionId", "Session id", OptionKind::Text, "--session-id: start a session with this UUID."),
+                option("resume", "Resume session", OptionKind::Text, "--resume: continue the session with this UUID."),
+            ],
+        }
+    }
+
+    fn launch(
+        &self,
+        prompt: &str,
+        configuration: Option<&Value>,
+        settings: &Settings,
+    ) -> Result<RunnerSpec, ApiError> {
+        spec(prompt, configuration, settings)
+    }
+
+    fn continues(&self) -> bool {
+        true
+    }
+
+    fn resume(
+        &self,
+        prompt: &str,
+        continuation: &Continuation,
+        session: &str,
+        settings: &Settings,
+    ) -> Result<RunnerSpec, ApiError> {
+        resume_spec(
+            prompt,
+            continuation.configuration(),
+            session,
+            &continuation.always_allowed,
+            settings,
+        )
+    }
+
+    fn parser(&self) -> Box<dyn LineParser> {
+        Box::new(ClaudeLines)
+    }
 }
 
 /// Parses and checks a `claude-code` configuration.
@@ -38,23 +133,14 @@ pub fn parse_config(configuration: Option<&Value>) -> Result<ClaudeConfig, ApiEr
             .map_err(|e| invalid(format!("claude-code configuration: {e}")))?,
     };
     if let Some(model) = &config.model {
-        let ok = !model.is_empty()
-            && model.len() <= 200
-            && model
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._:/@[]-".contains(c));
-        if !ok {
-            return Err(invalid(format!("model {model:?} is not a model name")));
-        }
+        bounds::check_model(model)?;
     }
     for (name, id) in [
         ("sessionId", &config.session_id),
         ("resume", &config.resume),
     ] {
         if let Some(id) = id {
-            if uuid::Uuid::parse_str(id).is_err() {
-                return Err(invalid(format!("{name} must be a UUID, got {id:?}")));
-            }
+            bounds::check_uuid(name, id)?;
         }
     }
     if config.session_id.is_some() && config.resume.is_some() {
@@ -111,11 +197,6 @@ pub fn asks_permission(config: &ClaudeConfig) -> bool {
     config.permission_mode.as_deref() != Some("bypassPermissions")
 }
 
-/// Non-empty, bounded, no control characters: safe as one argument.
-fn plain_arg(s: &str) -> bool {
-    !s.is_empty() && s.len() <= MAX_ITEM_BYTES && !s.chars().any(char::is_control)
-}
-
 /// The runner of a `claude-code` agent.
 pub fn spec(
     prompt: &str,
@@ -132,18 +213,16 @@ pub fn spec(
     match config.transport.unwrap_or(settings.claude.transport) {
         ClaudeTransport::Cli => {
             if let Some(dir) = &config.working_directory {
-                if !Path::new(dir).is_dir() {
-                    return Err(invalid(format!(
-                        "workingDirectory {dir:?} is not a folder on this server"
-                    )));
-                }
+                bounds::check_folder("workingDirectory", dir)?;
             }
+            let program = ClaudeCode::cli(settings).require(AgentType::ClaudeCode)?;
             let mut spec = cli_spec(prompt, &config, settings);
+            spec.program = program;
             if asks_permission(&config) {
                 // The CLI asks over its control protocol (stdout) and waits for the answer on stdin:
                 // clients answer it (`POST …/permissions/{requestId}`).
                 spec.args
-                    .extend(["--permission-prompt-tool", "stdio"].map(OsString::from));
+                    .extend(["--permission-prompt-tool", "stdio"].map(std::ffi::OsString::from));
             }
             Ok(RunnerSpec::Process(spec))
         }
@@ -187,7 +266,7 @@ pub fn resume_spec(
 
 /// The CLI's command line and stdin for one run.
 pub fn cli_spec(prompt: &str, config: &ClaudeConfig, settings: &Settings) -> ProcessSpec {
-    let mut args: Vec<OsString> = [
+    let mut args = Args::new(&[
         "-p",
         "--input-format",
         "stream-json",
@@ -195,52 +274,35 @@ pub fn cli_spec(prompt: &str, config: &ClaudeConfig, settings: &Settings) -> Pro
         "stream-json",
         "--verbose",
         "--include-partial-messages",
-    ]
-    .into_iter()
-    .map(OsString::from)
-    .collect();
-    let mut flag = |name: &str, value: &str| {
-        args.push(name.into());
-        args.push(value.into());
-    };
-    if let Some(model) = &config.model {
-        flag("--model", model);
-    }
-    if let Some(id) = &config.session_id {
-        flag("--session-id", id);
-    }
-    if let Some(id) = &config.resume {
-        flag("--resume", id);
-    }
-    if let Some(mode) = &config.permission_mode {
-        flag("--permission-mode", mode);
-    }
-    for tool in config.allowed_tools.iter().flatten() {
-        flag("--allowedTools", tool);
-    }
-    for tool in config.disallowed_tools.iter().flatten() {
-        flag("--disallowedTools", tool);
-    }
-    match &config.mcp_config {
-        Some(Value::String(path)) => flag("--mcp-config", path),
-        Some(object) => flag("--mcp-config", &object.to_string()),
-        None => {}
-    }
+    ]);
+    args.flag("--model", config.model.as_ref());
+    args.flag("--session-id", config.session_id.as_ref());
+    args.flag("--resume", config.resume.as_ref());
+    args.flag("--permission-mode", config.permission_mode.as_ref());
+    args.flags("--allowedTools", config.allowed_tools.as_ref());
+    args.flags("--disallowedTools", config.disallowed_tools.as_ref());
+    let mcp = config.mcp_config.as_ref().map(|mcp| match mcp {
+        Value::String(path) => path.clone(),
+        object => object.to_string(),
+    });
+    args.flag("--mcp-config", mcp.as_ref());
     if config.mcp_strict == Some(true) {
-        args.push("--strict-mcp-config".into());
+        args.extend(["--strict-mcp-config"]);
     }
-    args.extend(settings.claude.extra_args.iter().map(OsString::from));
+    args.extend(&settings.claude.extra_args);
     let first_message = json!({"type": "user", "message": {"role": "user", "content": prompt}});
     ProcessSpec {
         name: "claude".to_owned(),
         program: settings.claude.cli_path.clone(),
-        args,
+        args: args.into_vec(),
         cwd: config.working_directory.as_ref().map(PathBuf::from),
         env: Vec::new(),
-        stdin_lines: vec![first_message.to_string()],
+        stdin: Stdin::Lines(vec![first_message.to_string()]),
         max_line_bytes: settings.runners.max_line_bytes,
         stop_grace: settings.claude.stop_grace(),
         program_setting: "claude.cli_path (AGENTSTREAM__CLAUDE__CLI_PATH)".to_owned(),
+        // Claude asks permission and waits for the answer, silent, as long as a client takes.
+        idle_timeout: None,
     }
 }
 
@@ -296,7 +358,7 @@ mod tests {
     use super::*;
 
     fn settings() -> Settings {
-        Settings::load(Some(Path::new("/nonexistent")), &[]).unwrap()
+        Settings::test_defaults()
     }
 
     #[test]
@@ -348,7 +410,10 @@ mod tests {
         ] {
             assert!(joined.contains(part), "{joined} lacks {part}");
         }
-        let first: Value = serde_json::from_str(&spec.stdin_lines[0]).unwrap();
+        let Stdin::Lines(lines) = &spec.stdin else {
+            panic!("{:?}", spec.stdin)
+        };
+        let first: Value = serde_json::from_str(&lines[0]).unwrap();
         assert_eq!(
             first,
             json!({"type": "user", "message": {"role": "user", "content": "do it"}})

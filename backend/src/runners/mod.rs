@@ -7,10 +7,13 @@
 //! window of messages not yet stored, so a fast runner is slowed to the speed of the database instead of
 //! filling memory.
 //!
-//! Runners: `synthetic` here; the Claude runners (an SSE reader of the Python proxy's stream, and a child
-//! process whose stdout is read line by line) plug into the same seam.
+//! Runners: the synthetic generator, a child process whose stdout is read line by line (the Claude and
+//! Gemini CLIs), and an SSE reader of a Claude proxy's stream. Which runner an agent gets, and with
+//! what, is its type's business ([`kind`]).
 
 pub mod claude;
+pub mod gemini;
+pub mod kind;
 pub mod process;
 pub mod proxy;
 pub mod reader;
@@ -20,7 +23,7 @@ pub mod synthetic;
 use std::pin::Pin;
 
 use actix::Message;
-use agentstream_wire::{AgentType, ErrorCode, ErrorInfo, SyntheticConfig};
+use agentstream_wire::{AgentType, ErrorCode, ErrorInfo};
 use futures_util::future::LocalBoxFuture;
 use futures_util::Stream;
 use serde_json::Value;
@@ -158,10 +161,16 @@ impl Continuation {
 
     /// Whether agents of this type can be continued.
     pub fn supported(agent_type: AgentType) -> Result<(), CannotContinue> {
-        match agent_type {
-            AgentType::Synthetic | AgentType::ClaudeCode => Ok(()),
-            other => Err(CannotContinue::Unsupported(other)),
+        if kind::kind(agent_type).continues() {
+            Ok(())
+        } else {
+            Err(CannotContinue::Unsupported(agent_type))
         }
+    }
+
+    /// The launch configuration, when there was one.
+    pub fn configuration(&self) -> Option<&Value> {
+        Some(&self.configuration).filter(|c| !c.is_null())
     }
 
     /// The next run: `prompt` in the same session, with the launch's configuration.
@@ -172,34 +181,15 @@ impl Continuation {
                 "the agent never reported a session (it ended before it started one), so it cannot be continued",
             ));
         };
-        let configuration = Some(&self.configuration).filter(|c| !c.is_null());
-        let spec = match self.agent_type {
-            AgentType::Synthetic => {
-                RunnerSpec::for_agent(self.agent_type, prompt, configuration, settings).map(
-                    |spec| match spec {
-                        RunnerSpec::Synthetic(mut s) => {
-                            s.session_id = Some(session.clone());
-                            RunnerSpec::Synthetic(s)
-                        }
-                        other => other,
-                    },
-                )
-            }
-            AgentType::ClaudeCode => claude::resume_spec(
-                prompt,
-                configuration,
-                session,
-                &self.always_allowed,
-                settings,
-            ),
-            other => {
-                return Err(ErrorInfo::new(
-                    ErrorCode::ConversationUnsupported,
-                    format!("agents of type {other} cannot be continued"),
-                ))
-            }
-        };
-        spec.map_err(|e| e.info())
+        let kind = kind::kind(self.agent_type);
+        if !kind.continues() {
+            return Err(ErrorInfo::new(
+                ErrorCode::ConversationUnsupported,
+                format!("agents of type {} cannot be continued", self.agent_type),
+            ));
+        }
+        kind.resume(prompt, self, session, settings)
+            .map_err(|e| e.info())
     }
 }
 
@@ -221,27 +211,7 @@ impl RunnerSpec {
         configuration: Option<&Value>,
         settings: &Settings,
     ) -> Result<RunnerSpec, ApiError> {
-        match agent_type {
-            AgentType::Synthetic => {
-                let config: SyntheticConfig = match configuration {
-                    None | Some(Value::Null) => SyntheticConfig::default(),
-                    Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
-                        ApiError::bad_request(
-                            ErrorCode::InvalidConfiguration,
-                            format!("synthetic configuration: {e} (expected {{\"tokens\": N, \"intervalMs\": M}})"),
-                        )
-                    })?,
-                };
-                synthetic::SyntheticSpec::new(config, prompt, &settings.synthetic)
-                    .map(RunnerSpec::Synthetic)
-            }
-            AgentType::ClaudeCode => claude::spec(prompt, configuration, settings),
-            other => Err(ApiError::new(
-                actix_web::http::StatusCode::NOT_IMPLEMENTED,
-                ErrorCode::AgentTypeUnavailable,
-                format!("agents of type {other} cannot run on this server yet"),
-            )),
-        }
+        kind::kind(agent_type).launch(prompt, configuration, settings)
     }
 
     /// The configuration to keep on the agent's row, when the runner fills in defaults.

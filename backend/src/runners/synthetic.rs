@@ -25,6 +25,116 @@ use super::{InputClosed, InputLines, RunnerControl, RunnerEvent, RunnerExit};
 use crate::configuration::SyntheticSettings;
 use crate::error::ApiError;
 
+/// The `synthetic` agent type.
+pub struct Synthetic;
+
+impl super::kind::AgentKind for Synthetic {
+    fn agent_type(&self) -> agentstream_wire::AgentType {
+        agentstream_wire::AgentType::Synthetic
+    }
+
+    fn info(&self, settings: &crate::configuration::Settings) -> agentstream_wire::AgentTypeInfo {
+        use super::kind::option;
+        use agentstream_wire::OptionKind;
+        let s = &settings.synthetic;
+        let mut tokens = option(
+            "tokens",
+            "Tokens",
+            OptionKind::Number,
+            &format!(
+                "How many text tokens it answers with (1 to {}).",
+                s.max_tokens
+            ),
+        );
+        tokens.default = Some(json!(s.default_tokens));
+        let mut interval = option(
+            "intervalMs",
+            "Interval (ms)",
+            OptionKind::Number,
+            &format!(
+                "The pause between two tokens (at most {} ms).",
+                s.max_interval_ms
+            ),
+        );
+        interval.default = Some(json!(s.default_interval_ms));
+        agentstream_wire::AgentTypeInfo {
+            agent_type: self.agent_type().as_str().to_owned(),
+            label: "Synthetic".to_owned(),
+            description:
+                "Streams generated tokens through the real pipeline; needs no credentials."
+                    .to_owned(),
+            available: true,
+            unavailable_reason: None,
+            conversations: true,
+            prompt_required: false,
+            options: vec![
+                tokens,
+                interval,
+                option(
+                    "askPermission",
+                    "Ask permission for a tool each turn",
+                    OptionKind::Boolean,
+                    "Each turn first asks to run a tool and waits for a client's answer.",
+                ),
+                option(
+                    "startDelayMs",
+                    "Start delay (ms)",
+                    OptionKind::Number,
+                    "A pause before the answer starts, as a model's time to the first token.",
+                ),
+                option(
+                    "stamp",
+                    "Stamp tokens",
+                    OptionKind::Boolean,
+                    "Each token carries the moment it was made (for latency measurements).",
+                ),
+            ],
+        }
+    }
+
+    fn launch(
+        &self,
+        prompt: &str,
+        configuration: Option<&Value>,
+        settings: &crate::configuration::Settings,
+    ) -> Result<super::RunnerSpec, ApiError> {
+        let config: SyntheticConfig = match configuration {
+            None | Some(Value::Null) => SyntheticConfig::default(),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+                ApiError::bad_request(
+                    ErrorCode::InvalidConfiguration,
+                    format!("synthetic configuration: {e} (expected {{\"tokens\": N, \"intervalMs\": M}})"),
+                )
+            })?,
+        };
+        SyntheticSpec::new(config, prompt, &settings.synthetic).map(super::RunnerSpec::Synthetic)
+    }
+
+    fn continues(&self) -> bool {
+        true
+    }
+
+    fn resume(
+        &self,
+        prompt: &str,
+        continuation: &super::Continuation,
+        session: &str,
+        settings: &crate::configuration::Settings,
+    ) -> Result<super::RunnerSpec, ApiError> {
+        match self.launch(prompt, continuation.configuration(), settings)? {
+            super::RunnerSpec::Synthetic(mut spec) => {
+                spec.session_id = Some(session.to_owned());
+                Ok(super::RunnerSpec::Synthetic(spec))
+            }
+            other => Ok(other),
+        }
+    }
+
+    fn parser(&self) -> Box<dyn crate::parser::LineParser> {
+        Box::new(crate::parser::ClaudeLines)
+    }
+}
+
 /// The answer's words, cycled: readable text, deterministic for a given token count.
 const WORDS: &[&str] = &[
     "Streaming",

@@ -6,10 +6,10 @@
 //! (set by `.ci/run`), which turns a missing CLI into a failure.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use agentstream_testkit::{
-    assert_contiguous, assert_error, joined, process, skip_or_fail, TestDir, TestServer, TIMEOUT,
+    assert_contiguous, assert_error, joined, of_event, process, result_of, skip_or_fail, TestDir,
+    TestServer,
 };
 use agentstream_wire::{Agent, AgentStatus, MessageType, ServerEvent, StoredMessage};
 use fake_anthropic::FakeAnthropic;
@@ -34,8 +34,8 @@ struct Claude {
     app: TestServer,
     _proxy: Option<TestServer>,
     fake: FakeAnthropic,
-    /// Set in the environment of the process that spawns the CLI, so its processes can be found.
-    marker: String,
+    /// Its processes, found by a marker in their environment.
+    marked: process::Marked,
     /// The CLI's HOME (its sessions live under `.claude/projects`).
     home: TempDir,
     /// The server's data folder, and the environment it runs the CLI with (for a restart).
@@ -69,7 +69,7 @@ impl Claude {
         let fake = FakeAnthropic::start();
         let home = TempDir::new().unwrap();
         let dir = TestDir::new();
-        let marker = uuid::Uuid::new_v4().to_string();
+        let marked = process::Marked::new();
         let cli_path = cli.display().to_string();
         let home_path = home.path().display().to_string();
         let fake_url = fake.url();
@@ -83,7 +83,7 @@ impl Claude {
             ("DISABLE_ERROR_REPORTING", "1"),
             ("CLAUDE_CODE_MAX_RETRIES", "1"),
             ("AGENTSTREAM__CLAUDE__CLI_PATH", &cli_path),
-            ("AGENTSTREAM_TEST_MARKER", &marker),
+            marked.env(),
             // A stop gives the CLI this long per signal.
             ("AGENTSTREAM__CLAUDE__STOP_GRACE_MS", "2000"),
         ];
@@ -123,7 +123,7 @@ impl Claude {
             app,
             _proxy: proxy,
             fake,
-            marker,
+            marked,
             home,
             dir,
             cli_env,
@@ -163,85 +163,30 @@ impl Claude {
         prompt: &str,
         configuration: Value,
     ) -> (Agent, Vec<StoredMessage>, Vec<ServerEvent>) {
-        let mut ws = self.app.ws().await;
-        let agent = self.launch(prompt, configuration).await;
-        ws.subscribe(agent.id, Some(0)).await;
-        let (messages, events) = ws.collect_until_complete(agent.id).await;
-        let agent = self.app.wait_finished(agent.id).await;
-        assert_eq!(
-            self.app.messages(agent.id, None).await,
-            messages,
-            "REST and WebSocket agree"
-        );
-        assert_contiguous(&messages, 1);
-        (agent, messages, events)
+        self.app
+            .run_watched(
+                &json!({"type": "claude-code", "prompt": prompt, "configuration": configuration}),
+            )
+            .await
     }
 
-    /// Pids of live processes carrying this test's marker (the CLI and everything it started).
-    fn processes(&self) -> Vec<i32> {
-        let needle = format!("AGENTSTREAM_TEST_MARKER={}", self.marker);
-        // The agentstream processes carry the marker too; count only what they started.
-        let agentstream = [
+    /// The servers of this test, which carry its marker too.
+    fn servers(&self) -> [Option<i32>; 2] {
+        [
             self.app.pid(),
             self._proxy.as_ref().and_then(TestServer::pid),
-        ];
-        process::pids()
-            .into_iter()
-            .filter(|&pid| {
-                process::has_env(pid, &needle)
-                    && !process::is_zombie_or_gone(pid)
-                    && !agentstream.contains(&Some(pid))
-            })
-            .collect()
+        ]
     }
 
-    /// Waits until a process whose command line contains `needle` runs; returns its pid.
+    /// Waits until a process of this test whose command line contains `needle` runs; returns its pid.
     async fn wait_process(&self, needle: &str) -> i32 {
-        tokio::time::timeout(TIMEOUT, async {
-            loop {
-                if let Some(pid) = self
-                    .processes()
-                    .into_iter()
-                    .find(|&pid| process::cmdline(pid).contains(needle))
-                {
-                    return pid;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("no process running {needle:?}"))
+        self.marked.wait_process(needle, &self.servers()).await
     }
 
     /// Waits until none of this test's processes is left.
     async fn assert_no_process_left(&self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = self.processes();
-            if left.is_empty() {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "processes left behind: {left:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.marked.assert_none_left(&self.servers()).await
     }
-}
-
-fn of_event<'a>(messages: &'a [StoredMessage], event_type: &str) -> Vec<&'a StoredMessage> {
-    messages
-        .iter()
-        .filter(|m| m.metadata["eventType"] == event_type)
-        .collect()
-}
-
-fn result_of(messages: &[StoredMessage]) -> &StoredMessage {
-    messages
-        .iter()
-        .rfind(|m| m.message_type == MessageType::Result)
-        .expect("a result message")
 }
 
 async fn short_answer(transport: Transport) {
@@ -438,16 +383,21 @@ async fn proxy_killed_cli_fails_the_agent() {
 }
 
 #[tokio::test]
-async fn a_missing_cli_fails_the_agent_and_names_the_setting() {
+async fn a_missing_cli_refuses_the_launch_and_names_the_setting() {
     let app = TestServer::builder()
         .env("AGENTSTREAM__CLAUDE__CLI_PATH", "/nonexistent/claude")
         .spawn(SERVER)
         .await;
-    let agent = app.run_claude_to_end("go").await;
-    assert_eq!(agent.status, AgentStatus::Failed);
-    let error = agent.error.unwrap();
-    assert_eq!(error.code, "cli_not_found");
+    let r = app
+        .post_agent(&json!({"type": "claude-code", "prompt": "go"}))
+        .await;
+    let error = assert_error(r, 501, "agent_type_unavailable").await;
     assert!(error.message.contains("claude.cli_path"), "{error:?}");
+    // Through a proxy the CLI is the proxy's business: the launch is taken.
+    let proxied = app
+        .post_agent(&json!({"type": "claude-code", "prompt": "go", "configuration": {"transport": "proxy"}}))
+        .await;
+    assert_eq!(proxied.status(), 201);
 }
 
 #[tokio::test]

@@ -2,7 +2,8 @@
 //! (each line bounded), the tail of its stderr kept for error messages, stdin open for input until told
 //! to close, and stopped as a whole — SIGINT first (an agent CLI then writes a clean end), SIGTERM, then
 //! SIGKILL — so that nothing it started is left behind, even in process groups of its own ([`tree`]).
-//! It is killed with the server, however the server ends (`PR_SET_PDEATHSIG`).
+//! It is killed with the server, however the server ends (`PR_SET_PDEATHSIG`), and when it prints
+//! nothing for its idle timeout (a hung CLI).
 //! Its lines are read with [`read_bounded_line`] ([`lines`]).
 
 use std::collections::VecDeque;
@@ -42,15 +43,68 @@ pub struct ProcessSpec {
     pub args: Vec<OsString>,
     pub cwd: Option<PathBuf>,
     pub env: Vec<(String, String)>,
-    /// Written to stdin at start, each followed by a newline; stdin stays open for more
-    /// ([`super::RunnerControl::send_line`]).
-    pub stdin_lines: Vec<String>,
+    /// What its stdin is.
+    pub stdin: Stdin,
     /// Lines longer than this are cut (and reported).
     pub max_line_bytes: usize,
     /// How long each signal of a stop is given before the next one.
     pub stop_grace: Duration,
     /// The setting that names the program, for "not found" messages.
     pub program_setting: String,
+    /// It is stopped, and fails with `cli_timeout`, when it prints nothing for this long.
+    pub idle_timeout: Option<IdleTimeout>,
+}
+
+/// A command line: fixed arguments, then a flag for each value a configuration gives.
+#[derive(Clone, Debug, Default)]
+pub struct Args(Vec<OsString>);
+
+impl Args {
+    pub fn new(fixed: &[&str]) -> Self {
+        Args(fixed.iter().map(OsString::from).collect())
+    }
+
+    /// `name value` when there is a value.
+    pub fn flag(&mut self, name: &str, value: Option<&String>) {
+        if let Some(value) = value {
+            self.0.extend([name.into(), value.into()]);
+        }
+    }
+
+    /// `name value` for each value.
+    pub fn flags(&mut self, name: &str, values: Option<&Vec<String>>) {
+        for value in values.into_iter().flatten() {
+            self.flag(name, Some(value));
+        }
+    }
+
+    /// Arguments as they are.
+    pub fn extend<S: AsRef<std::ffi::OsStr>>(&mut self, args: impl IntoIterator<Item = S>) {
+        self.0
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+    }
+
+    pub fn into_vec(self) -> Vec<OsString> {
+        self.0
+    }
+}
+
+/// What a process's stdin is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stdin {
+    /// An input channel: these lines at start, each followed by a newline, and later ones
+    /// ([`super::RunnerControl::send_line`]) until it is closed.
+    Lines(Vec<String>),
+    /// This text, as is, then the end of input (a CLI that reads its prompt from stdin and has no
+    /// input channel).
+    Text(String),
+}
+
+/// How long a process may print nothing, and the setting that says so (for the error message).
+#[derive(Clone, Debug, PartialEq)]
+pub struct IdleTimeout {
+    pub after: Duration,
+    pub setting: String,
 }
 
 /// Starts the process. Fails at once when it cannot be started (not found, not executable).
@@ -96,10 +150,19 @@ pub fn spawn(spec: ProcessSpec) -> Result<Started, ErrorInfo> {
                 ))
             }
         };
-    let (input, lines) = InputLines::open();
-    for line in &spec.stdin_lines {
-        let _ = input.send(line.clone());
-    }
+    let (mut input, lines) = InputLines::open();
+    let text = match &spec.stdin {
+        Stdin::Lines(first) => {
+            for line in first {
+                let _ = input.send(line.clone());
+            }
+            None
+        }
+        Stdin::Text(text) => {
+            input.close();
+            Some(text.clone())
+        }
+    };
     let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_BYTES)));
     let tree = Arc::new(Mutex::new(Vec::new()));
     let (events_tx, events_rx) = mpsc::channel(CHANNEL_DEPTH);
@@ -108,7 +171,7 @@ pub fn spawn(spec: ProcessSpec) -> Result<Started, ErrorInfo> {
         tokio::spawn(watch_tree(pid, tree.clone(), exited_rx.clone()));
     }
 
-    tokio::spawn(write_input(stdin, lines));
+    tokio::spawn(write_input(stdin, text, lines));
     tokio::spawn(keep_tail(stderr, tail.clone()));
     tokio::spawn(supervise(
         child,
@@ -158,9 +221,18 @@ fn spawn_error(spec: &ProcessSpec, e: &std::io::Error) -> ErrorInfo {
     }
 }
 
-/// Writes the lines sent for stdin, in order, each followed by a newline; closes stdin when the sender
-/// is dropped (or the process closed its end).
-async fn write_input(mut pipe: ChildStdin, mut lines: mpsc::UnboundedReceiver<String>) {
+/// Writes `text`, then the lines sent for stdin, in order, each followed by a newline; closes stdin
+/// when the sender is dropped (or the process closed its end).
+async fn write_input(
+    mut pipe: ChildStdin,
+    text: Option<String>,
+    mut lines: mpsc::UnboundedReceiver<String>,
+) {
+    if let Some(text) = text {
+        if pipe.write_all(text.as_bytes()).await.is_err() || pipe.flush().await.is_err() {
+            return;
+        }
+    }
     while let Some(line) = lines.recv().await {
         if pipe.write_all(line.as_bytes()).await.is_err()
             || pipe.write_all(b"\n").await.is_err()
@@ -210,13 +282,24 @@ async fn supervise(
     let mut reading = tokio::spawn(read_stdout(
         stdout,
         spec.max_line_bytes,
+        spec.idle_timeout.as_ref().map(|t| t.after),
         events.clone(),
         progress.clone(),
     ));
     // The leader's exit decides, not stdout's end: a tool that inherited stdout may hold it open.
+    let mut silent = false;
     let status = tokio::select! {
         status = child.wait() => status,
-        _ = &mut reading => child.wait().await,
+        read = &mut reading => {
+            if matches!(read, Ok(ReadEnd::Silent)) {
+                silent = true;
+                if let Some(pgid) = pgid {
+                    signal_group(pgid, libc::SIGKILL);
+                    kill_tree(&tree, libc::SIGKILL);
+                }
+            }
+            child.wait().await
+        }
     };
     if let Some(pgid) = pgid {
         // Whatever the agent started (a tool's `sleep 300`, in its group or not) ends with it.
@@ -242,9 +325,18 @@ async fn supervise(
         }
     }
     let _ = exited.send(true);
-    let error = match status {
-        Ok(status) => exit_error(&spec.name, status, &tail_text(&tail)),
-        Err(e) => Some(ErrorInfo::new(
+    let error = match (status, &spec.idle_timeout) {
+        (_, Some(timeout)) if silent => Some(ErrorInfo::new(
+            ErrorCode::CliTimeout,
+            format!(
+                "{} printed nothing for {} s and was stopped (the setting {})",
+                spec.name,
+                timeout.after.as_secs_f64(),
+                timeout.setting
+            ),
+        )),
+        (Ok(status), _) => exit_error(&spec.name, status, &tail_text(&tail)),
+        (Err(e), _) => Some(ErrorInfo::new(
             ErrorCode::ProcessFailed,
             format!("{}: cannot wait for it: {e}", spec.name),
         )),
@@ -265,17 +357,36 @@ struct ReadProgress {
 const DRAIN_POLL: Duration = Duration::from_millis(100);
 const DRAIN_IDLE_LIMIT: Duration = Duration::from_secs(2);
 
-/// Reads stdout to its end, line by line, into `events`.
+/// Why reading stdout stopped.
+#[derive(Debug, PartialEq, Eq)]
+enum ReadEnd {
+    /// Its end (or a read error).
+    Closed,
+    /// Nothing came within the idle timeout.
+    Silent,
+}
+
+/// Reads stdout to its end, line by line, into `events`; gives up when no line comes within `idle`.
 async fn read_stdout(
     stdout: tokio::process::ChildStdout,
     max_line_bytes: usize,
+    idle: Option<Duration>,
     events: mpsc::Sender<RunnerEvent>,
     progress: Arc<ReadProgress>,
-) {
+) -> ReadEnd {
     let mut reader = BufReader::with_capacity(64 * 1024, stdout);
     let mut listening = true;
     loop {
-        let line = match read_bounded_line(&mut reader, max_line_bytes).await {
+        let read = read_bounded_line(&mut reader, max_line_bytes);
+        let read = match idle {
+            // Measured from the last line, so a slow agent that keeps printing never times out.
+            Some(idle) => match tokio::time::timeout(idle, read).await {
+                Ok(read) => read,
+                Err(_) => return ReadEnd::Silent,
+            },
+            None => read.await,
+        };
+        let line = match read {
             Ok(Some(line)) => line,
             Ok(None) => break,
             Err(e) => {
@@ -291,6 +402,7 @@ async fn read_stdout(
             progress.sending.store(false, Ordering::Relaxed);
         }
     }
+    ReadEnd::Closed
 }
 
 /// The error an exit status means, with the end of stderr.
@@ -332,11 +444,47 @@ mod tests {
             args: args.iter().map(OsString::from).collect(),
             cwd: None,
             env: vec![],
-            stdin_lines: vec!["hello".into()],
+            stdin: Stdin::Lines(vec!["hello".into()]),
             max_line_bytes: 1024,
             stop_grace: Duration::from_millis(500),
             program_setting: "test.program".into(),
+            idle_timeout: None,
         }
+    }
+
+    #[tokio::test]
+    async fn a_silent_process_is_stopped_after_its_idle_timeout() {
+        use futures_util::StreamExt;
+        let mut s = spec("sh", &["-c", "echo one; sleep 30 & wait"]);
+        s.idle_timeout = Some(IdleTimeout {
+            after: Duration::from_millis(300),
+            setting: "test.idle_timeout_ms".into(),
+        });
+        let begun = std::time::Instant::now();
+        let events: Vec<_> = spawn(s).unwrap().events.collect().await;
+        assert!(begun.elapsed() < Duration::from_secs(10), "{events:?}");
+        assert_eq!(events[0], RunnerEvent::Bytes(b"one".to_vec()));
+        let RunnerEvent::Exited(RunnerExit { error: Some(e) }) = &events[1] else {
+            panic!("{events:?}")
+        };
+        assert_eq!(e.code, "cli_timeout");
+        assert!(e.message.contains("test.idle_timeout_ms"), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn text_on_stdin_is_written_as_is_and_closed() {
+        use futures_util::StreamExt;
+        let mut s = spec("sh", &["-c", "cat; echo; echo end"]);
+        s.stdin = Stdin::Text("a prompt\nof two lines".into());
+        let events: Vec<_> = spawn(s).unwrap().events.collect().await;
+        assert_eq!(
+            &events[..3],
+            &[
+                RunnerEvent::Bytes(b"a prompt".to_vec()),
+                RunnerEvent::Bytes(b"of two lines".to_vec()),
+                RunnerEvent::Bytes(b"end".to_vec()),
+            ]
+        );
     }
 
     #[tokio::test]
