@@ -300,12 +300,11 @@ pub fn agent_view(props: &Props) -> Html {
 
     let s = store.borrow();
     let agent = s.agent.clone().or_else(|| props.listed.clone());
-    let agent_type = agent.as_ref().map(|a| a.agent_type);
     if s.gone {
         return html! {
             <section class="agent-view gone" data-testid="agent-view" data-agent-id={props.id.to_string()}>
                 <div class="empty" data-testid="agent-gone"><h2>{ "This agent does not exist (any more)." }</h2></div>
-                <Composer id={props.id} agent_type={agent_type} status={None::<AgentStatus>} gone={true} on_message={on_message} />
+                <Composer id={props.id} status={None::<AgentStatus>} gone={true} on_message={on_message} />
             </section>
         };
     }
@@ -382,7 +381,7 @@ pub fn agent_view(props: &Props) -> Html {
                     <button class="jump" data-testid="jump-latest" onclick={jump}>{ "↓ Jump to latest" }</button>
                 }
             </div>
-            <Composer id={props.id} agent_type={agent_type} status={status} gone={false} on_message={on_message} />
+            <Composer id={props.id} status={status} gone={false} on_message={on_message} />
         </section>
     }
 }

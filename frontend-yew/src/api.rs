@@ -2,8 +2,8 @@
 //! error form decoded; a 401 asks for the token (`auth`).
 
 use agentstream_wire::{
-    Agent, CreateAgentRequest, ErrorBody, ErrorInfo, PermissionAnswer, SendMessageRequest,
-    StoredMessage,
+    Agent, AgentTypeInfo, CreateAgentRequest, ErrorBody, ErrorInfo, PermissionAnswer,
+    SendMessageRequest, StoredMessage,
 };
 use gloo_net::http::{Method, RequestBuilder, Response};
 use uuid::Uuid;
@@ -60,6 +60,17 @@ fn authorized(method: Method, url: &str) -> RequestBuilder {
 /// answer is a small 404 otherwise.
 pub async fn probe() {
     let _ = get_agent(Uuid::nil()).await;
+}
+
+/// `GET /api/agent-types`.
+pub async fn agent_types() -> ApiResult<Vec<AgentTypeInfo>> {
+    decode(
+        authorized(Method::GET, "/api/agent-types")
+            .send()
+            .await
+            .map_err(network)?,
+    )
+    .await
 }
 
 /// `GET /api/agents`.

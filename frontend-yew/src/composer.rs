@@ -4,7 +4,7 @@
 //! a send is in flight or when the agent cannot take one at all. The stored follow-up comes back from
 //! the server and goes into the transcript like any other message (once: the timeline deduplicates).
 
-use agentstream_wire::{AgentStatus, AgentType, ErrorInfo, StoredMessage};
+use agentstream_wire::{AgentStatus, ErrorInfo, StoredMessage};
 use uuid::Uuid;
 use yew::prelude::*;
 
@@ -14,25 +14,16 @@ use crate::api;
 pub const CONTINUE: &str = "Continue.";
 
 /// Why the composer cannot send now; `None` when it can.
-pub fn unavailable(
-    agent_type: Option<AgentType>,
-    status: Option<AgentStatus>,
-    gone: bool,
-    sending: bool,
-) -> Option<&'static str> {
+pub fn unavailable(status: Option<AgentStatus>, gone: bool, sending: bool) -> Option<&'static str> {
     if gone {
         return Some("This agent no longer exists: it cannot be sent anything.");
     }
     if sending {
         return Some("Sending…");
     }
-    if status.is_none() {
-        return Some("Loading the agent…");
-    }
-    match agent_type {
-        Some(AgentType::Synthetic | AgentType::ClaudeCode) | None => None,
-        Some(_) => Some("Agents of this type cannot be sent follow-ups."),
-    }
+    // Every agent type can be continued (`GET /api/agent-types` says `conversations` of each); a
+    // server that refuses one says why, and the composer shows it.
+    status.is_none().then_some("Loading the agent…")
 }
 
 /// What a key pressed in the composer does.
@@ -68,7 +59,6 @@ pub fn placeholder(status: Option<AgentStatus>) -> &'static str {
 #[derive(Properties, PartialEq)]
 pub struct Props {
     pub id: Uuid,
-    pub agent_type: Option<AgentType>,
     pub status: Option<AgentStatus>,
     /// The agent does not exist (any more).
     pub gone: bool,
@@ -97,7 +87,7 @@ pub fn composer(props: &Props) -> Html {
         });
     }
 
-    let reason = unavailable(props.agent_type, props.status, props.gone, *sending);
+    let reason = unavailable(props.status, props.gone, *sending);
     // Sends `content`; `from_input`: it is the textarea's, cleared once stored.
     let send = {
         let (sending, error, has_text, refocus, input) = (
@@ -239,17 +229,7 @@ mod tests {
     #[test]
     fn a_follow_up_can_be_sent_in_every_status() {
         for status in AgentStatus::ALL {
-            for agent_type in [
-                None,
-                Some(AgentType::Synthetic),
-                Some(AgentType::ClaudeCode),
-            ] {
-                assert_eq!(
-                    unavailable(agent_type, Some(status), false, false),
-                    None,
-                    "{status} {agent_type:?}"
-                );
-            }
+            assert_eq!(unavailable(Some(status), false, false), None, "{status}");
             assert!(!placeholder(Some(status)).is_empty());
         }
     }
@@ -257,14 +237,10 @@ mod tests {
     #[test]
     fn the_composer_says_why_it_cannot_send() {
         let ready = Some(AgentStatus::Running);
-        let synthetic = Some(AgentType::Synthetic);
-        assert_eq!(unavailable(synthetic, ready, false, true), Some("Sending…"));
-        assert!(unavailable(synthetic, ready, true, false)
-            .is_some_and(|r| r.contains("no longer exists")));
-        assert!(unavailable(synthetic, None, false, false).is_some_and(|r| r.contains("Loading")));
-        assert!(unavailable(Some(AgentType::GeminiCli), ready, false, false)
-            .is_some_and(|r| r.contains("cannot be sent")));
+        assert_eq!(unavailable(ready, false, true), Some("Sending…"));
+        assert!(unavailable(ready, true, false).is_some_and(|r| r.contains("no longer exists")));
+        assert!(unavailable(None, false, false).is_some_and(|r| r.contains("Loading")));
         // Gone wins over everything: nothing else can help.
-        assert!(unavailable(synthetic, None, true, true).is_some_and(|r| r.contains("no longer")));
+        assert!(unavailable(None, true, true).is_some_and(|r| r.contains("no longer")));
     }
 }

@@ -1,7 +1,12 @@
-//! The launch form: type, prompt, and each type's options; the server's validation errors appear next to
-//! the field they concern.
+//! The launch form: a type, a prompt, and that type's options, all as the server describes them
+//! (`GET /api/agent-types`), so a type the server adds shows up here with its options and a type it
+//! cannot run says why. The server's validation errors appear next to the field they concern.
 
-use agentstream_wire::{Agent, CreateAgentRequest, ErrorInfo};
+use std::collections::BTreeMap;
+
+use agentstream_wire::{
+    Agent, AgentOption, AgentTypeInfo, CreateAgentRequest, ErrorInfo, OptionKind,
+};
 use serde_json::{json, Map, Value};
 use wasm_bindgen::JsCast;
 use yew::prelude::*;
@@ -13,86 +18,95 @@ pub struct Props {
     pub on_launched: Callback<Agent>,
 }
 
+/// How many of a type's options show before "More options" (the server lists the common ones first).
+const SHOWN_OPTIONS: usize = 4;
+
 /// The form's fields, as typed.
 #[derive(Clone, Default, PartialEq)]
 struct Fields {
     agent_type: String,
     prompt: String,
-    tokens: String,
-    interval: String,
-    model: String,
-    working_directory: String,
-    transport: String,
-    permission_mode: String,
-    /// Synthetic: each turn first asks permission to run a tool.
-    ask_permission: bool,
+    /// What was typed for each option, by option name (a checkbox: `"true"` or `""`). An option never
+    /// touched shows its default.
+    values: BTreeMap<String, String>,
 }
 
-/// An error and the field it belongs to (`None`: the form as a whole).
-#[derive(Clone, PartialEq)]
+impl Fields {
+    /// What the field of `option` holds.
+    fn value(&self, option: &AgentOption) -> String {
+        match self.values.get(&option.name) {
+            Some(typed) => typed.clone(),
+            None => match &option.default {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Bool(true)) => "true".to_owned(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => String::new(),
+            },
+        }
+    }
+}
+
+/// An error and the field it belongs to: `type`, `prompt`, an option's name, `configuration` (the
+/// options as a whole), or `None` (the form as a whole).
+#[derive(Clone, Debug, PartialEq)]
 struct FieldError {
-    field: Option<&'static str>,
+    field: Option<String>,
     message: String,
 }
 
-/// Which field a server error is about.
-fn field_of(error: &ErrorInfo) -> Option<&'static str> {
+/// Which field a server error is about: for a bad configuration, the option its message names (the
+/// longest name that appears, so `allowedTools` wins over a shorter name inside it).
+fn field_of(error: &ErrorInfo, info: Option<&AgentTypeInfo>) -> Option<String> {
     let m = error.message.as_str();
     match error.code.as_str() {
-        "unknown_agent_type" | "agent_type_unavailable" => Some("type"),
-        "payload_too_large" | "invalid_body" if m.contains("prompt") => Some("prompt"),
-        "invalid_configuration" => Some(if m.contains("tokens") {
-            "tokens"
-        } else if m.contains("intervalMs") {
-            "interval"
-        } else if m.contains("model") {
-            "model"
-        } else if m.contains("workingDirectory") {
-            "workingDirectory"
-        } else if m.contains("permissionMode") {
-            "permissionMode"
-        } else {
-            "configuration"
-        }),
+        "unknown_agent_type" | "agent_type_unavailable" => Some("type".into()),
+        "payload_too_large" | "invalid_body" if m.contains("prompt") => Some("prompt".into()),
+        "invalid_configuration" => Some(
+            info.into_iter()
+                .flat_map(|i| &i.options)
+                .filter(|o| m.contains(o.name.as_str()))
+                .max_by_key(|o| o.name.len())
+                .map_or_else(|| "configuration".to_owned(), |o| o.name.clone()),
+        ),
         _ => None,
     }
 }
 
-/// The request the fields make, or the field that is wrong.
-fn request(f: &Fields) -> Result<CreateAgentRequest, FieldError> {
+/// The configuration value of one option's raw text; `None` when it is left empty.
+fn option_value(option: &AgentOption, raw: &str) -> Result<Option<Value>, FieldError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let wrong = |message: String| FieldError {
+        field: Some(option.name.clone()),
+        message,
+    };
+    Ok(Some(match option.kind {
+        OptionKind::Number => raw
+            .parse::<u64>()
+            .map(|n| json!(n))
+            .map_err(|_| wrong(format!("{raw:?} is not a whole number")))?,
+        OptionKind::Boolean => json!(raw == "true"),
+        OptionKind::List => json!(raw
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()),
+        // A JSON object or array as typed; anything else (a path) as text.
+        OptionKind::Json if raw.starts_with(['{', '[']) => {
+            serde_json::from_str(raw).map_err(|e| wrong(format!("not valid JSON: {e}")))?
+        }
+        _ => json!(raw),
+    }))
+}
+
+/// The request the fields make for the type `info` describes, or the field that is wrong.
+fn request(f: &Fields, info: &AgentTypeInfo) -> Result<CreateAgentRequest, FieldError> {
     let mut config = Map::new();
-    let number = |raw: &str, field: &'static str, key: &str, config: &mut Map<String, Value>| {
-        let raw = raw.trim();
-        if raw.is_empty() {
-            return Ok(());
-        }
-        raw.parse::<u64>()
-            .map(|n| {
-                config.insert(key.to_owned(), json!(n));
-            })
-            .map_err(|_| FieldError {
-                field: Some(field),
-                message: format!("{raw:?} is not a whole number"),
-            })
-    };
-    let text = |raw: &str, key: &str, config: &mut Map<String, Value>| {
-        if !raw.trim().is_empty() {
-            config.insert(key.to_owned(), json!(raw.trim()));
-        }
-    };
-    match f.agent_type.as_str() {
-        "synthetic" => {
-            number(&f.tokens, "tokens", "tokens", &mut config)?;
-            number(&f.interval, "interval", "intervalMs", &mut config)?;
-            if f.ask_permission {
-                config.insert("askPermission".to_owned(), json!(true));
-            }
-        }
-        _ => {
-            text(&f.model, "model", &mut config);
-            text(&f.working_directory, "workingDirectory", &mut config);
-            text(&f.transport, "transport", &mut config);
-            text(&f.permission_mode, "permissionMode", &mut config);
+    for option in &info.options {
+        if let Some(value) = option_value(option, &f.value(option))? {
+            config.insert(option.name.clone(), value);
         }
     }
     Ok(CreateAgentRequest {
@@ -102,12 +116,29 @@ fn request(f: &Fields) -> Result<CreateAgentRequest, FieldError> {
     })
 }
 
+/// `intervalMs` → `interval-ms`: an option's part of its element's `data-testid`.
+fn kebab(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('-');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn value_of(e: &Event) -> String {
     let target = e.target();
     if let Some(i) = target
         .as_ref()
         .and_then(|t| t.dyn_ref::<web_sys::HtmlInputElement>())
     {
+        if i.type_() == "checkbox" {
+            return if i.checked() { "true" } else { "" }.to_owned();
+        }
         return i.value();
     }
     if let Some(t) = target
@@ -128,51 +159,58 @@ pub fn launch_form(props: &Props) -> Html {
     let fields = use_state(|| Fields {
         agent_type: "synthetic".into(),
         prompt: "Tell me about streaming".into(),
-        tokens: "200".into(),
-        interval: "20".into(),
-        ..Fields::default()
+        values: BTreeMap::from([("tokens".into(), "200".into())]),
     });
+    let types = use_state(|| None::<Result<Vec<AgentTypeInfo>, ErrorInfo>>);
     let error = use_state(|| None::<FieldError>);
     let busy = use_state(|| false);
 
-    let set = |update: fn(&mut Fields, String)| {
-        let fields = fields.clone();
-        Callback::from(move |e: Event| {
-            let mut next = (*fields).clone();
-            update(&mut next, value_of(&e));
-            fields.set(next);
+    let load = {
+        let types = types.clone();
+        Callback::from(move |_: ()| {
+            let types = types.clone();
+            types.set(None);
+            wasm_bindgen_futures::spawn_local(async move {
+                types.set(Some(api::agent_types().await));
+            });
         })
     };
-    let on_input = |update: fn(&mut Fields, String)| {
-        let fields = fields.clone();
-        Callback::from(move |e: InputEvent| {
-            let mut next = (*fields).clone();
-            update(&mut next, value_of(&e));
-            fields.set(next);
-        })
+    {
+        let load = load.clone();
+        use_effect_with((), move |_| load.emit(()));
+    }
+
+    let info: Option<AgentTypeInfo> = match &*types {
+        Some(Ok(list)) => list
+            .iter()
+            .find(|t| t.agent_type == fields.agent_type)
+            .cloned(),
+        _ => None,
     };
 
-    let on_ask_permission = {
+    let update = |change: fn(&mut Fields, String)| {
         let fields = fields.clone();
-        Callback::from(move |e: Event| {
-            let checked = e
-                .target()
-                .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
-                .is_some_and(|i| i.checked());
+        Callback::from(move |value: String| {
             let mut next = (*fields).clone();
-            next.ask_permission = checked;
+            change(&mut next, value);
             fields.set(next);
         })
     };
+    let on_type = update(|f, v| f.agent_type = v);
+    let on_prompt = update(|f, v| f.prompt = v);
 
     let onsubmit = {
         let fields = fields.clone();
         let error = error.clone();
         let busy = busy.clone();
+        let info = info.clone();
         let on_launched = props.on_launched.clone();
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let req = match request(&fields) {
+            let Some(info) = info.clone() else {
+                return;
+            };
+            let req = match request(&fields, &info) {
                 Ok(r) => r,
                 Err(e) => return error.set(Some(e)),
             };
@@ -183,7 +221,7 @@ pub fn launch_form(props: &Props) -> Html {
                 match api::launch(&req).await {
                     Ok(agent) => on_launched.emit(agent),
                     Err(e) => error.set(Some(FieldError {
-                        field: field_of(&e),
+                        field: field_of(&e, Some(&info)),
                         message: e.message,
                     })),
                 }
@@ -192,81 +230,125 @@ pub fn launch_form(props: &Props) -> Html {
         })
     };
 
-    let field_error = |field: &'static str| -> Html {
+    let field_error = |field: &str| -> Html {
         match &*error {
             Some(FieldError {
                 field: Some(f),
                 message,
-            }) if *f == field => html! {
+            }) if f == field => html! {
                 <div class="field-error" data-testid={format!("field-error-{field}")}>{ message.clone() }</div>
             },
             _ => html! {},
         }
     };
+    let option_field = |option: &AgentOption| -> Html {
+        let name = option.name.clone();
+        let testid = format!("launch-{}", kebab(&option.name));
+        let value = fields.value(option);
+        let changed = {
+            let fields = fields.clone();
+            let name = name.clone();
+            Callback::from(move |e: Event| {
+                let mut next = (*fields).clone();
+                next.values.insert(name.clone(), value_of(&e));
+                fields.set(next);
+            })
+        };
+        let typed = {
+            let changed = changed.clone();
+            Callback::from(move |e: InputEvent| changed.emit(e.into()))
+        };
+        let control = match option.kind {
+            OptionKind::Boolean => {
+                return html! {
+                    <>
+                        <label class="check" title={option.description.clone()}>
+                            <input type="checkbox" data-testid={testid} checked={value == "true"} onchange={changed} />
+                            { option.label.clone() }
+                        </label>
+                        { field_error(&name) }
+                    </>
+                }
+            }
+            OptionKind::Choice => html! {
+                <select data-testid={testid} onchange={changed}>
+                    <option value="" selected={value.is_empty()}>{ "default" }</option>
+                    { for option.choices.iter().map(|c| html! {
+                        <option value={c.clone()} selected={*c == value}>{ c.clone() }</option>
+                    }) }
+                </select>
+            },
+            OptionKind::List => html! {
+                <textarea data-testid={testid} rows="2" placeholder="one per line" value={value} oninput={typed} />
+            },
+            OptionKind::Number => html! {
+                <input data-testid={testid} inputmode="numeric" placeholder="default" value={value} oninput={typed} />
+            },
+            _ => html! {
+                <input data-testid={testid} placeholder="default" value={value} oninput={typed} />
+            },
+        };
+        html! {
+            <>
+                <label title={option.description.clone()}>{ option.label.clone() }{ control }</label>
+                { field_error(&name) }
+            </>
+        }
+    };
+
     let f = &*fields;
-    let synthetic = f.agent_type == "synthetic";
+    let type_select = match &*types {
+        Some(Ok(list)) => html! {
+            <select data-testid="launch-type" onchange={Callback::from(move |e: Event| on_type.emit(value_of(&e)))}>
+                { for list.iter().map(|t| html! {
+                    <option value={t.agent_type.clone()} selected={t.agent_type == f.agent_type}>
+                        { if t.available { t.label.clone() } else { format!("{} (not available)", t.label) } }
+                    </option>
+                }) }
+            </select>
+        },
+        Some(Err(e)) => html! {
+            <div class="field-error" data-testid="types-error">
+                { format!("The agent types could not be loaded: {}", e.message) }
+                <button type="button" onclick={load.reform(|_| ())}>{ "Retry" }</button>
+            </div>
+        },
+        None => {
+            html! { <select data-testid="launch-type" disabled=true><option>{ "Loading…" }</option></select> }
+        }
+    };
+    let (shown, more) = match &info {
+        Some(i) => i.options.split_at(i.options.len().min(SHOWN_OPTIONS)),
+        None => (&[][..], &[][..]),
+    };
+    let unavailable = info.as_ref().and_then(|i| i.unavailable_reason.clone());
     html! {
         <form class="launch" data-testid="launch-form" onsubmit={onsubmit}>
             <h2>{ "Launch" }</h2>
-            <label>{ "Type" }
-                <select data-testid="launch-type" onchange={set(|f, v| f.agent_type = v)}>
-                    <option value="synthetic" selected={synthetic}>{ "synthetic (no credentials)" }</option>
-                    <option value="claude-code" selected={!synthetic}>{ "claude-code" }</option>
-                </select>
-            </label>
+            <label>{ "Type" }{ type_select }</label>
+            if let Some(reason) = &unavailable {
+                <div class="field-error" data-testid="type-unavailable">{ reason.clone() }</div>
+            }
             { field_error("type") }
             <label>{ "Prompt" }
-                <textarea data-testid="launch-prompt" rows="3" value={f.prompt.clone()} oninput={on_input(|f, v| f.prompt = v)} />
+                <textarea data-testid="launch-prompt" rows="3" value={f.prompt.clone()}
+                    oninput={Callback::from(move |e: InputEvent| on_prompt.emit(value_of(&e)))} />
             </label>
             { field_error("prompt") }
-            if synthetic {
-                <div class="pair">
-                    <label>{ "Tokens" }
-                        <input data-testid="launch-tokens" inputmode="numeric" value={f.tokens.clone()} oninput={on_input(|f, v| f.tokens = v)} />
-                    </label>
-                    <label>{ "Interval (ms)" }
-                        <input data-testid="launch-interval" inputmode="numeric" value={f.interval.clone()} oninput={on_input(|f, v| f.interval = v)} />
-                    </label>
-                </div>
-                { field_error("tokens") }
-                { field_error("interval") }
-                <label class="check">
-                    <input type="checkbox" data-testid="launch-ask-permission" checked={f.ask_permission} onchange={on_ask_permission} />
-                    { "Ask permission for a tool each turn" }
-                </label>
-            } else {
-                <label>{ "Model" }
-                    <input data-testid="launch-model" placeholder="default" value={f.model.clone()} oninput={on_input(|f, v| f.model = v)} />
-                </label>
-                { field_error("model") }
-                <label>{ "Working directory" }
-                    <input data-testid="launch-cwd" placeholder="the server's folder" value={f.working_directory.clone()} oninput={on_input(|f, v| f.working_directory = v)} />
-                </label>
-                { field_error("workingDirectory") }
-                <div class="pair">
-                    <label>{ "Transport" }
-                        <select data-testid="launch-transport" onchange={set(|f, v| f.transport = v)}>
-                            <option value="" selected={f.transport.is_empty()}>{ "server default" }</option>
-                            <option value="cli" selected={f.transport == "cli"}>{ "cli" }</option>
-                            <option value="proxy" selected={f.transport == "proxy"}>{ "proxy" }</option>
-                        </select>
-                    </label>
-                    <label>{ "Permissions" }
-                        <select data-testid="launch-permission" onchange={set(|f, v| f.permission_mode = v)}>
-                            <option value="" selected={f.permission_mode.is_empty()}>{ "default" }</option>
-                            <option value="acceptEdits">{ "acceptEdits" }</option>
-                            <option value="bypassPermissions">{ "bypassPermissions" }</option>
-                            <option value="plan">{ "plan" }</option>
-                        </select>
-                    </label>
-                </div>
-                { field_error("permissionMode") }
+            { for shown.iter().map(option_field) }
+            if !more.is_empty() {
+                <details class="more-options">
+                    <summary>{ "More options" }</summary>
+                    { for more.iter().map(option_field) }
+                </details>
             }
             { field_error("configuration") }
             if let Some(FieldError { field: None, message }) = &*error {
                 <div class="field-error" data-testid="form-error">{ message.clone() }</div>
             }
-            <button type="submit" data-testid="launch-submit" disabled={*busy}>{ if *busy { "Launching…" } else { "Launch" } }</button>
+            <button type="submit" data-testid="launch-submit" disabled={*busy || info.is_none() || unavailable.is_some()}>
+                { if *busy { "Launching…" } else { "Launch" } }
+            </button>
         </form>
     }
 }
@@ -275,66 +357,148 @@ pub fn launch_form(props: &Props) -> Html {
 mod tests {
     use super::*;
 
+    fn option(name: &str, kind: OptionKind) -> AgentOption {
+        AgentOption {
+            name: name.into(),
+            label: name.into(),
+            kind,
+            description: String::new(),
+            choices: Vec::new(),
+            default: None,
+        }
+    }
+
+    fn info(agent_type: &str, options: Vec<AgentOption>) -> AgentTypeInfo {
+        AgentTypeInfo {
+            agent_type: agent_type.into(),
+            label: agent_type.into(),
+            description: String::new(),
+            available: true,
+            unavailable_reason: None,
+            conversations: true,
+            prompt_required: true,
+            options,
+        }
+    }
+
+    fn fields(agent_type: &str, values: &[(&str, &str)]) -> Fields {
+        Fields {
+            agent_type: agent_type.into(),
+            prompt: "p".into(),
+            values: values
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
     #[test]
     fn errors_land_on_their_field() {
+        let claude = info(
+            "claude-code",
+            vec![
+                option("model", OptionKind::Text),
+                option("allowedTools", OptionKind::List),
+                option("tools", OptionKind::List),
+            ],
+        );
         let e = |code: &str, message: &str| {
-            field_of(&ErrorInfo {
-                code: code.into(),
-                message: message.into(),
-            })
+            field_of(
+                &ErrorInfo {
+                    code: code.into(),
+                    message: message.into(),
+                },
+                Some(&claude),
+            )
         };
         assert_eq!(
-            e("invalid_configuration", "tokens must be between 1 and 5"),
-            Some("tokens")
+            e("invalid_configuration", "model \"x;\" is not a model name").as_deref(),
+            Some("model")
         );
         assert_eq!(
-            e("invalid_configuration", "intervalMs must be at most 10"),
-            Some("interval")
+            e("invalid_configuration", "allowedTools has 201 entries").as_deref(),
+            Some("allowedTools")
         );
         assert_eq!(
-            e("payload_too_large", "the prompt is 9 bytes"),
+            e("invalid_configuration", "unknown field `x`").as_deref(),
+            Some("configuration")
+        );
+        assert_eq!(
+            e("payload_too_large", "the prompt is 9 bytes").as_deref(),
             Some("prompt")
         );
-        assert_eq!(e("unknown_agent_type", "x"), Some("type"));
+        assert_eq!(e("agent_type_unavailable", "x").as_deref(), Some("type"));
         assert_eq!(e("too_many_agents", "64 agents are running"), None);
     }
 
     #[test]
-    fn the_request_follows_the_type() {
-        let f = Fields {
-            agent_type: "synthetic".into(),
-            prompt: "p".into(),
-            tokens: "5".into(),
-            interval: "".into(),
-            model: "ignored".into(),
-            ..Fields::default()
-        };
-        let r = request(&f).ok().unwrap();
-        assert_eq!(r.configuration, Some(json!({"tokens": 5})));
-        let asking = Fields {
-            ask_permission: true,
-            ..f.clone()
-        };
+    fn the_request_holds_the_options_of_its_type_as_typed() {
+        let mut tokens = option("tokens", OptionKind::Number);
+        tokens.default = Some(json!(50));
+        let synthetic = info(
+            "synthetic",
+            vec![
+                tokens,
+                option("intervalMs", OptionKind::Number),
+                option("askPermission", OptionKind::Boolean),
+            ],
+        );
+        // A default shows and is sent; an option of another type is not.
+        let r = request(&fields("synthetic", &[("model", "m")]), &synthetic).unwrap();
+        assert_eq!(r.configuration, Some(json!({"tokens": 50})));
+        let r = request(
+            &fields(
+                "synthetic",
+                &[
+                    ("tokens", "5"),
+                    ("intervalMs", " "),
+                    ("askPermission", "true"),
+                ],
+            ),
+            &synthetic,
+        )
+        .unwrap();
         assert_eq!(
-            request(&asking).ok().unwrap().configuration,
+            r.configuration,
             Some(json!({"tokens": 5, "askPermission": true}))
         );
-        let bad = Fields {
-            tokens: "five".into(),
-            ..f.clone()
-        };
-        assert!(request(&bad)
-            .err()
-            .is_some_and(|e| e.field == Some("tokens")));
-        let claude = Fields {
-            agent_type: "claude-code".into(),
-            model: " m ".into(),
-            transport: "proxy".into(),
-            ..f
-        };
-        assert_eq!(
-            request(&claude).ok().unwrap().configuration,
-            Some(json!({"model": "m", "transport": "proxy"}))
+        let bad = request(&fields("synthetic", &[("tokens", "five")]), &synthetic).err();
+        assert!(bad.is_some_and(|e| e.field.as_deref() == Some("tokens")));
+
+        let gemini = info(
+            "gemini-cli",
+            vec![
+                option("model", OptionKind::Text),
+                option("includeDirectories", OptionKind::List),
+                option("mcp", OptionKind::Json),
+            ],
         );
+        let r = request(
+            &fields(
+                "gemini-cli",
+                &[
+                    ("model", " m "),
+                    ("includeDirectories", "/a\n\n /b \n"),
+                    ("mcp", r#"{"mcpServers": {}}"#),
+                ],
+            ),
+            &gemini,
+        )
+        .unwrap();
+        assert_eq!(
+            r.configuration,
+            Some(
+                json!({"model": "m", "includeDirectories": ["/a", "/b"], "mcp": {"mcpServers": {}}})
+            )
+        );
+        let path = request(&fields("gemini-cli", &[("mcp", "/etc/mcp.json")]), &gemini).unwrap();
+        assert_eq!(path.configuration, Some(json!({"mcp": "/etc/mcp.json"})));
+    }
+
+    #[test]
+    fn option_names_become_test_ids() {
+        assert_eq!(kebab("intervalMs"), "interval-ms");
+        assert_eq!(kebab("askPermission"), "ask-permission");
+        assert_eq!(kebab("model"), "model");
     }
 }

@@ -6,7 +6,8 @@
 //!   The binary is always a parameter: only the backend package's own tests can name it
 //!   (`env!("CARGO_BIN_EXE_agentstream")`), and the benchmark is given one by path (`--server`).
 //! - its REST calls (launch, read, wait) and [`WsClient`], a protocol client over one WebSocket;
-//! - [`fake_cli`], a shell script standing in for the Claude CLI;
+//! - [`fake_cli`], a shell script standing in for the Claude CLI; [`agent_clis`], the real CLIs and
+//!   what each needs to talk to a fake model API;
 //! - [`process`]: what `/proc` says about the server and the processes it started;
 //! - the assertions every test file needs ([`assert_error`], [`assert_contiguous`]).
 //!
@@ -15,6 +16,7 @@
 //! (`try_launch_synthetic`, `try_ws`, `try_spawn`, returning [`Fallible`]). The panicking form is always
 //! the fallible one unwrapped, so both run the same code.
 
+pub mod agent_clis;
 mod client;
 mod conversation;
 mod database;

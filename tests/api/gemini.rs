@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 
 use agentstream_testkit::{
-    assert_contiguous, joined, of_event, process, result_of, skip_or_fail, TestServer,
+    agent_clis, assert_contiguous, joined, of_event, process, result_of, TestServer,
 };
 use agentstream_wire::{Agent, AgentStatus, MessageType, ServerEvent, StoredMessage};
 use fake_anthropic::FakeAnthropic;
@@ -22,20 +22,8 @@ use tempfile::TempDir;
 
 use crate::SERVER;
 
-/// The CLI version the tests are written against.
-const CLI_VERSION: &str = "0.61.0";
-
 /// The model every agent names (see the module's comment).
 const MODEL: &str = "gemini-2.5-flash";
-
-fn cli_path() -> Option<PathBuf> {
-    if let Ok(path) = std::env::var("AGENTSTREAM_TEST_GEMINI") {
-        return Some(PathBuf::from(path));
-    }
-    let local =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/gemini/node_modules/.bin/gemini");
-    local.exists().then_some(local)
-}
 
 /// A fake API and a server wired to the real CLI.
 struct Gemini {
@@ -43,7 +31,7 @@ struct Gemini {
     fake: FakeAnthropic,
     marked: process::Marked,
     /// The CLI's HOME (its settings, its sessions under `.gemini/tmp`).
-    _home: TempDir,
+    _home: agent_clis::GeminiHome,
     /// The folder the agents work in.
     work: TempDir,
 }
@@ -56,47 +44,18 @@ impl Gemini {
 
     /// With `cli` instead of the installed CLI (a wrapper around it), and more server settings.
     async fn start_with(cli: Option<PathBuf>, env: &[(&str, &str)]) -> Option<Gemini> {
-        let Some(installed) = cli_path() else {
-            let hint = format!(
-                "the Gemini CLI is not installed: run `scripts/install-tools gemini` (npm @google/gemini-cli@{CLI_VERSION})"
-            );
-            skip_or_fail(
-                "gemini-cli end-to-end test",
-                &hint,
-                "AGENTSTREAM_REQUIRE_GEMINI",
-            );
-            return None;
-        };
+        let installed = agent_clis::gemini_cli()?;
         let cli = cli.unwrap_or(installed);
         let fake = FakeAnthropic::start();
-        let home = TempDir::new().unwrap();
+        let home = agent_clis::GeminiHome::new().unwrap();
         let work = TempDir::new().unwrap();
-        std::fs::create_dir_all(home.path().join(".gemini")).unwrap();
-        let settings = json!({
-            "general": {"disableAutoUpdate": true, "disableUpdateNag": true, "maxAttempts": 1},
-            "privacy": {"usageStatisticsEnabled": false},
-            "telemetry": {"enabled": false},
-            "security": {"auth": {"selectedType": "gemini-api-key"}},
-        });
-        std::fs::write(
-            home.path().join(".gemini/settings.json"),
-            settings.to_string(),
-        )
-        .unwrap();
         let marked = process::Marked::new();
-        let (cli, home_path, fake_url) = (
-            cli.display().to_string(),
-            home.path().display().to_string(),
-            fake.url(),
-        );
-        let mut all: Vec<(&str, &str)> = vec![
-            ("HOME", &home_path),
-            ("GOOGLE_GEMINI_BASE_URL", &fake_url),
-            ("GEMINI_API_KEY", "test-key"),
-            ("AGENTSTREAM__GEMINI__CLI_PATH", &cli),
-            ("AGENTSTREAM__GEMINI__STOP_GRACE_MS", "2000"),
-            marked.env(),
-        ];
+        let server_env = home.server_env(&cli, &fake.url());
+        let mut all: Vec<(&str, &str)> = server_env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        all.push(marked.env());
         all.extend_from_slice(env);
         let app = TestServer::builder().envs(&all).spawn(SERVER).await;
         Some(Gemini {
@@ -390,12 +349,8 @@ async fn a_cli_that_prints_nothing_is_stopped_by_its_idle_timeout() {
 
 #[tokio::test]
 async fn what_the_cli_prints_that_is_not_its_json_is_kept_as_system_messages() {
-    let Some(installed) = cli_path() else {
-        return skip_or_fail(
-            "gemini-cli end-to-end test",
-            "no Gemini CLI",
-            "AGENTSTREAM_REQUIRE_GEMINI",
-        );
+    let Some(installed) = agent_clis::gemini_cli() else {
+        return;
     };
     // A wrapper that prints a warning and a line of an unknown shape on stdout first.
     let dir = TempDir::new().unwrap();

@@ -129,7 +129,7 @@ async fn a_server_validation_error_shows_on_the_form() {
             .await;
         // Above the server's synthetic.max_tokens (1,000,000): only the server knows that bound.
         b.fill("input[data-testid=launch-tokens]", "2000000").await;
-        b.fill("input[data-testid=launch-interval]", "5").await;
+        b.fill("input[data-testid=launch-interval-ms]", "5").await;
         b.click("button[data-testid=launch-submit]").await;
         let shown = b
             .wait_until(

@@ -130,7 +130,7 @@ impl Session {
         b.fill("input[data-testid=launch-tokens]", &tokens.to_string())
             .await;
         b.fill(
-            "input[data-testid=launch-interval]",
+            "input[data-testid=launch-interval-ms]",
             &interval_ms.to_string(),
         )
         .await;

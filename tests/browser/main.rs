@@ -10,6 +10,7 @@
 //! `AGENTSTREAM_REQUIRE_BROWSER=1` (set by `.ci/run`). Screenshots go to `target/browser-screenshots/`. The
 //! server is started by the workspace's test harness (`agentstream-testkit`), as in the API tests.
 
+mod agent_types;
 mod agents;
 mod chaos;
 mod conversation;

@@ -32,7 +32,7 @@ async fn twenty_thousand_tokens_render_and_the_page_stays_responsive() {
             .await;
         b.fill("input[data-testid=launch-tokens]", &TOKENS.to_string())
             .await;
-        b.fill("input[data-testid=launch-interval]", "0").await;
+        b.fill("input[data-testid=launch-interval-ms]", "0").await;
         let submit = b
             .wait_for(Locator::Css("button[data-testid=launch-submit]"))
             .await;

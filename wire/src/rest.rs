@@ -189,6 +189,8 @@ protocol_names! {
         Boolean = "boolean",
         /// A list of text values (given as a JSON array).
         List = "list",
+        /// A JSON object, or (where its description says so) text such as a path.
+        Json = "json",
     }
 }
 

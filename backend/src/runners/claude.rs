@@ -83,7 +83,7 @@ impl AgentKind for ClaudeCode {
                 ),
                 option("allowedTools", "Allowed tools", OptionKind::List, "--allowedTools, e.g. Bash(git log:*)."),
                 option("disallowedTools", "Disallowed tools", OptionKind::List, "--disallowedTools."),
-                option("mcpConfig", "MCP config", OptionKind::Text, "--mcp-config: a JSON object, or a path."),
+                option("mcpConfig", "MCP config", OptionKind::Json, "--mcp-config: a JSON object, or a path."),
                 option("mcpStrict", "Only these MCP servers", OptionKind::Boolean, "--strict-mcp-config."),
                 option("sessionId", "Session id", OptionKind::Text, "--session-id: start a session with this UUID."),
                 option("resume", "Resume session", OptionKind::Text, "--resume: continue the session with this UUID."),
