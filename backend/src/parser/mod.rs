@@ -5,6 +5,7 @@
 //! output, so a real agent and the synthetic one share every step after the runner.
 
 pub mod claude;
+pub mod codex;
 #[cfg(test)]
 mod fixtures;
 pub mod gemini;
