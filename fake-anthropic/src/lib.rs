@@ -1,5 +1,6 @@
 //! A fake Anthropic Messages API, so tests can run the real `claude` CLI fully offline — and Google's
-//! Generative Language API for the `gemini` CLI (`gemini.rs`), scripted by the same markers.
+//! Generative Language API for the `gemini` CLI (`gemini.rs`) and OpenAI's Responses API for the
+//! `codex` CLI (`openai.rs`, `POST /v1/responses`), scripted by the same markers.
 //!
 //! The server streams the genuine SSE event sequence of `POST /v1/messages` (and answers
 //! `"stream": false`, `count_tokens` and `GET /v1/models`). What it answers is scripted per
@@ -49,6 +50,7 @@ mod error;
 mod gemini;
 mod ids;
 mod marker;
+mod openai;
 mod reply;
 mod scenario;
 mod server;
@@ -92,7 +94,8 @@ pub struct RecordedRequest {
     pub headers: BTreeMap<String, String>,
     /// Parsed JSON body, if the request had one.
     pub body: Option<Value>,
-    /// Name of the marker's scenario for `/v1/messages` (the default one when no marker).
+    /// Name of the marker's scenario for a model request (`/v1/messages`, `/v1/responses`, Gemini's
+    /// `…:streamGenerateContent`), the default one when no marker.
     pub scenario: Option<String>,
     /// What the server did, e.g. `stream hello blocks=1 stop=end_turn` or `error 529 …`.
     pub outcome: String,
@@ -106,7 +109,7 @@ impl RecordedRequest {
             .map(String::as_str)
     }
 
-    /// True for a Messages request with `"stream": true`.
+    /// True for a Messages or Responses request with `"stream": true`.
     pub fn is_streaming(&self) -> bool {
         self.body
             .as_ref()
@@ -185,7 +188,8 @@ impl FakeAnthropic {
         })
     }
 
-    /// Base URL for `ANTHROPIC_BASE_URL`, e.g. `http://127.0.0.1:41234`.
+    /// Base URL for `ANTHROPIC_BASE_URL`, e.g. `http://127.0.0.1:41234` (Codex's provider
+    /// `base_url` is this plus `/v1`).
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -205,6 +209,14 @@ impl FakeAnthropic {
         self.requests()
             .into_iter()
             .filter(|r| r.method == "POST" && r.path == "/v1/messages")
+            .collect()
+    }
+
+    /// Only the `POST /v1/responses` requests (what the Codex CLI sends), oldest first.
+    pub fn responses_requests(&self) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path == "/v1/responses")
             .collect()
     }
 

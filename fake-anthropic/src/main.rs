@@ -1,5 +1,5 @@
-//! `fake-anthropic`: runs the fake Messages API in the foreground, for manual runs of the CLI
-//! and for tests that start it as a separate process.
+//! `fake-anthropic`: runs the fake model APIs (Messages, Gemini, Responses) in the foreground, for
+//! manual runs of the CLIs and for tests that start it as a separate process.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -11,7 +11,7 @@ use fake_anthropic::{FakeAnthropic, Options};
 #[derive(Debug, Parser)]
 #[command(
     version,
-    about = "Fake Anthropic Messages API (loopback only), scripted by [[scenario:NAME]] markers"
+    about = "Fake model APIs: Anthropic Messages, Gemini, OpenAI Responses (loopback only), scripted by [[scenario:NAME]] markers"
 )]
 struct Args {
     /// Port to listen on (0 picks a free one).

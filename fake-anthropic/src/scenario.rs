@@ -204,12 +204,13 @@ impl Script {
     }
 }
 
-/// Typed access to marker parameters, reporting bad values as [`ScenarioError`].
-struct Params<'a>(&'a BTreeMap<String, String>);
+/// Typed access to marker parameters, reporting bad values as [`ScenarioError`]; shared with the
+/// Responses API (`openai.rs`), whose scenarios differ but whose parameters read the same.
+pub(crate) struct Params<'a>(pub(crate) &'a BTreeMap<String, String>);
 
 impl Params<'_> {
     /// A string parameter with a default.
-    fn string_or(&self, key: &str, default: &str) -> String {
+    pub(crate) fn string_or(&self, key: &str, default: &str) -> String {
         self.0
             .get(key)
             .cloned()
@@ -217,7 +218,7 @@ impl Params<'_> {
     }
 
     /// A non-negative integer parameter with a default.
-    fn usize_or(&self, key: &str, default: usize) -> Result<usize, ScenarioError> {
+    pub(crate) fn usize_or(&self, key: &str, default: usize) -> Result<usize, ScenarioError> {
         match self.0.get(key) {
             None => Ok(default),
             Some(v) => v.trim().parse().map_err(|_| bad(key, v, "a whole number")),
@@ -225,7 +226,7 @@ impl Params<'_> {
     }
 
     /// `n=`: a number of deltas, capped so a typo cannot exhaust memory.
-    fn count(&self, default: usize) -> Result<usize, ScenarioError> {
+    pub(crate) fn count(&self, default: usize) -> Result<usize, ScenarioError> {
         let n = self.usize_or("n", default)?;
         if n > MAX_DELTAS {
             let v = self.0.get("n").map(String::as_str).unwrap_or_default();
@@ -235,7 +236,7 @@ impl Params<'_> {
     }
 
     /// A non-negative 32-bit integer parameter with a default.
-    fn u32_or(&self, key: &str, default: u32) -> Result<u32, ScenarioError> {
+    pub(crate) fn u32_or(&self, key: &str, default: u32) -> Result<u32, ScenarioError> {
         match self.0.get(key) {
             None => Ok(default),
             Some(v) => v.trim().parse().map_err(|_| bad(key, v, "a whole number")),
@@ -243,7 +244,7 @@ impl Params<'_> {
     }
 
     /// `chunk=`: characters per hello delta, at least 1.
-    fn chunk(&self) -> Result<usize, ScenarioError> {
+    pub(crate) fn chunk(&self) -> Result<usize, ScenarioError> {
         let chunk = self.usize_or("chunk", 6)?;
         if chunk == 0 {
             let v = self.0.get("chunk").map(String::as_str).unwrap_or("0");
@@ -253,7 +254,7 @@ impl Params<'_> {
     }
 
     /// `delay_ms=`: milliseconds (fractions allowed) between deltas.
-    fn delay_or(&self, default_ms: f64) -> Result<Duration, ScenarioError> {
+    pub(crate) fn delay_or(&self, default_ms: f64) -> Result<Duration, ScenarioError> {
         let ms = match self.0.get("delay_ms") {
             None => default_ms,
             Some(v) => v
@@ -263,6 +264,19 @@ impl Params<'_> {
         };
         Duration::try_from_secs_f64(ms / 1000.0)
             .map_err(|_| bad("delay_ms", &ms.to_string(), "between 0 and a sane maximum"))
+    }
+
+    /// A duration in seconds (fractions allowed), e.g. the silence of the Responses `stall`.
+    pub(crate) fn secs_or(&self, key: &str, default_s: f64) -> Result<Duration, ScenarioError> {
+        let s = match self.0.get(key) {
+            None => default_s,
+            Some(v) => v
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| bad(key, v, "a number of seconds"))?,
+        };
+        Duration::try_from_secs_f64(s)
+            .map_err(|_| bad(key, &s.to_string(), "between 0 and a sane maximum"))
     }
 }
 

@@ -87,6 +87,11 @@ pub fn build(listener: TcpListener, state: Arc<State>) -> std::io::Result<Server
                     .default_service(web::to(not_found)),
             )
             .service(
+                web::resource("/v1/responses")
+                    .route(web::post().to(crate::openai::responses))
+                    .default_service(web::to(not_found)),
+            )
+            .service(
                 web::resource("/v1/models")
                     .route(web::get().to(models))
                     .default_service(web::to(not_found)),
@@ -242,8 +247,11 @@ async fn count_tokens(req: HttpRequest, raw: web::Bytes, state: web::Data<State>
         .json(json!({"input_tokens": n}))
 }
 
-/// `GET /v1/models`: one fake model.
+/// `GET /v1/models`: one fake model, in OpenAI's shape for OpenAI clients (the path is shared).
 async fn models(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
+    if crate::openai::is_openai_client(&req) {
+        return crate::openai::models(&req, &state);
+    }
     let mut rec = recorded(&req, None);
     rec.outcome = "models list".to_owned();
     state.record(rec);

@@ -243,7 +243,7 @@ impl Builder {
 
 /// JSON with `", "` and `": "` separators, the text the reference server streamed for tool
 /// inputs, so tool calls arrive in as many `input_json_delta` chunks as in the captured corpus.
-fn spaced_json(value: &Value) -> String {
+pub(crate) fn spaced_json(value: &Value) -> String {
     let mut ser = serde_json::Serializer::with_formatter(Vec::new(), SpacedSeparators);
     match value.serialize(&mut ser) {
         Ok(()) => String::from_utf8(ser.into_inner()).unwrap_or_else(|_| value.to_string()),

@@ -3,6 +3,7 @@
 mod errors;
 mod gemini;
 mod misc;
+mod openai;
 mod streaming;
 
 use reqwest::Client;
