@@ -1,4 +1,5 @@
-# The agentstream server, its web app and the Claude CLI its claude-code agents run, in one image.
+# The agentstream server, its web app and the agent CLIs its agents run (Claude Code, Gemini CLI, Codex),
+# in one image.
 #
 #   docker build -t agentstream .
 #   docker run --rm -p 127.0.0.1:3000:3000 -v agentstream-data:/app/data \
@@ -37,9 +38,9 @@ RUN find . -name '*.rs' -not -path './target/*' -exec touch {} + \
  && target/release/xtask build-web \
  && cp target/release/agentstream /usr/local/bin/agentstream
 
-# The Claude CLI of scripts/install-tools' pinned version, installed with npm (the runtime needs only
+# The agent CLIs of scripts/install-tools' pinned versions, installed with npm (the runtime needs only
 # Node.js, not npm and its hundreds of packages).
-FROM ${RUNTIME_IMAGE} AS claude
+FROM ${RUNTIME_IMAGE} AS clis
 # npm trusts the system's certificate authorities (Node.js has its own list otherwise).
 ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 RUN apt-get update \
@@ -47,7 +48,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/agentstream
 COPY scripts/install-tools scripts/
-RUN ./scripts/install-tools claude
+RUN ./scripts/install-tools claude && ./scripts/install-tools gemini && ./scripts/install-tools codex
 
 FROM ${RUNTIME_IMAGE}
 # Node.js and git for what agents run; bash for the health check.
@@ -57,8 +58,12 @@ RUN apt-get update \
  && useradd --create-home --uid 10001 agentstream \
  && mkdir -p /app/data && chown agentstream /app/data
 WORKDIR /app
-COPY --from=claude /opt/agentstream/.tools/claude /opt/claude
-RUN ln -s /opt/claude/node_modules/.bin/claude /usr/local/bin/claude && claude --version
+COPY --from=clis /opt/agentstream/.tools/claude /opt/claude
+COPY --from=clis /opt/agentstream/.tools/gemini /opt/gemini
+COPY --from=clis /opt/agentstream/.tools/codex /opt/codex
+RUN ln -s /opt/claude/node_modules/.bin/claude /usr/local/bin/claude && claude --version \
+ && ln -s /opt/gemini/node_modules/.bin/gemini /usr/local/bin/gemini && gemini --version \
+ && ln -s /opt/codex/node_modules/.bin/codex /usr/local/bin/codex && codex --version
 COPY --from=build /usr/local/bin/agentstream /usr/local/bin/agentstream
 COPY --from=build /src/frontend-yew/dist /app/web
 COPY config ./config
@@ -67,6 +72,9 @@ ENV AGENTSTREAM__SERVER__STATIC_DIR=/app/web
 # claude-code agents run this CLI (setting claude.cli_path); its credentials come from the environment
 # (ANTHROPIC_API_KEY) or a `claude login` kept in the user's home (mount a volume on /home/agentstream).
 ENV AGENTSTREAM__CLAUDE__CLI_PATH=/opt/claude/node_modules/.bin/claude
+# gemini-cli and codex agents likewise (GEMINI_API_KEY, OPENAI_API_KEY or ~/.codex/config.toml, …).
+ENV AGENTSTREAM__GEMINI__CLI_PATH=/opt/gemini/node_modules/.bin/gemini
+ENV AGENTSTREAM__CODEX__CLI_PATH=/opt/codex/node_modules/.bin/codex
 # production listens on 0.0.0.0, which needs an API token: the server refuses to start without one. Pass
 # it at run time (-e AGENTSTREAM__AUTH__TOKEN=…, or AGENTSTREAM__AUTH__TOKEN_FILE=/run/secrets/…); never
 # bake it into the image.

@@ -22,6 +22,7 @@ pub struct Settings {
     pub runners: RunnerSettings,
     pub claude: ClaudeSettings,
     pub gemini: GeminiSettings,
+    pub codex: CodexSettings,
     pub proxy: ProxySettings,
     pub auth: AuthSettings,
     #[serde(default)]
@@ -122,6 +123,17 @@ pub struct GeminiSettings {
     pub extra_args: Vec<String>,
     pub stop_grace_ms: u64,
     /// A run that prints nothing for this long is stopped (0: never).
+    pub idle_timeout_ms: u64,
+}
+
+/// How `codex` agents run.
+#[derive(Clone, Debug, Deserialize)]
+pub struct CodexSettings {
+    pub cli_path: PathBuf,
+    pub extra_args: Vec<String>,
+    pub stop_grace_ms: u64,
+    /// A run that prints nothing for this long (not waiting for a permission answer) is stopped
+    /// (0: never).
     pub idle_timeout_ms: u64,
 }
 

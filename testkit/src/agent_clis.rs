@@ -83,3 +83,74 @@ impl GeminiHome {
         .collect()
     }
 }
+
+/// The Codex CLI the tests are written against.
+pub const CODEX_VERSION: &str = "0.169.0";
+
+/// The installed Codex CLI (see [`installed`]).
+pub fn codex_cli() -> Option<PathBuf> {
+    installed(
+        "codex",
+        CODEX_VERSION,
+        "@openai/codex",
+        "codex end-to-end test",
+    )
+}
+
+/// A CODEX_HOME for the Codex CLI whose `config.toml` makes the fake at `api_url` its model
+/// provider (`OPENAI_BASE_URL` alone is not enough), never retries (a failing API fails the run at
+/// once), and keeps the CLI from calling out (analytics, the plugins' git fetch, endless reconnects).
+pub struct CodexHome {
+    dir: TempDir,
+}
+
+impl CodexHome {
+    pub fn new(api_url: &str) -> std::io::Result<Self> {
+        let dir = TempDir::new()?;
+        let codex = dir.path().join(".codex");
+        std::fs::create_dir_all(&codex)?;
+        let config = format!(
+            r#"model = "gpt-5.5"
+model_provider = "fake"
+
+[model_providers.fake]
+name = "fake"
+base_url = "{api_url}/v1"
+env_key = "OPENAI_API_KEY"
+wire_api = "responses"
+request_max_retries = 0
+stream_max_retries = 0
+
+[analytics]
+enabled = false
+
+[features]
+plugins = false
+unbounded_connection_retries = false
+"#
+        );
+        std::fs::write(codex.join("config.toml"), config)?;
+        Ok(CodexHome { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The server's environment for `codex` agents: `cli`, configured by this home.
+    pub fn server_env(&self, cli: &Path) -> Vec<(String, String)> {
+        [
+            ("HOME", self.path().display().to_string()),
+            (
+                "CODEX_HOME",
+                self.path().join(".codex").display().to_string(),
+            ),
+            ("OPENAI_API_KEY", "sk-test".to_owned()),
+            ("AGENTSTREAM__CODEX__CLI_PATH", cli.display().to_string()),
+            ("AGENTSTREAM__CODEX__STOP_GRACE_MS", "2000".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+}

@@ -229,11 +229,13 @@ async fn a_type_whose_cli_is_missing_is_unavailable_and_names_the_setting() {
     let app = TestServer::builder()
         .env("AGENTSTREAM__GEMINI__CLI_PATH", "/nonexistent/gemini")
         .env("AGENTSTREAM__CLAUDE__CLI_PATH", "/nonexistent/claude")
+        .env("AGENTSTREAM__CODEX__CLI_PATH", "/nonexistent/codex")
         .spawn(SERVER)
         .await;
     for (agent_type, setting) in [
         ("gemini-cli", "gemini.cli_path"),
         ("claude-code", "claude.cli_path"),
+        ("codex", "codex.cli_path"),
     ] {
         let r = app
             .post_agent(&json!({"type": agent_type, "prompt": "hi"}))
@@ -262,6 +264,7 @@ async fn unknown_options_of_a_type_are_refused_by_name() {
     for (agent_type, option) in [
         ("gemini-cli", "permissionMode"),
         ("claude-code", "approvalMode"),
+        ("codex", "permissionMode"),
         ("synthetic", "model"),
     ] {
         let r = app

@@ -6,6 +6,8 @@ mod auth;
 mod bad_input;
 mod claude;
 mod cli;
+mod cli_agents;
+mod codex;
 mod conversation;
 mod errors;
 mod faults;

@@ -23,8 +23,8 @@ pub use events::{
 pub use metadata::{keys, EventType};
 pub use names::{AgentStatus, AgentType, ClaudeTransport, MessageType, UnknownName};
 pub use rest::{
-    Agent, AgentOption, AgentTypeInfo, ClaudeConfig, CreateAgentRequest, GeminiConfig, Health,
-    OptionKind, PermissionAnswer, PermissionDecision, SendMessageRequest, StoredMessage,
+    Agent, AgentOption, AgentTypeInfo, ClaudeConfig, CodexConfig, CreateAgentRequest, GeminiConfig,
+    Health, OptionKind, PermissionAnswer, PermissionDecision, SendMessageRequest, StoredMessage,
     SyntheticConfig,
 };
 

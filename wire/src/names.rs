@@ -73,6 +73,8 @@ protocol_names! {
         ClaudeCode = "claude-code",
         /// Gemini CLI (`gemini -o stream-json`).
         GeminiCli = "gemini-cli",
+        /// OpenAI's Codex CLI (`codex app-server`).
+        Codex = "codex",
     }
 }
 

@@ -174,6 +174,27 @@ pub struct GeminiConfig {
     pub resume: Option<String>,
 }
 
+/// `configuration` of a `codex` agent; every field optional.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CodexConfig {
+    /// The model (a slug the CLI knows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// When the agent asks before it runs a command: `never`, `on-request` or `untrusted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_policy: Option<String>,
+    /// Where its commands may write: `read-only`, `workspace-write` or `danger-full-access`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
+    /// The folder the agent works in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_directory: Option<String>,
+    /// Continue the Codex thread with this id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
+}
+
 protocol_names! {
     /// What kind of value an agent type's option takes (`GET /api/agent-types`).
     pub enum OptionKind {

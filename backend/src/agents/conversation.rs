@@ -328,9 +328,11 @@ impl AgentActor {
                 if answer.always == Some(true) && answer.decision == PermissionDecision::Allow {
                     self.allow_always(&tool_name);
                 }
-                let line = stream_json::permission_answer_line(&request_id, &tool_name, &answer);
                 if let Some(control) = self.control() {
-                    if control.send_line(line).is_err() {
+                    if control
+                        .answer_permission(&request_id, &tool_name, &answer)
+                        .is_err()
+                    {
                         tracing::warn!(agent = %self.id, "a permission answer found the agent's input closed");
                     }
                 }
@@ -358,7 +360,7 @@ impl AgentActor {
         // Only a running runner takes it: one that has exited (draining) may never read it.
         let open = !self.conversation.input_closed && matches!(self.phase, Phase::Running(_));
         if let (true, Some(control)) = (open, self.control()) {
-            if control.send_line(stream_json::user_line(&content)).is_ok() {
+            if control.send_input(&content).is_ok() {
                 self.conversation.turns_open += 1;
                 return;
             }
@@ -372,10 +374,9 @@ impl AgentActor {
     /// Writes the follow-ups that waited to a run that has just started.
     pub(super) fn deliver_waiting(&mut self) {
         while let Some(content) = self.conversation.waiting.pop_front() {
-            let line = stream_json::user_line(&content);
             let taken = self
                 .control()
-                .is_some_and(|control| control.send_line(line).is_ok());
+                .is_some_and(|control| control.send_input(&content).is_ok());
             if !taken {
                 self.conversation.waiting.push_front(content);
                 break;
@@ -476,10 +477,7 @@ impl Handler<Interrupt> for AgentActor {
             // Still starting: the turn is interrupted as soon as the runner is there.
             return Ok(());
         };
-        if control
-            .send_line(stream_json::interrupt_line(&request_id))
-            .is_err()
-        {
+        if control.request_interrupt(&request_id).is_err() {
             // No input to ask over: a signal (a process), or the run is stopped (a proxy's).
             let interrupted = control.interrupt();
             ctx.spawn(fut::wrap_future(interrupted));

@@ -14,7 +14,7 @@ use agentstream_wire::{
 use serde_json::{json, Value};
 
 use super::kind::bounds::{self, invalid, plain_arg};
-use super::kind::{choice, option, AgentKind, Cli};
+use super::kind::{choice, option, parse_configuration, AgentKind, Cli};
 use super::process::{Args, ProcessSpec, Stdin};
 use super::proxy::ProxySpec;
 use super::{Continuation, RunnerSpec};
@@ -127,11 +127,7 @@ impl AgentKind for ClaudeCode {
 
 /// Parses and checks a `claude-code` configuration.
 pub fn parse_config(configuration: Option<&Value>) -> Result<ClaudeConfig, ApiError> {
-    let config: ClaudeConfig = match configuration {
-        None | Some(Value::Null) => ClaudeConfig::default(),
-        Some(v) => serde_json::from_value(v.clone())
-            .map_err(|e| invalid(format!("claude-code configuration: {e}")))?,
-    };
+    let config: ClaudeConfig = parse_configuration(AgentType::ClaudeCode, configuration)?;
     if let Some(model) = &config.model {
         bounds::check_model(model)?;
     }

@@ -16,7 +16,7 @@ use agentstream_wire::{AgentType, AgentTypeInfo, ErrorCode, GeminiConfig, Option
 use serde_json::Value;
 
 use super::kind::bounds::{self, invalid, plain_arg};
-use super::kind::{choice, option, AgentKind, Cli};
+use super::kind::{choice, option, parse_configuration, AgentKind, Cli};
 use super::process::{Args, IdleTimeout, ProcessSpec, Stdin};
 use super::{Continuation, RunnerSpec};
 use crate::configuration::Settings;
@@ -124,11 +124,7 @@ impl AgentKind for GeminiCli {
 
 /// Parses and checks a `gemini-cli` configuration (an unknown key is refused, named).
 pub fn parse_config(configuration: Option<&Value>) -> Result<GeminiConfig, ApiError> {
-    let config: GeminiConfig = match configuration {
-        None | Some(Value::Null) => GeminiConfig::default(),
-        Some(v) => serde_json::from_value(v.clone())
-            .map_err(|e| invalid(format!("gemini-cli configuration: {e}")))?,
-    };
+    let config: GeminiConfig = parse_configuration(AgentType::GeminiCli, configuration)?;
     if let Some(model) = &config.model {
         bounds::check_model(model)?;
     }
@@ -213,9 +209,11 @@ pub fn cli_spec(prompt: &str, config: &GeminiConfig, settings: &Settings) -> Pro
         max_line_bytes: settings.runners.max_line_bytes,
         stop_grace: Duration::from_millis(settings.gemini.stop_grace_ms),
         program_setting: "gemini.cli_path (AGENTSTREAM__GEMINI__CLI_PATH)".to_owned(),
-        idle_timeout: (idle > 0).then(|| IdleTimeout {
-            after: Duration::from_millis(idle),
-            setting: "gemini.idle_timeout_ms (AGENTSTREAM__GEMINI__IDLE_TIMEOUT_MS)".to_owned(),
+        idle_timeout: (idle > 0).then(|| {
+            IdleTimeout::new(
+                Duration::from_millis(idle),
+                "gemini.idle_timeout_ms (AGENTSTREAM__GEMINI__IDLE_TIMEOUT_MS)",
+            )
         }),
     }
 }

@@ -15,7 +15,7 @@ use actix_web::http::StatusCode;
 use agentstream_wire::{AgentOption, AgentType, AgentTypeInfo, ErrorCode, OptionKind};
 use serde_json::Value;
 
-use super::{claude, gemini, synthetic, Continuation, RunnerSpec};
+use super::{claude, codex, gemini, synthetic, Continuation, RunnerSpec};
 use crate::configuration::Settings;
 use crate::error::ApiError;
 use crate::parser::LineParser;
@@ -58,6 +58,7 @@ pub fn kind(agent_type: AgentType) -> &'static dyn AgentKind {
         AgentType::Synthetic => &synthetic::Synthetic,
         AgentType::ClaudeCode => &claude::ClaudeCode,
         AgentType::GeminiCli => &gemini::GeminiCli,
+        AgentType::Codex => &codex::Codex,
     }
 }
 
@@ -132,6 +133,19 @@ impl Cli<'_> {
 fn executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// A type's `configuration` as its struct (`deny_unknown_fields`: an unknown key is refused, named);
+/// none is the defaults.
+pub fn parse_configuration<T: serde::de::DeserializeOwned + Default>(
+    agent_type: AgentType,
+    configuration: Option<&Value>,
+) -> Result<T, ApiError> {
+    match configuration {
+        None | Some(Value::Null) => Ok(T::default()),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| bounds::invalid(format!("{agent_type} configuration: {e}"))),
+    }
 }
 
 /// An option of a type, for its [`AgentTypeInfo`].

@@ -8,10 +8,12 @@
 //! filling memory.
 //!
 //! Runners: the synthetic generator, a child process whose stdout is read line by line (the Claude and
-//! Gemini CLIs), and an SSE reader of a Claude proxy's stream. Which runner an agent gets, and with
+//! Gemini CLIs; the Codex CLI's app-server, with a JSON-RPC client around it), and an SSE reader of a
+//! Claude proxy's stream. Which runner an agent gets, and with
 //! what, is its type's business ([`kind`]).
 
 pub mod claude;
+pub mod codex;
 pub mod gemini;
 pub mod kind;
 pub mod process;
@@ -85,12 +87,37 @@ impl InputLines {
 }
 
 /// Talks to a running agent, and stops what dropping the event stream does not stop (a process tree,
-/// a remote run).
+/// a remote run). What is said to it (a follow-up, an interrupt request, a permission answer) is
+/// written in the agent's own input format: by default Claude's stream-json, one line each
+/// ([`stream_json`]), which the synthetic agent reads too; a runner that speaks another protocol
+/// says it its own way.
 pub trait RunnerControl: Send {
-    /// Writes one line to the agent's input (a follow-up, an interrupt request, a permission answer),
-    /// after every line written before it.
+    /// Writes one line to the agent's input, after every line written before it.
     fn send_line(&mut self, _line: String) -> Result<(), InputClosed> {
         Err(InputClosed)
+    }
+
+    /// Gives the agent a follow-up: it becomes the next turn of this run.
+    fn send_input(&mut self, content: &str) -> Result<(), InputClosed> {
+        self.send_line(stream_json::user_line(content))
+    }
+
+    /// Asks the agent to end its current turn (`request_id` names the request); `Err` when it cannot
+    /// be asked, and [`Self::interrupt`] is used instead.
+    fn request_interrupt(&mut self, request_id: &str) -> Result<(), InputClosed> {
+        self.send_line(stream_json::interrupt_line(request_id))
+    }
+
+    /// Answers the agent's permission request `request_id` (for `tool_name`).
+    fn answer_permission(
+        &mut self,
+        request_id: &str,
+        tool_name: &str,
+        answer: &agentstream_wire::PermissionAnswer,
+    ) -> Result<(), InputClosed> {
+        self.send_line(stream_json::permission_answer_line(
+            request_id, tool_name, answer,
+        ))
     }
 
     /// Nothing more will be written: close the agent's input so that it exits once it has answered.
@@ -201,6 +228,8 @@ pub enum RunnerSpec {
     Process(process::ProcessSpec),
     /// An SSE stream from a proxy that runs the CLI (`agentstream proxy`, or any server of the same contract).
     Proxy(proxy::ProxySpec),
+    /// The Codex CLI's app-server, spoken to in JSON-RPC.
+    Codex(codex::CodexSpec),
 }
 
 impl RunnerSpec {
@@ -218,7 +247,7 @@ impl RunnerSpec {
     pub fn configuration(&self) -> Option<Value> {
         match self {
             RunnerSpec::Synthetic(s) => Some(s.configuration()),
-            RunnerSpec::Process(_) | RunnerSpec::Proxy(_) => None,
+            RunnerSpec::Process(_) | RunnerSpec::Proxy(_) | RunnerSpec::Codex(_) => None,
         }
     }
 
@@ -234,6 +263,7 @@ impl RunnerSpec {
             }
             RunnerSpec::Process(spec) => process::spawn(spec),
             RunnerSpec::Proxy(spec) => proxy::start(spec).await,
+            RunnerSpec::Codex(spec) => codex::start(spec),
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct Transcript {
 
 /// A result's `terminalReason` (`aborted_streaming`, `aborted_tools`: the turn was interrupted).
 const TERMINAL_REASON: &str = "terminalReason";
+/// A retry's answers that will not be finished (Codex): their streamed text is void.
+const ABANDONED_MESSAGE_IDS: &str = "abandonedMessageIds";
 
 /// The `subtype` of the system line that says the agent withdrew a request (its turn was interrupted).
 const CANCEL_REQUEST: &str = "control_cancel_request";
@@ -140,6 +142,17 @@ impl Transcript {
             .and_then(Value::as_i64)
             .unwrap_or(0);
         let stream_key = message_id.clone().map(|id| (id, block_index));
+        // A retry that starts the answer over (Codex's `api_retry`): what streamed of the answers it
+        // abandons is void. The retry itself is shown as the system line it is.
+        if let Some(ids) = m
+            .metadata
+            .get(ABANDONED_MESSAGE_IDS)
+            .and_then(Value::as_array)
+        {
+            for id in ids.iter().filter_map(Value::as_str) {
+                self.abandon(id, 0);
+            }
+        }
         match event {
             Some(EventType::ContentDelta) => {
                 let found = match &stream_key {
@@ -289,9 +302,13 @@ impl Transcript {
                 // The turn is over: a request still waiting will not be answered.
                 self.end_waiting_cards();
                 let num = |k: &str| m.metadata.get(k);
-                let output_tokens = num(keys::USAGE)
-                    .and_then(|u| u.get("output_tokens"))
-                    .and_then(Value::as_u64);
+                // Claude's and Gemini's usage say `output_tokens`; Codex's, the thread's
+                // `total.outputTokens`.
+                let output_tokens = num(keys::USAGE).and_then(|u| {
+                    u.get("output_tokens")
+                        .or_else(|| u.pointer("/total/outputTokens"))
+                        .and_then(Value::as_u64)
+                });
                 self.push_block(
                     m,
                     BlockKind::Result {
@@ -300,7 +317,8 @@ impl Transcript {
                             .and_then(Value::as_bool)
                             .unwrap_or(false),
                         interrupted: meta_str(m, TERMINAL_REASON)
-                            .is_some_and(|r| r.starts_with("aborted")),
+                            .is_some_and(|r| r.starts_with("aborted"))
+                            || meta_str(m, keys::SUBTYPE).as_deref() == Some("interrupted"),
                         cost_usd: num(keys::TOTAL_COST_USD).and_then(Value::as_f64),
                         output_tokens,
                         duration_ms: num(keys::DURATION_MS).and_then(Value::as_i64),
@@ -459,6 +477,46 @@ mod tests {
         );
         f.whole("m2", "the full answer");
         assert_eq!(f.t.visible_text(), "the full answer");
+    }
+
+    #[test]
+    fn a_retry_voids_what_streamed_of_the_answers_it_abandons() {
+        let mut f = Feed::new();
+        f.delta("m1", 0, "partial ans");
+        f.push(
+            MessageType::System,
+            "Reconnecting... 1/5",
+            json!({"eventType": "system", "subtype": "api_retry", "abandonedMessageIds": ["m1"]}),
+        );
+        f.delta("m2", 0, "the full answer");
+        assert_eq!(f.t.visible_text(), "the full answer");
+    }
+
+    #[test]
+    fn a_codex_result_shows_its_tokens_and_an_interrupted_turn() {
+        let mut f = Feed::new();
+        f.push(
+            MessageType::Result,
+            "",
+            json!({"eventType": "result", "subtype": "interrupted", "isError": true,
+                   "usage": {"total": {"outputTokens": 7}, "last": {"outputTokens": 2}}}),
+        );
+        let kinds: Vec<BlockKind> =
+            f.t.blocks()
+                .iter()
+                .map(|b| b.borrow().kind.clone())
+                .collect();
+        assert!(
+            matches!(
+                kinds[0],
+                BlockKind::Result {
+                    interrupted: true,
+                    output_tokens: Some(7),
+                    ..
+                }
+            ),
+            "{kinds:?}"
+        );
     }
 
     #[test]

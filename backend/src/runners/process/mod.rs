@@ -101,10 +101,28 @@ pub enum Stdin {
 }
 
 /// How long a process may print nothing, and the setting that says so (for the error message).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct IdleTimeout {
     pub after: Duration,
     pub setting: String,
+    /// While set, silence is expected (the agent waits for a permission answer): no timeout.
+    pub hold: Arc<AtomicBool>,
+}
+
+impl PartialEq for IdleTimeout {
+    fn eq(&self, other: &Self) -> bool {
+        self.after == other.after && self.setting == other.setting
+    }
+}
+
+impl IdleTimeout {
+    pub fn new(after: Duration, setting: &str) -> Self {
+        IdleTimeout {
+            after,
+            setting: setting.to_owned(),
+            hold: Arc::default(),
+        }
+    }
 }
 
 /// Starts the process. Fails at once when it cannot be started (not found, not executable).
@@ -282,7 +300,7 @@ async fn supervise(
     let mut reading = tokio::spawn(read_stdout(
         stdout,
         spec.max_line_bytes,
-        spec.idle_timeout.as_ref().map(|t| t.after),
+        spec.idle_timeout.clone(),
         events.clone(),
         progress.clone(),
     ));
@@ -370,19 +388,22 @@ enum ReadEnd {
 async fn read_stdout(
     stdout: tokio::process::ChildStdout,
     max_line_bytes: usize,
-    idle: Option<Duration>,
+    idle: Option<IdleTimeout>,
     events: mpsc::Sender<RunnerEvent>,
     progress: Arc<ReadProgress>,
 ) -> ReadEnd {
     let mut reader = BufReader::with_capacity(64 * 1024, stdout);
     let mut listening = true;
     loop {
-        let read = read_bounded_line(&mut reader, max_line_bytes);
-        let read = match idle {
+        let mut read = std::pin::pin!(read_bounded_line(&mut reader, max_line_bytes));
+        let read = match &idle {
             // Measured from the last line, so a slow agent that keeps printing never times out.
-            Some(idle) => match tokio::time::timeout(idle, read).await {
-                Ok(read) => read,
-                Err(_) => return ReadEnd::Silent,
+            Some(idle) => loop {
+                match tokio::time::timeout(idle.after, &mut read).await {
+                    Ok(read) => break read,
+                    Err(_) if idle.hold.load(Ordering::Relaxed) => continue,
+                    Err(_) => return ReadEnd::Silent,
+                }
             },
             None => read.await,
         };
@@ -456,10 +477,10 @@ mod tests {
     async fn a_silent_process_is_stopped_after_its_idle_timeout() {
         use futures_util::StreamExt;
         let mut s = spec("sh", &["-c", "echo one; sleep 30 & wait"]);
-        s.idle_timeout = Some(IdleTimeout {
-            after: Duration::from_millis(300),
-            setting: "test.idle_timeout_ms".into(),
-        });
+        s.idle_timeout = Some(IdleTimeout::new(
+            Duration::from_millis(300),
+            "test.idle_timeout_ms",
+        ));
         let begun = std::time::Instant::now();
         let events: Vec<_> = spawn(s).unwrap().events.collect().await;
         assert!(begun.elapsed() < Duration::from_secs(10), "{events:?}");
