@@ -22,6 +22,7 @@ mod conversation;
 mod database;
 pub mod process;
 mod server;
+pub mod sse;
 mod ws;
 
 use std::path::Path;

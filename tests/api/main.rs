@@ -10,6 +10,7 @@ mod cli_agents;
 mod codex;
 mod conversation;
 mod errors;
+mod event_stream;
 mod faults;
 mod gemini;
 mod instances;

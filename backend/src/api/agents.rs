@@ -16,7 +16,7 @@ use crate::store;
 /// Largest `limit` of one history page.
 const MAX_LIMIT: u64 = 100_000;
 
-pub(super) fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+pub(crate) fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw)
         .map_err(|_| ApiError::bad_request(ErrorCode::InvalidId, format!("{raw:?} is not a UUID")))
 }

@@ -73,6 +73,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
                 ApiError::bad_request(ErrorCode::InvalidPath, e.to_string()).into()
             }))
             .service(
+                web::resource("/events")
+                    .route(web::get().to(crate::gateway::event_stream::all_events))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/agents/{id}/events")
+                    .route(web::get().to(crate::gateway::event_stream::agent_events))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
                 web::resource("/agent-types")
                     .route(web::get().to(agents::types))
                     .default_service(web::to(method_not_allowed)),

@@ -1,6 +1,7 @@
-//! The WebSocket gateway: the endpoint `/ws`, a session actor per socket, and the room
-//! registry that fans events out to them.
+//! The gateway: the endpoint `/ws` (a session actor per socket), the Server-Sent Events streams under
+//! `/api` (`event_stream`), and the room registry that fans events out to both.
 
+pub mod event_stream;
 pub mod registry;
 pub mod session;
 

@@ -96,11 +96,22 @@ impl Policy {
     }
 }
 
-/// Which endpoint a request is for: only the WebSocket takes `?token=`.
+/// Which endpoint a request is for: only the WebSocket and the event streams take `?token=` (a
+/// browser's `WebSocket` and `EventSource` cannot send a header).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Surface {
     Api,
-    WebSocket,
+    /// `/ws` and the event streams.
+    Streaming,
+}
+
+/// Whether `path` is one of the event streams (`/api/events`, `/api/agents/{id}/events`).
+fn is_event_stream(path: &str) -> bool {
+    path == "/api/events"
+        || path
+            .strip_prefix("/api/agents/")
+            .and_then(|rest| rest.strip_suffix("/events"))
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 /// The middleware of `/api`.
@@ -108,7 +119,12 @@ pub async fn guard_api(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    guard(req, next, Surface::Api).await
+    let surface = if is_event_stream(req.path()) {
+        Surface::Streaming
+    } else {
+        Surface::Api
+    };
+    guard(req, next, surface).await
 }
 
 /// The middleware of `/ws`.
@@ -116,7 +132,7 @@ pub async fn guard_ws(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    guard(req, next, Surface::WebSocket).await
+    guard(req, next, Surface::Streaming).await
 }
 
 async fn guard(
@@ -201,7 +217,7 @@ async fn guard(
 fn authenticate(req: &ServiceRequest, token: &ApiToken, surface: Surface) -> Result<(), ApiError> {
     let how = match surface {
         Surface::Api => "send it as `Authorization: Bearer <token>`",
-        Surface::WebSocket => "send it as `Authorization: Bearer <token>` or `?token=<token>`",
+        Surface::Streaming => "send it as `Authorization: Bearer <token>` or `?token=<token>`",
     };
     let (message, challenge) = match presented(req, surface) {
         Presented::Token(t) if token.verify(&t) => return Ok(()),
@@ -218,7 +234,7 @@ fn authenticate(req: &ServiceRequest, token: &ApiToken, surface: Surface) -> Res
             "Bearer realm=\"agentstream\", error=\"invalid_request\"",
         ),
         Presented::QueryNotAccepted => (
-            format!("a token in the URL is accepted only on /ws: {how}"),
+            format!("a token in the URL is accepted only on /ws and the event streams: {how}"),
             "Bearer realm=\"agentstream\", error=\"invalid_request\"",
         ),
     };
@@ -231,7 +247,7 @@ fn authenticate(req: &ServiceRequest, token: &ApiToken, surface: Surface) -> Res
 }
 
 fn presented(req: &ServiceRequest, surface: Surface) -> Presented {
-    token::presented(req, surface == Surface::WebSocket)
+    token::presented(req, surface == Surface::Streaming)
 }
 
 /// The error as the response, with CORS headers when the page's origin is allowed (so that it can read
