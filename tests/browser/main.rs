@@ -14,6 +14,7 @@ mod agent_types;
 mod agents;
 mod chaos;
 mod conversation;
+mod event_source;
 mod harness;
 mod instances;
 mod performance;
