@@ -229,6 +229,12 @@ impl Application {
         // Each event is a small frame: without TCP_NODELAY, Nagle holds it until the client's delayed
         // ACK (up to 40 ms on Linux), longer than everything else a token's trip takes.
         .tcp_nodelay(true)
+        // After the last response of a connection, actix waits this long for the client to close
+        // first (reading what it still sends, so that closing does not reset the connection under a
+        // response it has not read). A WebSocket client that did the close handshake waits for the
+        // server to close instead (RFC 6455): with actix's default (1 s) every proper close took a
+        // second.
+        .client_disconnect_timeout(std::time::Duration::from_millis(100))
         // SIGINT/SIGTERM are ours (`run_until_stopped`): agents and sockets end in order first.
         .disable_signals()
         // What is left once the sockets were told to go away gets this long to finish.

@@ -218,3 +218,64 @@ async fn the_subscribe_reply_says_whether_the_position_was_recovered() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_close_handshake_ends_the_connection_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestServer::spawn(SERVER).await;
+    // A client as RFC 6455 has it (Python's `websockets`, for one): it sends its Close, gets the
+    // server's, and waits for the server to close the TCP connection.
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connect");
+    let upgrade = format!(
+        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        app.port
+    );
+    tcp.write_all(upgrade.as_bytes()).await.expect("upgrade");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(tcp.read(&mut byte).await.expect("read the handshake"), 1);
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    // Close, code 1000, masked as a client's frames are.
+    let mask = [0x11, 0x22, 0x33, 0x44];
+    let code = 1000u16.to_be_bytes();
+    let frame = [
+        0x88,
+        0x82,
+        mask[0],
+        mask[1],
+        mask[2],
+        mask[3],
+        code[0] ^ mask[0],
+        code[1] ^ mask[1],
+    ];
+    let begun = std::time::Instant::now();
+    tcp.write_all(&frame).await.expect("close");
+    let mut rest = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tcp.read_to_end(&mut rest),
+    )
+    .await
+    .expect("the server closes the connection")
+    .expect("read to the end");
+    let elapsed = begun.elapsed();
+    assert_eq!(
+        rest.first(),
+        Some(&0x88),
+        "the server's Close came first: {rest:?}"
+    );
+    assert!(
+        elapsed < std::time::Duration::from_millis(500),
+        "the connection stayed open {elapsed:?} after the close handshake"
+    );
+}
