@@ -28,6 +28,29 @@ pub struct Announcement {
     pub created: Vec<Uuid>,
 }
 
+impl Announcement {
+    /// Takes in the next announcement of the same writer or another, as long as that keeps every
+    /// event after the messages announced before it: only while this one holds no event. Returns
+    /// the announcement back when it cannot be taken in.
+    pub fn absorb(&mut self, next: Announcement) -> Result<(), Announcement> {
+        if !self.events.is_empty() || !self.created.is_empty() {
+            return Err(next);
+        }
+        for (agent, first, last) in next.messages {
+            match self.messages.iter_mut().find(|(a, _, _)| *a == agent) {
+                Some((_, f, l)) => {
+                    *f = (*f).min(first);
+                    *l = (*l).max(last);
+                }
+                None => self.messages.push((agent, first, last)),
+            }
+        }
+        self.events = next.events;
+        self.created = next.created;
+        Ok(())
+    }
+}
+
 /// The announcements of a write's frames (several when one would be too large), in order.
 pub fn announcements<'a>(
     instance: &str,
@@ -133,6 +156,29 @@ pub async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn announcements_merge_only_while_no_event_would_move_before_a_message() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut merged = Announcement {
+            messages: vec![(a, 1, 10)],
+            ..Announcement::default()
+        };
+        let next = Announcement {
+            messages: vec![(a, 11, 20), (b, 1, 3)],
+            events: vec![(Some(a), "{}".into())],
+            ..Announcement::default()
+        };
+        assert!(merged.absorb(next).is_ok());
+        assert_eq!(merged.messages, vec![(a, 1, 20), (b, 1, 3)]);
+        assert_eq!(merged.events.len(), 1);
+        // Its event was announced after a's message 20: a later message cannot join it.
+        let later = Announcement {
+            messages: vec![(a, 21, 21)],
+            ..Announcement::default()
+        };
+        assert_eq!(merged.absorb(later).err().map(|l| l.messages), Some(vec![(a, 21, 21)]));
+    }
 
     fn message(agent: Uuid, seq: i64) -> EventFrame {
         EventFrame::from_frame(Scope::Room(agent), Some(seq), format!("m{seq}"))
