@@ -3,7 +3,13 @@
 //! - **throughput**: the throughput scenario's agents spread over three instances, each watched by a
 //!   client of an instance other than its owner, against one instance in the same run;
 //! - **latency**: the latency scenario's offered load (and, in a full run, a tenth of it), the agents on
-//!   instance `a`, their clients on `b`, each of which must also get its agent's `agent:complete`;
+//!   instance `a`, each watched by a client of `a` and one of `b`, both of which must get every message
+//!   once and in order and its agent's `agent:complete`. The figure against the target is the time from
+//!   a frame on `a`'s client to the same token's on `b`'s: `a` shows a message only once it is
+//!   committed, so that is from the commit on `a` (as near as a client can see it) to the frame on `b`.
+//!   From the token's stamp to either frame is shown beside it: the stamp-to-`a` part is `a`'s own
+//!   commit (on this machine's disk, an fsync that now and then stalls every commit for hundreds of
+//!   milliseconds, one instance or several), which is not what crossing instances costs;
 //! - **kill**: an instance running three streaming agents is SIGKILLed; how long until a client of
 //!   another instance hears all three `interrupted` (the product's lease, 10 s), and whether it got
 //!   every message the killed instance stored.
@@ -19,8 +25,12 @@ use agentstream_wire::{AgentStatus, ServerEvent};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use crate::scenarios::{offered_load, stored_and_delivered, throughput_shape, Load, COMPLETE_WAIT};
-use crate::server::{self, launch, message_number, next_text, BenchResult, DEFAULT_LEASE_MS};
+use crate::scenarios::{
+    self, stored_and_delivered, throughput_shape, watched_load, Latencies, Load, COMPLETE_WAIT,
+};
+use crate::server::{
+    self, launch, message_number, next_text, BenchResult, Watched, DEFAULT_LEASE_MS,
+};
 use crate::{per_second, Row};
 
 const SCENARIO: &str = "instances";
@@ -172,8 +182,9 @@ async fn throughput(binary: &Path, smoke: bool) -> BenchResult<Vec<Row>> {
     ])
 }
 
-/// The latency scenario's offered load with the agents on instance `a` and their clients on `b`, and (in
-/// a full run) a tenth of it; an agent whose `agent:complete` does not reach `b` is a failure.
+/// The latency scenario's offered load with the agents on instance `a`, each watched by a client of `a`
+/// and one of `b`, and (in a full run) a tenth of it; an agent whose `agent:complete` does not reach
+/// both clients is a failure.
 async fn latency(binary: &Path, smoke: bool, failures: &mut Vec<String>) -> BenchResult<Vec<Row>> {
     let target = Load::latency(smoke);
     let mut loads = vec![(target, "p99 <= 25 ms")];
@@ -194,52 +205,141 @@ async fn latency(binary: &Path, smoke: bool, failures: &mut Vec<String>) -> Benc
         let other = dir.same_database();
         let a = instance(binary, &dir, "a", DEFAULT_LEASE_MS).await?;
         let b = instance(binary, &other, "b", DEFAULT_LEASE_MS).await?;
-        let measured = offered_load(&a, &b, load).await?;
+        let watches = watched_load(&a, &[&a, &b], load).await?;
+        let on_a = Latencies::of(load, watches.iter().map(|w| &w[0]))
+            .map_err(|e| format!("at {} msg/s, on a's clients: {e}", load.rate))?;
+        let on_b = Latencies::of(load, watches.iter().map(|w| &w[1]))
+            .map_err(|e| format!("at {} msg/s, on b's clients: {e}", load.rate))?;
+        let crossing = Crossing::of(&watches)?;
+        let offered = format!(
+            "across instances at {} msg/s over {} agents on a, {} tokens",
+            load.rate,
+            load.agents,
+            on_b.sorted_ns.len()
+        );
         rows.push(Row {
             scenario: SCENARIO,
             metric: format!(
-                "across instances (agents on a, clients on b): {}",
-                measured.metric()
+                "{offered}: commit on a → frame on b (a's client's receipt of a token → b's client's)"
             ),
-            value: measured.summary(),
+            value: crossing.summary(),
             target,
         });
-        let incomplete = measured.incomplete();
-        let slowest = measured.slowest_complete().as_secs_f64();
+        rows.push(Row {
+            scenario: SCENARIO,
+            metric: format!("{offered}: stamp → frame on b (a's commit included)"),
+            value: on_b.summary(),
+            target: "(diagnostic)",
+        });
+        rows.push(Row {
+            scenario: SCENARIO,
+            metric: format!("{offered}: stamp → frame on a (a's commit)"),
+            value: on_a.summary(),
+            target: "(diagnostic)",
+        });
         rows.push(Row {
             scenario: SCENARIO,
             metric: format!(
-                "across instances at {} msg/s: `agent:complete` on b after the agent's last message",
+                "across instances at {} msg/s: `agent:complete` after the agent's last message, on a; \
+                 on b",
                 load.rate
             ),
-            value: if incomplete == 0 {
-                format!("at most {slowest:.2} s")
-            } else if incomplete as u64 == load.agents {
-                format!(
-                    "none of the {} within {} s",
-                    load.agents,
-                    COMPLETE_WAIT.as_secs()
-                )
-            } else {
-                format!(
-                    "{incomplete} of {} agents: not within {} s (the others: at most {slowest:.2} s)",
-                    load.agents,
-                    COMPLETE_WAIT.as_secs()
-                )
-            },
+            value: format!("{}; {}", completion(&on_a, load), completion(&on_b, load)),
             target: "(diagnostic)",
         });
-        if incomplete > 0 {
-            failures.push(format!(
-                "latency: at {} msg/s, {incomplete} of {} agents' agent:complete did not reach the \
-                 other instance's client within {} s of their last message",
-                load.rate,
-                load.agents,
-                COMPLETE_WAIT.as_secs()
-            ));
+        for (client, measured) in [("its own", &on_a), ("the other", &on_b)] {
+            let incomplete = measured.incomplete();
+            if incomplete > 0 {
+                failures.push(format!(
+                    "latency: at {} msg/s, {incomplete} of {} agents' agent:complete did not reach \
+                     {client} instance's client within {} s of their last message",
+                    load.rate,
+                    load.agents,
+                    COMPLETE_WAIT.as_secs()
+                ));
+            }
         }
     }
     Ok(rows)
+}
+
+/// When the clients of `measured` got their agent's `agent:complete`, in words.
+fn completion(measured: &Latencies, load: Load) -> String {
+    let incomplete = measured.incomplete();
+    let slowest = measured.slowest_complete().as_secs_f64();
+    if incomplete == 0 {
+        format!("at most {slowest:.2} s")
+    } else if incomplete as u64 == load.agents {
+        format!(
+            "none of the {} within {} s",
+            load.agents,
+            COMPLETE_WAIT.as_secs()
+        )
+    } else {
+        format!(
+            "{incomplete} of {} agents: not within {} s (the others: at most {slowest:.2} s)",
+            load.agents,
+            COMPLETE_WAIT.as_secs()
+        )
+    }
+}
+
+/// From a token's frame on the owner's client to the same token's frame on the other instance's client,
+/// for every stamped token: both receipts are taken by this process with one clock, so neither the
+/// stamp nor the owner's commit is in it.
+struct Crossing {
+    /// In nanoseconds, sorted; negative when `b`'s client got the token first (both are read by this
+    /// process, which may take up one socket's frame later than the other's).
+    sorted_ns: Vec<i64>,
+}
+
+impl Crossing {
+    /// Pairs each agent's two watches (`a`'s client's, then `b`'s) token by token.
+    fn of(watches: &[Vec<Watched>]) -> BenchResult<Crossing> {
+        let mut sorted_ns = Vec::new();
+        for (i, pair) in watches.iter().enumerate() {
+            let [on_a, on_b] = pair.as_slice() else {
+                return Err(format!("agent {i}: {} watches, expected 2", pair.len()));
+            };
+            if on_a.stamps.len() != on_b.stamps.len() {
+                return Err(format!(
+                    "agent {i}: {} stamped tokens on a's client, {} on b's",
+                    on_a.stamps.len(),
+                    on_b.stamps.len()
+                ));
+            }
+            for (x, y) in on_a.stamps.iter().zip(&on_b.stamps) {
+                if x.sequence != y.sequence {
+                    return Err(format!(
+                        "agent {i}: stamped message {} on a's client where b's had {}",
+                        x.sequence, y.sequence
+                    ));
+                }
+                sorted_ns.push(y.received_ns as i64 - x.received_ns as i64);
+            }
+        }
+        sorted_ns.sort_unstable();
+        Ok(Crossing { sorted_ns })
+    }
+
+    /// The difference at `p` (0 to 1), in milliseconds.
+    fn percentile_ms(&self, p: f64) -> f64 {
+        if self.sorted_ns.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.sorted_ns.len() as f64 - 1.0) * p).round() as usize;
+        self.sorted_ns[i.min(self.sorted_ns.len() - 1)] as f64 / 1e6
+    }
+
+    /// p50, p99, p99.9 and the maximum, then the minimum and how many tokens reached `b`'s client first.
+    fn summary(&self) -> String {
+        let first_on_b = self.sorted_ns.iter().filter(|&&d| d < 0).count();
+        format!(
+            "{} (min {:.2} ms; on b first: {first_on_b} tokens)",
+            scenarios::summary(|p| self.percentile_ms(p)),
+            self.percentile_ms(0.0)
+        )
+    }
 }
 
 /// Kill runs: each on three fresh instances, with the product's lease (the smallest allowed in smoke

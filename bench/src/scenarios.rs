@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use agentstream_testkit::{Backend, TestDir, TestServer};
 use futures_util::future::try_join_all;
 
-use crate::server::{self, launch, wait_complete, watch, watch_of, BenchResult};
+use crate::server::{self, launch, wait_complete, watch, watch_of, BenchResult, Watched};
 use crate::{per_second, Row};
 
 /// Throughput: A agents × T tokens at full speed, one subscriber each; messages/s from the first launch
@@ -101,6 +101,18 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)] as f64 / 1e6
 }
 
+/// p50, p99, p99.9 and the maximum of a distribution, given its percentile in milliseconds at `p` (0 to
+/// 1): every latency row reads the same.
+pub fn summary(at: impl Fn(f64) -> f64) -> String {
+    format!(
+        "p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        at(0.5),
+        at(0.99),
+        at(0.999),
+        at(1.0)
+    )
+}
+
 /// Latency: a fixed offered load spread over many agents; runner-emit → WebSocket-receipt latency.
 pub async fn latency(binary: PathBuf, smoke: bool) -> BenchResult<Vec<Row>> {
     let server = server::start(&binary).await?;
@@ -157,6 +169,11 @@ impl Load {
             }
         }
     }
+
+    /// The stamped tokens each agent emits.
+    pub fn tokens_per_agent(&self) -> u64 {
+        (self.rate / self.agents) * self.seconds
+    }
 }
 
 /// Emit-to-receipt latencies of a fixed offered load.
@@ -170,6 +187,34 @@ pub struct Latencies {
 }
 
 impl Latencies {
+    /// The latencies of `watches` (one client's watch of each agent of `load`); fails unless every
+    /// stamped token of the load arrived.
+    pub fn of<'a>(
+        load: Load,
+        watches: impl IntoIterator<Item = &'a Watched>,
+    ) -> BenchResult<Latencies> {
+        let mut complete_after = Vec::new();
+        let mut all = Vec::new();
+        for w in watches {
+            complete_after.push(w.complete_after);
+            all.extend(w.latencies_ns());
+        }
+        let tokens = load.tokens_per_agent();
+        if all.len() as u64 != load.agents * tokens {
+            return Err(format!(
+                "{} stamped tokens arrived, expected {}",
+                all.len(),
+                load.agents * tokens
+            ));
+        }
+        all.sort_unstable();
+        Ok(Latencies {
+            load,
+            sorted_ns: all,
+            complete_after,
+        })
+    }
+
     /// What was offered.
     pub fn metric(&self) -> String {
         format!(
@@ -187,13 +232,7 @@ impl Latencies {
 
     /// p50, p99, p99.9 and the maximum.
     pub fn summary(&self) -> String {
-        format!(
-            "p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-            self.percentile_ms(0.5),
-            self.percentile_ms(0.99),
-            self.percentile_ms(0.999),
-            self.percentile_ms(1.0)
-        )
+        summary(|p| self.percentile_ms(p))
     }
 
     /// How many agents' `agent:complete` did not come within [`COMPLETE_WAIT`].
@@ -219,32 +258,40 @@ pub async fn offered_load(
     watcher: &TestServer,
     load: Load,
 ) -> BenchResult<Latencies> {
-    let per_agent = load.rate / load.agents;
-    let interval_ms = 1000 / per_agent.max(1);
-    let tokens = per_agent * load.seconds;
-    let results = try_join_all((0..load.agents).map(|_| async move {
-        let mut ws = watcher.try_ws().await?;
+    let watches = watched_load(owner, &[watcher], load).await?;
+    Latencies::of(load, watches.iter().flatten())
+}
+
+/// Offers `load`: stamped agents launched on `owner`, each watched by one client of each of `watchers`
+/// (all subscribed before the load starts). Returns, for each agent, what each client saw, in the order
+/// of `watchers`: every client has checked that it got every message once and in order.
+pub async fn watched_load(
+    owner: &TestServer,
+    watchers: &[&TestServer],
+    load: Load,
+) -> BenchResult<Vec<Vec<Watched>>> {
+    let interval_ms = 1000 / (load.rate / load.agents).max(1);
+    let tokens = load.tokens_per_agent();
+    try_join_all((0..load.agents).map(|_| async move {
+        let mut sockets = Vec::with_capacity(watchers.len());
+        for watcher in watchers {
+            sockets.push(watcher.try_ws().await?);
+        }
         let agent = launch(owner, tokens, interval_ms, true, load.delay_ms).await?;
-        ws.try_subscribe(agent.id, Some(0)).await?;
+        for ws in &mut sockets {
+            ws.try_subscribe(agent.id, Some(0)).await?;
+        }
         let counted = Some((tokens as i64 + 3, COMPLETE_WAIT));
-        watch_of(&mut ws, owner, agent.id, true, counted).await
+        // The clients read side by side, each at its own pace: one falling behind does not hold the
+        // other's receipts back.
+        try_join_all(
+            sockets
+                .iter_mut()
+                .map(|ws| watch_of(ws, owner, agent.id, true, counted)),
+        )
+        .await
     }))
-    .await?;
-    let complete_after = results.iter().map(|w| w.complete_after).collect();
-    let mut all: Vec<u64> = results.into_iter().flat_map(|w| w.latencies_ns).collect();
-    if all.len() as u64 != load.agents * tokens {
-        return Err(format!(
-            "{} stamped tokens arrived, expected {}",
-            all.len(),
-            load.agents * tokens
-        ));
-    }
-    all.sort_unstable();
-    Ok(Latencies {
-        load,
-        sorted_ns: all,
-        complete_after,
-    })
+    .await
 }
 
 /// Fan-out: one agent, many subscribers; deliveries/s.

@@ -108,15 +108,36 @@ pub async fn next_text(ws: &mut WsClient, wait: Duration, agent: Uuid) -> BenchR
     }
 }
 
+/// A stamped token as one client received it. Both times are CLOCK_MONOTONIC, in ns: the server stamps
+/// with the clock this process reads, so they compare across clients and with the stamp.
+#[derive(Clone, Copy, Debug)]
+pub struct Stamp {
+    pub sequence: i64,
+    /// When the owner's runner emitted it.
+    pub emitted_ns: u64,
+    /// When this client received its frame.
+    pub received_ns: u64,
+}
+
 /// What a watch saw of one agent.
 pub struct Watched {
     /// Messages received (each checked: exactly the next sequence number).
     pub count: u64,
-    /// Emit-to-receipt latencies of stamped tokens, in nanoseconds.
-    pub latencies_ns: Vec<u64>,
+    /// The stamped tokens received, in order: kept whole (not only their latency) so that two clients'
+    /// receipts of the same token can be paired.
+    pub stamps: Vec<Stamp>,
     /// From the last message's receipt to `agent:complete`'s (zero when the agent had ended before the
     /// subscription); `None` when it did not come in time (see [`watch_of`]).
     pub complete_after: Option<Duration>,
+}
+
+impl Watched {
+    /// Emit-to-receipt latencies of the stamped tokens, in nanoseconds.
+    pub fn latencies_ns(&self) -> impl Iterator<Item = u64> + '_ {
+        self.stamps
+            .iter()
+            .map(|s| s.received_ns.saturating_sub(s.emitted_ns))
+    }
 }
 
 /// How long a watch waits for a frame before it fails.
@@ -138,7 +159,7 @@ async fn read_agent(
     counted: Option<(i64, Duration)>,
 ) -> BenchResult<Watched> {
     let mut expected = 1i64;
-    let mut latencies_ns = Vec::new();
+    let mut stamps = Vec::new();
     // Set when the agent had ended before the subscription: the replay ends at this number.
     let mut ended_at: Option<i64> = None;
     // The receipt of the last message so far (CLOCK_MONOTONIC, ns).
@@ -147,14 +168,14 @@ async fn read_agent(
     let mut complete_by: Option<Instant> = None;
     // The agent's other events so far, for the error of a watch that stalls.
     let mut events: Vec<String> = Vec::new();
-    let watched = |expected: i64, latencies_ns: Vec<u64>, complete_after| Watched {
+    let watched = |expected: i64, stamps: Vec<Stamp>, complete_after| Watched {
         count: (expected - 1) as u64,
-        latencies_ns,
+        stamps,
         complete_after,
     };
     loop {
         if ended_at.is_some_and(|last| expected > last) {
-            return Ok(watched(expected, latencies_ns, Some(Duration::ZERO)));
+            return Ok(watched(expected, stamps, Some(Duration::ZERO)));
         }
         let deadline = complete_by.unwrap_or_else(|| Instant::now() + STALL);
         let text = match ws.next_incoming(deadline).await? {
@@ -165,7 +186,7 @@ async fn read_agent(
                     expected - 1
                 ))
             }
-            None if complete_by.is_some() => return Ok(watched(expected, latencies_ns, None)),
+            None if complete_by.is_some() => return Ok(watched(expected, stamps, None)),
             None => {
                 return Err(format!(
                     "agent {agent}: nothing received for {} s (after message {}; its events: {})",
@@ -202,8 +223,12 @@ async fn read_agent(
                     let emitted = serde_json::from_str::<Value>(&raw)
                         .ok()
                         .and_then(|v| v["emittedNs"].as_u64());
-                    if let Some(e) = emitted {
-                        latencies_ns.push(now.saturating_sub(e));
+                    if let Some(emitted_ns) = emitted {
+                        stamps.push(Stamp {
+                            sequence: seq,
+                            emitted_ns,
+                            received_ns: now,
+                        });
                     }
                 }
             }
@@ -236,7 +261,7 @@ async fn read_agent(
                     ));
                 }
                 let after = Duration::from_nanos(now.saturating_sub(last_received));
-                return Ok(watched(expected, latencies_ns, Some(after)));
+                return Ok(watched(expected, stamps, Some(after)));
             }
             ServerEvent::Error(e) => return Err(format!("server error: {} {}", e.code, e.message)),
             _ => {}
