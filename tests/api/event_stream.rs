@@ -81,6 +81,8 @@ async fn a_reconnect_after_any_position_gets_exactly_the_rest() {
             let subscribed = stream.next_event().await;
             assert_eq!(subscribed.event, "subscribed");
             assert_eq!(subscribed.data["lastSequence"], last);
+            let resumes_at = position.min(last).to_string();
+            assert_eq!(subscribed.id.as_deref(), Some(resumes_at.as_str()));
             assert_eq!(
                 subscribed.data["recovered"],
                 position <= last,
@@ -107,12 +109,17 @@ async fn bad_positions_unknown_agents_and_methods_get_the_error_form() {
     let app = TestServer::spawn(SERVER).await;
     let agent = app.launch(3, 0).await;
     let path = format!("/api/agents/{}/events", agent.id);
-    for bad in ["abc", "-1", "1.5", ""] {
+    for bad in ["abc", "-1", "1.5"] {
         let r = app.sse_response(&path, &[("Last-Event-ID", bad)]).await;
         assert_error(r, 400, "invalid_since").await;
         let r = app.sse_response(&format!("{path}?since={bad}"), &[]).await;
         assert_error(r, 400, "invalid_since").await;
     }
+    let r = app.sse_response(&format!("{path}?since="), &[]).await;
+    assert_error(r, 400, "invalid_since").await;
+    // An empty Last-Event-ID is no id (browsers never send one): the whole history.
+    let mut stream = app.sse(&path, &[("Last-Event-ID", "")]).await;
+    assert_eq!(stream.next_event().await.id.as_deref(), Some("0"));
     let r = app
         .sse_response(&format!("/api/agents/{}/events", Uuid::new_v4()), &[])
         .await;

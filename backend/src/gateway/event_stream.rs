@@ -135,10 +135,12 @@ async fn register(state: &GatewayState) -> Result<Registered, ApiError> {
 /// Where a client resumes: `Last-Event-ID` (an `EventSource` reconnecting) or `?since=`, else the
 /// beginning. Not a whole number >= 0: 400 `invalid_since`.
 fn resume_point(req: &HttpRequest, since: Option<&str>) -> Result<i64, ApiError> {
+    // An empty one is no id, as browsers treat it.
     let header = req
         .headers()
         .get("last-event-id")
-        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"))
+        .filter(|v| !v.trim().is_empty());
     let Some(raw) = header.or(since) else {
         return Ok(0);
     };
@@ -192,8 +194,11 @@ pub async fn agent_events(
             status: Some(found.status),
             recovered: Some(since <= last),
         });
-        yield Ok::<_, actix_web::Error>(event_of(&EventFrame::new(Scope::Room(agent), &subscribed)));
         let mut last_sent = since.min(last);
+        // With the resume point as its id: a client whose stream breaks before the next message
+        // reconnects from there (a client library keeps the last id it saw, even an absent one).
+        let frame = EventFrame::new(Scope::Room(agent), &subscribed);
+        yield Ok::<_, actix_web::Error>(sse(Some(last_sent), &frame.frame));
         while last_sent < last {
             let page = match store::find_since(&db, agent, last_sent, Some(HISTORY_PAGE)).await {
                 Ok(page) => page,

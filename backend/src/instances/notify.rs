@@ -177,7 +177,10 @@ mod tests {
             messages: vec![(a, 21, 21)],
             ..Announcement::default()
         };
-        assert_eq!(merged.absorb(later).err().map(|l| l.messages), Some(vec![(a, 21, 21)]));
+        assert_eq!(
+            merged.absorb(later).err().map(|l| l.messages),
+            Some(vec![(a, 21, 21)])
+        );
     }
 
     fn message(agent: Uuid, seq: i64) -> EventFrame {
