@@ -92,9 +92,13 @@ enum Command {
         /// The server.
         #[arg(long, default_value = "http://127.0.0.1:3000")]
         url: String,
-        /// Print each WebSocket frame as a JSON line.
+        /// Print each frame as a JSON line (the WebSocket's frames, the same with --sse).
         #[arg(long)]
         json: bool,
+        /// Follow the agent over Server-Sent Events (GET /api/agents/{id}/events) instead of the
+        /// WebSocket, reconnecting by itself (with Last-Event-ID) when the stream breaks; the same output.
+        #[arg(long)]
+        sse: bool,
         /// The server's API token, when it has one.
         #[arg(long, env = "AGENTSTREAM__AUTH__TOKEN", hide_env_values = true)]
         token: Option<String>,
@@ -188,11 +192,13 @@ fn main() -> ExitCode {
         since,
         url,
         json,
+        sse,
         token,
     }) = &cli.command
     {
         let token = token.as_deref().filter(|t| !t.is_empty());
-        return watch(url, *agent_id, *since, *json, token);
+        let over = if *sse { Over::Sse } else { Over::WebSocket };
+        return watch(url, *agent_id, *since, *json, token, over);
     }
     if let Some(command) = &cli.command {
         if let Some(code) = talk(command) {
@@ -230,10 +236,27 @@ fn proxy(settings: Settings) -> ExitCode {
     }
 }
 
-fn watch(url: &str, agent: uuid::Uuid, since: i64, json: bool, token: Option<&str>) -> ExitCode {
-    let result = actix_web::rt::System::new().block_on(agentstream::commands::watch::watch(
-        url, agent, since, json, token,
-    ));
+/// What `watch` follows the agent over.
+enum Over {
+    WebSocket,
+    Sse,
+}
+
+fn watch(
+    url: &str,
+    agent: uuid::Uuid,
+    since: i64,
+    json: bool,
+    token: Option<&str>,
+    over: Over,
+) -> ExitCode {
+    use agentstream::commands::{watch, watch_sse};
+    let result = actix_web::rt::System::new().block_on(async {
+        match over {
+            Over::WebSocket => watch::watch(url, agent, since, json, token).await,
+            Over::Sse => watch_sse::watch(url, agent, since, json, token).await,
+        }
+    });
     match result {
         Ok(agentstream_wire::AgentStatus::Completed) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
@@ -284,6 +307,7 @@ fn talk(command: &Command) -> Option<ExitCode> {
                     m.sequence_number - 1,
                     false,
                     server.token(),
+                    Over::WebSocket,
                 ),
                 Err(e) => {
                     eprintln!("agentstream send: {e}");

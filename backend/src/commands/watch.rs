@@ -1,12 +1,16 @@
 //! `agentstream watch <agent-id>`: a terminal client of the WebSocket protocol. It subscribes with
 //! `since` (the whole history by default), prints the answer as it forms, and exits when the agent has
 //! ended and everything stored has been shown. `--json` prints every frame as one JSON line instead.
+//! With `--sse` the same frames come over Server-Sent Events ([`super::watch_sse`]); what is printed
+//! and when the watch ends is [`Follow`]'s, the same for both.
 
 use std::io::Write;
 
 use std::collections::HashSet;
 
-use agentstream_wire::{keys, AgentStatus, EventType, MessageType, ServerEvent, StoredMessage};
+use agentstream_wire::{
+    keys, AgentStatus, ErrorInfo, EventType, MessageType, ServerEvent, StoredMessage,
+};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
@@ -18,8 +22,8 @@ use uuid::Uuid;
 /// Why watching failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
-    #[error("the server URL must start with http:// or ws://, got {0:?}")]
-    Url(String),
+    #[error("the server URL must start with {expected}, got {url:?}")]
+    Url { url: String, expected: &'static str },
     #[error("cannot connect to {url}: {source}")]
     Connect {
         url: String,
@@ -35,6 +39,61 @@ pub enum WatchError {
     Unauthorized,
     #[error("the token cannot be sent in a header (printable ASCII only)")]
     BadToken,
+    // The rest are `--sse`'s (`super::watch_sse`).
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    /// The first request failed: as over the WebSocket, a server never reached is not waited for.
+    #[error("cannot connect to {url}: {}", causes(.source))]
+    Unreachable {
+        url: String,
+        source: reqwest_eventsource::Error,
+    },
+    /// The server was reached, then stayed out of reach for `outage` (the last attempt's error).
+    #[error("lost {url} for over {} s: {}", .outage.as_secs(), causes(.source))]
+    Lost {
+        url: String,
+        outage: std::time::Duration,
+        source: reqwest_eventsource::Error,
+    },
+    #[error(
+        "{url} is not an event stream (Content-Type {content_type:?}): \
+         not an agentstream server, or one without Server-Sent Events"
+    )]
+    NotAnEventStream { url: String, content_type: String },
+    /// `reqwest-eventsource` clones the request for each reconnect; a GET always can be.
+    #[error("the request cannot be repeated, so the stream could not be resumed")]
+    NotRepeatable,
+    /// What the library does not retry and is none of the above (a `Last-Event-ID` it cannot send).
+    #[error("the event stream failed: {}", causes(.0))]
+    Stream(#[source] reqwest_eventsource::Error),
+}
+
+impl From<ErrorInfo> for WatchError {
+    fn from(e: ErrorInfo) -> Self {
+        WatchError::Refused {
+            code: e.code,
+            message: e.message,
+        }
+    }
+}
+
+/// An event stream's error and its causes, `a: b: c`: reqwest's own message only repeats the URL
+/// ("error sending request for url …"), the causes say what happened ("Connection refused").
+fn causes(error: &reqwest_eventsource::Error) -> String {
+    use std::error::Error;
+    let mut text = match error {
+        reqwest_eventsource::Error::Transport(e) if e.source().is_some() => String::new(),
+        e => e.to_string(),
+    };
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Watches `agent` on the server at `base` (e.g. `http://127.0.0.1:3000`), sending `token` as
@@ -51,7 +110,10 @@ pub async fn watch(
     } else if base.starts_with("ws://") {
         base.to_owned()
     } else {
-        return Err(WatchError::Url(base.to_owned()));
+        return Err(WatchError::Url {
+            url: base.to_owned(),
+            expected: "http:// or ws://",
+        });
     };
     let mut request = ws_url.as_str().into_client_request()?;
     if let Some(token) = token {
@@ -73,53 +135,103 @@ pub async fn watch(
     let subscribe = json!({"event": "subscribe", "data": {"agentId": agent, "since": since}});
     socket.send(WsMessage::Text(subscribe.to_string())).await?;
 
-    let mut out = std::io::stdout().lock();
-    let mut last_seen = since;
-    let mut target: Option<(i64, AgentStatus)> = None;
-    let mut ended: Option<AgentStatus> = None;
-    let mut renderer = Renderer::default();
+    let mut follow = Follow::new(agent, since, raw_json, std::io::stdout().lock());
     while let Some(frame) = socket.next().await {
         let text = match frame? {
             WsMessage::Text(text) => text,
             WsMessage::Close(_) => return Err(WatchError::Closed),
             _ => continue,
         };
-        let Ok(event) = serde_json::from_str::<ServerEvent>(&text) else {
-            continue;
+        if let Some(status) = follow.frame(&text)? {
+            return Ok(status);
+        }
+    }
+    Err(WatchError::Closed)
+}
+
+/// One watch of one agent, whatever carries its frames (the WebSocket here, Server-Sent Events in
+/// [`super::watch_sse`]): what is printed for each frame and when the watch is over.
+pub(super) struct Follow<W: Write> {
+    agent: Uuid,
+    raw_json: bool,
+    out: W,
+    renderer: Renderer,
+    /// The last sequence number shown. A message at or below it is a copy: a stream that reconnects
+    /// resumes from a point the client gave, which may be behind what it has shown.
+    last_seen: i64,
+    /// From `subscribed`: the last message stored then, and the agent's status then.
+    target: Option<(i64, AgentStatus)>,
+    /// A terminal status the agent reached while watched.
+    ended: Option<AgentStatus>,
+}
+
+impl<W: Write> Follow<W> {
+    /// Shows what comes after `since`.
+    pub(super) fn new(agent: Uuid, since: i64, raw_json: bool, out: W) -> Self {
+        Follow {
+            agent,
+            raw_json,
+            out,
+            renderer: Renderer::default(),
+            last_seen: since,
+            target: None,
+            ended: None,
+        }
+    }
+
+    /// The last sequence number shown (where a reconnect resumes).
+    pub(super) fn last_seen(&self) -> i64 {
+        self.last_seen
+    }
+
+    /// Takes one server frame, `{"event":…,"data":…}`: prints it, and says the agent's final status
+    /// once the watch is over; `Err` is the server's refusal (a WebSocket `error` frame; it becomes
+    /// [`WatchError::Refused`], kept small here since this runs for every frame). A frame that is not a
+    /// server event is skipped (a newer server may send events this client does not know).
+    pub(super) fn frame(&mut self, text: &str) -> Result<Option<AgentStatus>, ErrorInfo> {
+        let agent = self.agent;
+        let Ok(event) = serde_json::from_str::<ServerEvent>(text) else {
+            return Ok(None);
         };
-        if raw_json {
+        if let ServerEvent::AgentMessage(m) = &event {
+            if m.agent_id == agent && m.message.sequence_number <= self.last_seen {
+                return Ok(None);
+            }
+        }
+        let out = &mut self.out;
+        if self.raw_json {
             let _ = writeln!(out, "{text}");
         }
         match event {
             ServerEvent::Subscribed(s) if s.agent_id == agent => {
-                target = Some((s.last_sequence, s.status.unwrap_or(AgentStatus::Running)));
+                self.target = Some((s.last_sequence, s.status.unwrap_or(AgentStatus::Running)));
             }
             ServerEvent::AgentMessage(m) if m.agent_id == agent => {
-                last_seen = m.message.sequence_number;
-                if !raw_json {
-                    renderer.render(&m.message, &mut out);
+                self.last_seen = m.message.sequence_number;
+                if !self.raw_json {
+                    self.renderer.render(&m.message, out);
                     let _ = out.flush();
                 }
             }
             ServerEvent::AgentComplete(c) if c.agent_id == agent => {
-                if !raw_json {
-                    renderer.end_line(&mut out);
+                if !self.raw_json {
+                    self.renderer.end_line(out);
                     let _ = writeln!(
                         out,
                         "[{}] {} messages in {} ms",
                         c.result.status, c.result.last_sequence, c.result.duration_ms
                     );
                 }
-                return Ok(c.result.status);
+                return Ok(Some(c.result.status));
             }
             ServerEvent::AgentError(e) if e.agent_id == agent => {
                 eprintln!("\nagent error: {}: {}", e.error.code, e.error.message);
             }
             ServerEvent::AgentStatus(s) if s.agent_id == agent && s.status.is_terminal() => {
-                ended = Some(s.status);
+                self.ended = Some(s.status);
             }
             ServerEvent::Error(e) if e.agent_id == Some(agent) || e.agent_id.is_none() => {
-                return Err(WatchError::Refused {
+                return Err(ErrorInfo {
                     code: e.code,
                     message: e.message,
                 });
@@ -128,24 +240,25 @@ pub async fn watch(
         }
         // An agent that had already ended (or was terminated) sends no `agent:complete`: stop once
         // everything stored has been shown.
-        let finished = match (target, ended) {
+        let finished = match (self.target, self.ended) {
             (_, Some(status))
                 if status != AgentStatus::Completed && status != AgentStatus::Failed =>
             {
                 Some(status)
             }
-            (Some((last, status)), _) if status.is_terminal() && last_seen >= last => Some(status),
+            (Some((last, status)), _) if status.is_terminal() && self.last_seen >= last => {
+                Some(status)
+            }
             _ => None,
         };
         if let Some(status) = finished {
-            if !raw_json {
-                renderer.end_line(&mut out);
+            if !self.raw_json {
+                self.renderer.end_line(out);
                 let _ = writeln!(out, "[{status}]");
             }
-            return Ok(status);
         }
+        Ok(finished)
     }
-    Err(WatchError::Closed)
 }
 
 /// Turns messages into terminal text: streamed text inline, one line for everything else, and never the
