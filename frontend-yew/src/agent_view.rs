@@ -11,7 +11,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use agentstream_wire::{
-    Agent, AgentStatus, CompletionResult, ErrorInfo, ServerEvent, StoredMessage,
+    Agent, AgentStatus, CompletionResult, ErrorBody, ErrorInfo, ServerEvent, StoredMessage,
 };
 use uuid::Uuid;
 use wasm_bindgen::closure::Closure;
@@ -19,6 +19,7 @@ use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
 use crate::api;
+use crate::auth;
 use crate::blocks::BlockView;
 use crate::composer::Composer;
 use crate::connection::Connection;
@@ -164,6 +165,58 @@ fn on_event(store: &StoreRef, force: &UseForceUpdateHandle, id: Uuid, event: Ser
     schedule(store, force);
 }
 
+/// Saves `url` as `filename` with the API token: a link cannot send it (the server would answer 401),
+/// so the file is fetched with it and saved from an object URL.
+async fn download_with_token(
+    url: String,
+    filename: String,
+    authorization: String,
+) -> Result<(), ErrorInfo> {
+    let local = |code: &str, message: String| ErrorInfo {
+        code: code.to_owned(),
+        message,
+    };
+    let response = gloo_net::http::Request::get(&url)
+        .header("Authorization", &authorization)
+        .send()
+        .await
+        .map_err(|e| local("network", format!("the server could not be reached: {e}")))?;
+    if !response.ok() {
+        let status = response.status();
+        if status == 401 {
+            auth::unauthorized();
+        }
+        return Err(match response.json::<ErrorBody>().await {
+            Ok(body) => body.error,
+            Err(_) => local("http_error", format!("the server answered {status}")),
+        });
+    }
+    let failed = |_: wasm_bindgen::JsValue| {
+        local("download_failed", format!("{filename} could not be saved"))
+    };
+    let promise = web_sys::Response::from(response).blob().map_err(failed)?;
+    let blob: web_sys::Blob = wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .map_err(failed)?
+        .dyn_into()
+        .map_err(failed)?;
+    let object_url = web_sys::Url::create_object_url_with_blob(&blob).map_err(failed)?;
+    let link = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.create_element("a").ok())
+        .and_then(|a| a.dyn_into::<web_sys::HtmlElement>().ok())
+        .ok_or_else(|| failed(wasm_bindgen::JsValue::NULL))?;
+    link.set_attribute("href", &object_url).map_err(failed)?;
+    link.set_attribute("download", &filename).map_err(failed)?;
+    link.click();
+    // The browser reads the blob after the click returns: it is let go a while later.
+    gloo_timers::callback::Timeout::new(60_000, move || {
+        let _ = web_sys::Url::revoke_object_url(&object_url);
+    })
+    .forget();
+    Ok(())
+}
+
 #[function_component(AgentView)]
 pub fn agent_view(props: &Props) -> Html {
     let store: StoreRef = use_mut_ref(Store::default);
@@ -288,6 +341,31 @@ pub fn agent_view(props: &Props) -> Html {
         })
     };
 
+    // The conversation as a file: a plain link, unless the server has a token (a link cannot send it).
+    let export = |format: &str, extension: &str| {
+        let (store, force) = (store.clone(), force.clone());
+        let url = format!("/api/agents/{}/export?format={format}", props.id);
+        let filename = format!("agent-{}.{extension}", props.id);
+        let (href, download) = (url.clone(), filename.clone());
+        let onclick = Callback::from(move |e: MouseEvent| {
+            let Some(authorization) = auth::authorization() else {
+                return;
+            };
+            e.prevent_default();
+            let (url, filename) = (url.clone(), filename.clone());
+            let (store, force) = (store.clone(), force.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Err(e) = download_with_token(url, filename, authorization).await {
+                    store.borrow_mut().error = Some(e);
+                    force.force_update();
+                }
+            });
+        });
+        (href, download, onclick)
+    };
+    let (markdown_href, markdown_file, markdown_click) = export("markdown", "md");
+    let (jsonl_href, jsonl_file, jsonl_click) = export("jsonl", "jsonl");
+
     // A message the server answered a request of ours with (a follow-up, a permission answer): into
     // the timeline like the stream's (applied once, in order), and the view follows it.
     let on_message = {
@@ -343,6 +421,11 @@ pub fn agent_view(props: &Props) -> Html {
                     if active {
                         <button data-testid="terminate" onclick={terminate} disabled={*acting}>{ "Terminate" }</button>
                     }
+                    <span class="export" title="Download the conversation">
+                        <a data-testid="export-markdown" href={markdown_href} download={markdown_file} onclick={markdown_click}>{ "Markdown" }</a>
+                        { " / " }
+                        <a data-testid="export-jsonl" href={jsonl_href} download={jsonl_file} onclick={jsonl_click}>{ "JSONL" }</a>
+                    </span>
                     <button class="danger" data-testid="delete" onclick={delete} disabled={*acting}>{ "Delete" }</button>
                 </div>
                 if status == Some(AgentStatus::AwaitingPermission) {

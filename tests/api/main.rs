@@ -11,6 +11,7 @@ mod codex;
 mod conversation;
 mod errors;
 mod event_stream;
+mod export;
 mod faults;
 mod gemini;
 mod instances;

@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod conversation;
+pub mod export;
 
 use std::sync::Arc;
 
@@ -103,6 +104,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
                 web::resource("/agents/{id}/messages")
                     .route(web::get().to(agents::messages))
                     .route(web::post().to(conversation::send))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/agents/{id}/export")
+                    .route(web::get().to(export::export))
                     .default_service(web::to(method_not_allowed)),
             )
             .service(
