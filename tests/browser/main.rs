@@ -15,6 +15,7 @@ mod agents;
 mod chaos;
 mod conversation;
 mod event_source;
+mod export;
 mod harness;
 mod instances;
 mod performance;
