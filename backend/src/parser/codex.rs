@@ -76,14 +76,6 @@ impl CodexLines {
         Self::default()
     }
 
-    /// Parses one line of raw bytes (a line that is not UTF-8 is decoded lossily).
-    pub fn parse_bytes(&mut self, line: &[u8]) -> Option<ParsedMessage> {
-        match std::str::from_utf8(line) {
-            Ok(text) => self.parse_line(text),
-            Err(_) => self.parse_line(&String::from_utf8_lossy(line)),
-        }
-    }
-
     /// Parses one line (without its newline). `None`: an empty line, or one the table above does not
     /// store.
     pub fn parse_line(&mut self, line: &str) -> Option<ParsedMessage> {
@@ -503,9 +495,6 @@ impl super::LineParser for CodexLines {
     fn parse_line(&mut self, line: &str) -> Option<ParsedMessage> {
         CodexLines::parse_line(self, line)
     }
-    fn parse_bytes(&mut self, line: &[u8]) -> Option<ParsedMessage> {
-        CodexLines::parse_bytes(self, line)
-    }
 }
 
 /// The tool name of an item that is a tool call; `None` for any other item.
@@ -684,6 +673,7 @@ mod tests {
     use agentstream_wire::MessageType;
 
     use super::*;
+    use crate::parser::LineParser;
 
     /// Parses lines in order, holding every stored message to the invariants of all parsers.
     fn run(parser: &mut CodexLines, lines: &[&str]) -> Vec<Option<ParsedMessage>> {

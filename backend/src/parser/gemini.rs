@@ -34,14 +34,6 @@ impl GeminiLines {
         Self::default()
     }
 
-    /// Parses one line of raw bytes (a line that is not UTF-8 is decoded lossily).
-    pub fn parse_bytes(&mut self, line: &[u8]) -> Option<ParsedMessage> {
-        match std::str::from_utf8(line) {
-            Ok(text) => self.parse_line(text),
-            Err(_) => self.parse_line(&String::from_utf8_lossy(line)),
-        }
-    }
-
     /// Parses one line (without its newline). Every line is stored: `None` only for an empty one.
     pub fn parse_line(&mut self, line: &str) -> Option<ParsedMessage> {
         if line.trim().is_empty() {
@@ -113,9 +105,6 @@ impl GeminiLines {
 impl super::LineParser for GeminiLines {
     fn parse_line(&mut self, line: &str) -> Option<ParsedMessage> {
         GeminiLines::parse_line(self, line)
-    }
-    fn parse_bytes(&mut self, line: &[u8]) -> Option<ParsedMessage> {
-        GeminiLines::parse_bytes(self, line)
     }
 }
 
@@ -211,6 +200,7 @@ mod tests {
     use agentstream_wire::MessageType;
 
     use super::*;
+    use crate::parser::LineParser;
 
     fn fixture_dir() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gemini")

@@ -21,8 +21,13 @@ pub use claude::{parse_bytes, parse_line};
 pub trait LineParser: Send {
     /// Parses one line (without its newline). `None`: the line is deliberately not stored.
     fn parse_line(&mut self, line: &str) -> Option<ParsedMessage>;
-    /// Parses one line of raw bytes, not yet known to be UTF-8.
-    fn parse_bytes(&mut self, line: &[u8]) -> Option<ParsedMessage>;
+    /// Parses one line of raw bytes, not yet known to be UTF-8: by default decoded lossily.
+    fn parse_bytes(&mut self, line: &[u8]) -> Option<ParsedMessage> {
+        match std::str::from_utf8(line) {
+            Ok(text) => self.parse_line(text),
+            Err(_) => self.parse_line(&String::from_utf8_lossy(line)),
+        }
+    }
 }
 
 /// Claude Code's `stream-json` (also what the synthetic agent prints): each line on its own.
