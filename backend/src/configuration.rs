@@ -27,6 +27,9 @@ pub struct Settings {
     pub auth: AuthSettings,
     #[serde(default)]
     pub instance: InstanceSettings,
+    /// `GET /metrics`'s own token, in the API token's form (see `security`). Both empty: it takes the
+    /// API token, if any.
+    pub metrics: AuthSettings,
 }
 
 impl Settings {
@@ -74,7 +77,7 @@ const MIN_LEASE_MS: u64 = 1_000;
 /// Longest instance id.
 const MAX_INSTANCE_ID: usize = 64;
 
-/// The API token (see `security`). Both empty: no token.
+/// A token (see `security`): the API's (`auth`), or `/metrics`' own (`metrics`). Both empty: none.
 #[derive(Clone, Deserialize)]
 pub struct AuthSettings {
     pub token: String,
@@ -236,6 +239,18 @@ impl WebSocketSettings {
 #[derive(Clone, Debug, Deserialize)]
 pub struct LogSettings {
     pub level: String,
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people: one readable line per event.
+    #[default]
+    Text,
+    /// For log pipelines: one JSON object per line, with the fields of the spans it is in.
+    Json,
 }
 
 /// Why settings could not be loaded.
@@ -283,6 +298,9 @@ impl Settings {
         // into a rounded float).
         if let Ok(token) = std::env::var("AGENTSTREAM__AUTH__TOKEN") {
             builder = builder.set_override("auth.token", token)?;
+        }
+        if let Ok(token) = std::env::var("AGENTSTREAM__METRICS__TOKEN") {
+            builder = builder.set_override("metrics.token", token)?;
         }
         for (key, value) in overrides {
             builder = builder.set_override(*key, value.as_str())?;
@@ -364,6 +382,27 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{s:?}").contains("very-secret"));
+        let s = Settings::load(
+            Some(&tempfile_dir()),
+            &[("metrics.token", "very-secret-scrape-token".into())],
+        )
+        .unwrap();
+        assert!(!format!("{s:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn logs_are_text_unless_json_is_asked_for() {
+        let dir = tempfile_dir();
+        assert_eq!(
+            Settings::load(Some(&dir), &[]).unwrap().log.format,
+            LogFormat::Text
+        );
+        let json = [("log.format", "json".to_owned())];
+        assert_eq!(
+            Settings::load(Some(&dir), &json).unwrap().log.format,
+            LogFormat::Json
+        );
+        assert!(Settings::load(Some(&dir), &[("log.format", "xml".to_owned())]).is_err());
     }
 
     fn tempfile_dir() -> PathBuf {

@@ -16,6 +16,9 @@ pub struct ApiError {
     pub message: String,
     /// Headers the answer needs besides its body (`Retry-After` of a 429, `WWW-Authenticate` of a 401).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Made of a failed database query of the handler's own ([`ApiError::storage`]), which
+    /// `agentstream_database_errors_total{operation="api_read"}` counts.
+    pub database_failure: bool,
 }
 
 impl ApiError {
@@ -26,6 +29,7 @@ impl ApiError {
             code,
             message: message.into(),
             headers: Vec::new(),
+            database_failure: false,
         }
     }
 
@@ -61,11 +65,14 @@ impl ApiError {
     /// 500 `storage_error`: the database failed. The detail goes to the log, not to the client.
     pub fn storage(err: &DbErr) -> Self {
         tracing::error!(error = %err, "database error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::StorageError,
-            "the database failed; nothing was changed",
-        )
+        ApiError {
+            database_failure: true,
+            ..Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::StorageError,
+                "the database failed; nothing was changed",
+            )
+        }
     }
 
     /// 503 `unavailable`: an internal actor is gone (the server is shutting down).

@@ -8,7 +8,7 @@
 //! agent's output line → a message), `db` (connections, pragmas, migrations); `web_app` serves the
 //! built Yew app at `/`; `security` and `limits` guard the API; `instances` shows on this instance
 //! what other instances of one PostgreSQL database store; `commands` are the sub-commands other than
-//! the server (`proxy`, `watch`, `send`…).
+//! the server (`proxy`, `watch`, `send`…); `metrics` serves `GET /metrics`, `telemetry` the logs.
 
 pub mod agents;
 pub mod api;
@@ -21,6 +21,7 @@ pub mod gateway;
 pub mod instances;
 pub mod json_text;
 pub mod limits;
+pub mod metrics;
 pub mod parser;
 pub mod persistence;
 pub mod runners;

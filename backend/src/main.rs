@@ -212,7 +212,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&settings.log.level);
+    telemetry::init(&settings.log.level, settings.log.format);
     match cli.command {
         Some(Command::Proxy) => proxy(settings),
         _ => serve(settings),

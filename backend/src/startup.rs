@@ -20,6 +20,7 @@ use crate::instances::keeper::Keeper;
 use crate::instances::lease::{self, Fence, LeaseError};
 use crate::instances::route::Peers;
 use crate::limits::{ConnectionLimit, LaunchRate};
+use crate::metrics::{self, Metrics};
 use crate::persistence::{InterruptUnfinished, Persistence, StoreError};
 use crate::security::{self, Policy, SecurityError};
 use crate::web_app::{self, WebApp};
@@ -42,6 +43,8 @@ pub enum StartupError {
     },
     #[error("the actor system is not running")]
     Actors,
+    #[error("cannot set up the metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// What an agent continued after a restart is told.
@@ -62,12 +65,12 @@ pub(crate) fn resume_interrupted(
         });
         actix::spawn(async move {
             match resumed.await {
-                Ok(Ok(_)) => tracing::info!(agent = %agent_id, "resumed after the restart"),
+                Ok(Ok(_)) => tracing::info!(%agent_id, "resumed after the restart"),
                 Ok(Err(e)) => {
-                    tracing::warn!(agent = %agent_id, error = %e.message, "cannot resume after the restart")
+                    tracing::warn!(%agent_id, error = %e.message, "cannot resume after the restart")
                 }
                 Err(_) => {
-                    tracing::warn!(agent = %agent_id, "cannot resume: the server is stopping")
+                    tracing::warn!(%agent_id, "cannot resume: the server is stopping")
                 }
             }
         });
@@ -125,14 +128,22 @@ impl Application {
             None
         };
 
-        let registry = RoomRegistry::new(settings.websocket.max_queued_bytes).start();
+        let metrics = Metrics::new()?;
+        let registry =
+            RoomRegistry::new(settings.websocket.max_queued_bytes, metrics.clone()).start();
         let mailbox = settings
             .agents
             .max_running
             .saturating_mul(crate::agents::window::IN_FLIGHT_WINDOW)
             .saturating_add(1024);
-        let persistence =
-            Persistence::new(writer, registry.clone(), mailbox, fence.clone()).start();
+        let persistence = Persistence::new(
+            writer,
+            registry.clone(),
+            mailbox,
+            fence.clone(),
+            metrics.clone(),
+        )
+        .start();
         let interrupted = persistence
             .send(InterruptUnfinished {
                 owner: fence.as_ref().map(|f| f.instance().to_owned()),
@@ -145,8 +156,13 @@ impl Application {
                 "agents left running by a previous process are now interrupted"
             );
         }
-        let orchestrator =
-            Orchestrator::new(settings.clone(), db.clone(), persistence.clone()).start();
+        let orchestrator = Orchestrator::new(
+            settings.clone(),
+            db.clone(),
+            persistence.clone(),
+            metrics.clone(),
+        )
+        .start();
         if settings.agents.resume_interrupted {
             resume_interrupted(&orchestrator, interrupted);
         }
@@ -191,7 +207,9 @@ impl Application {
             db,
             settings: settings.websocket.clone(),
             connections: ConnectionLimit::new(settings.websocket.max_connections),
+            metrics: metrics.clone(),
         });
+        let metrics = web::Data::new(metrics);
         let web_app = web::Data::new(WebApp::new(&settings.server.static_dir));
         if web_app.is_built() {
             tracing::info!(dir = %web_app.root().display(), "serving the web app");
@@ -211,7 +229,9 @@ impl Application {
                 .app_data(gateway_state.clone())
                 .app_data(web_app.clone())
                 .app_data(policy.clone())
+                .app_data(metrics.clone())
                 .configure(|cfg| api::configure(cfg, &server_settings))
+                .configure(metrics::endpoint::configure)
                 .service(
                     web::resource("/ws")
                         .wrap(from_fn(security::guard_ws))

@@ -16,6 +16,7 @@ mod faults;
 mod gemini;
 mod instances;
 mod lifecycle;
+mod metrics;
 mod resilience;
 mod static_files;
 mod streaming;

@@ -12,6 +12,7 @@ use actix::prelude::*;
 use agentstream_wire::{AgentStatus, CompletionResult, ErrorCode, ErrorInfo};
 use sea_orm::DatabaseConnection;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::conversation::{Conversation, ConversationError};
@@ -19,6 +20,7 @@ use super::window::Window;
 use super::{AgentStopped, Orchestrator};
 use crate::clock;
 use crate::configuration::Settings;
+use crate::metrics::{self, Metrics};
 use crate::parser::{self, ClaudeLines, LineParser, RunOutcome};
 use crate::persistence::{AppendMessages, Persistence, SetSession, SetStatus, StoreError, Stored};
 use crate::runners::reader::{LineReader, StopReading};
@@ -26,6 +28,7 @@ use crate::runners::{
     Continuation, Feed, FeedRefused, RunnerControl, RunnerEvent, RunnerExit, RunnerSpec, Started,
 };
 use crate::store;
+use crate::telemetry::agent_span;
 
 /// Stops the agent's run: its runner and process tree stop, what it printed so far is stored, and its
 /// status becomes the one given — `terminated` for a DELETE, `interrupted` when the server shuts down.
@@ -101,6 +104,8 @@ pub struct AgentActor {
     window: Window,
     /// Told when the actor stops (the DELETEs waiting for it).
     waiters: Vec<oneshot::Sender<()>>,
+    /// Counts how its runs end.
+    metrics: Metrics,
 }
 
 /// What an agent's actor is given.
@@ -109,6 +114,7 @@ pub struct AgentContext {
     pub orchestrator: Addr<Orchestrator>,
     pub db: DatabaseConnection,
     pub settings: Arc<Settings>,
+    pub metrics: Metrics,
 }
 
 impl AgentActor {
@@ -149,6 +155,7 @@ impl AgentActor {
             last_sequence: 0,
             window: Window::default(),
             waiters: Vec::new(),
+            metrics: cx.metrics,
         }
     }
 
@@ -183,6 +190,7 @@ impl AgentActor {
         let Some(runner) = self.begin_ending() else {
             return;
         };
+        self.count_exit(metrics::exit_reason(status, error.as_ref()));
         let complete = matches!(status, AgentStatus::Completed | AgentStatus::Failed).then(|| {
             CompletionResult {
                 status,
@@ -209,18 +217,19 @@ impl AgentActor {
                 }
                 store_final_status(&persistence, change).await
             }
+            .instrument(agent_span(id))
             .into_actor(self)
             .map(move |res, act, ctx| {
                 match res {
-                    Ok(Ok(())) => tracing::info!(agent = %id, %status, "agent ended"),
+                    Ok(Ok(())) => tracing::info!(agent_id = %id, %status, "agent ended"),
                     Ok(Err(e)) if e.disowns() => {
                         act.conversation.stopping = true;
                         act.conversation.refuse_all(e.into());
                     }
                     Ok(Err(e)) => {
-                        tracing::error!(agent = %id, error = %e, "cannot store the final status")
+                        tracing::error!(agent_id = %id, error = %e, "cannot store the final status")
                     }
-                    Err(_) => tracing::error!(agent = %id, "persistence actor gone"),
+                    Err(_) => tracing::error!(agent_id = %id, "persistence actor gone"),
                 }
                 act.after_run(ctx);
             }),
@@ -269,7 +278,7 @@ impl AgentActor {
         match spec {
             Ok(spec) => self.start_runner(spec, ctx),
             Err(error) => {
-                tracing::warn!(agent = %self.id, error = %error.message, "cannot continue the agent");
+                tracing::warn!(agent_id = %self.id, error = %error.message, "cannot continue the agent");
                 self.phase = Phase::Running(Runner {
                     control: None,
                     reader: None,
@@ -293,8 +302,10 @@ impl AgentActor {
         if let Some(continuation) = &self.continuation {
             self.parser = crate::runners::kind::kind(continuation.agent_type).parser();
         }
+        // The runner's tasks start inside the agent's span, and stay in it.
         ctx.spawn(
             spec.start()
+                .instrument(agent_span(self.id))
                 .into_actor(self)
                 .map(|result, act, ctx| act.runner_ready(result, ctx)),
         );
@@ -308,6 +319,7 @@ impl AgentActor {
         let Some(runner) = self.begin_ending() else {
             return;
         };
+        self.count_exit("abandoned");
         let stopped = runner.map(Runner::stop);
         ctx.wait(
             async move {
@@ -315,6 +327,7 @@ impl AgentActor {
                     stopped.await;
                 }
             }
+            .instrument(agent_span(self.id))
             .into_actor(self)
             .map(|(), act, ctx| act.stop_unless_starting(ctx)),
         );
@@ -342,6 +355,15 @@ impl AgentActor {
         }
     }
 
+    /// Counts the end of a run, under its agent type.
+    fn count_exit(&self, reason: &str) {
+        let agent_type = self
+            .continuation
+            .as_ref()
+            .map_or("unknown", |c| c.agent_type.as_str());
+        self.metrics.runner_exited(agent_type, reason);
+    }
+
     /// The runner's control, while it runs.
     pub(super) fn control(&mut self) -> Option<&mut Box<dyn RunnerControl>> {
         match &mut self.phase {
@@ -362,7 +384,7 @@ async fn store_final_status(
     loop {
         match persistence.send(change.clone()).await {
             Ok(Err(StoreError::Database(e))) if attempts < FINAL_STATUS_ATTEMPTS => {
-                tracing::warn!(agent = %change.agent_id, error = %e, "final status not stored yet; retrying");
+                tracing::warn!(agent_id = %change.agent_id, error = %e, "final status not stored yet; retrying");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(std::time::Duration::from_secs(5));
                 attempts += 1;
@@ -436,6 +458,7 @@ impl AgentActor {
             let control = result.ok().and_then(|s| s.control);
             ctx.wait(
                 stop_control(control)
+                    .instrument(agent_span(self.id))
                     .into_actor(self)
                     .map(|(), _, ctx| ctx.stop()),
             );
@@ -607,7 +630,7 @@ impl Handler<Stored> for AgentActor {
                 Ok(sequence_number) => self.last_sequence = self.last_sequence.max(sequence_number),
                 Err(e) if e.disowns() => self.abandon(e.into(), ctx),
                 Err(e) => {
-                    tracing::error!(agent = %self.id, error = %e, "cannot store a message");
+                    tracing::error!(agent_id = %self.id, error = %e, "cannot store a message");
                     self.finish(
                         AgentStatus::Failed,
                         Some(ErrorInfo::new(

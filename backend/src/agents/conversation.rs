@@ -333,7 +333,7 @@ impl AgentActor {
                         .answer_permission(&request_id, &tool_name, &answer)
                         .is_err()
                     {
-                        tracing::warn!(agent = %self.id, "a permission answer found the agent's input closed");
+                        tracing::warn!(agent_id = %self.id, "a permission answer found the agent's input closed");
                     }
                 }
                 if self.conversation.permissions.is_empty() {

@@ -19,6 +19,7 @@ use super::conversation::{AnswerPermission, ConversationError, Interrupt, SendIn
 use crate::clock;
 use crate::configuration::Settings;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::persistence::{InsertAgent, Persistence, SetStatus, StoreDeletion, StoreError};
 use crate::runners::{Continuation, RunnerSpec};
 use crate::store;
@@ -101,6 +102,8 @@ pub struct Orchestrator {
     settings: Arc<Settings>,
     db: DatabaseConnection,
     persistence: Addr<Persistence>,
+    /// Handed to each agent's actor.
+    metrics: Metrics,
     running: HashMap<Uuid, Addr<AgentActor>>,
     /// Launches whose row is being stored: they count against the limit already.
     launching: usize,
@@ -114,11 +117,13 @@ impl Orchestrator {
         settings: Arc<Settings>,
         db: DatabaseConnection,
         persistence: Addr<Persistence>,
+        metrics: Metrics,
     ) -> Self {
         Orchestrator {
             settings,
             db,
             persistence,
+            metrics,
             running: HashMap::new(),
             launching: 0,
             closing: false,
@@ -134,6 +139,7 @@ impl Orchestrator {
             orchestrator: ctx.address(),
             db: self.db.clone(),
             settings: self.settings.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 
@@ -224,7 +230,7 @@ impl Handler<Launch> for Orchestrator {
                     let agent = match res {
                         Ok(Ok(agent)) => agent,
                         Ok(Err(e)) => {
-                            tracing::error!(error = %e, "cannot store a new agent");
+                            tracing::error!(agent_id = %id, error = %e, "cannot store a new agent");
                             return Err(ApiError::new(
                                 StatusCode::INTERNAL_SERVER_ERROR,
                                 ErrorCode::StorageError,
@@ -242,7 +248,7 @@ impl Handler<Launch> for Orchestrator {
                     let actor =
                         AgentActor::launch(id, spec, continuation, act.agent_context(ctx)).start();
                     act.running.insert(id, actor);
-                    tracing::info!(agent = %id, r#type = %agent.agent_type, "agent launched");
+                    tracing::info!(agent_id = %id, r#type = %agent.agent_type, "agent launched");
                     Ok(agent)
                 }),
         )
@@ -273,7 +279,7 @@ impl Handler<DeleteAgent> for Orchestrator {
                 Ok(()) | Err(StoreError::AgentGone) => Ok(()),
                 Err(StoreError::LeaseLost) => Err(ConversationError::TakenOver.into_api(id)),
                 Err(e) => {
-                    tracing::error!(agent = %id, error = %e, "cannot delete");
+                    tracing::error!(agent_id = %id, error = %e, "cannot delete");
                     Err(ApiError::new(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         ErrorCode::StorageError,

@@ -153,7 +153,7 @@ fn body(
             page = match store::find_since(&db, id, after, Some(PAGE)).await {
                 Ok(page) => page,
                 Err(e) => {
-                    tracing::error!(error = %e, agent = %id, "export: the history could not be read");
+                    tracing::error!(error = %e, agent_id = %id, "export: the history could not be read");
                     yield Err(ApiError::storage(&e));
                     return;
                 }

@@ -32,6 +32,7 @@ use super::GatewayState;
 use crate::error::ApiError;
 use crate::json_text::AgentMessageFrame;
 use crate::limits::Permit;
+use crate::metrics::Transport;
 use crate::{clock, store};
 
 /// Messages read from the database per page of the history.
@@ -113,6 +114,7 @@ async fn register(state: &GatewayState) -> Result<Registered, ApiError> {
     let forwarder = Forwarder(tx).start();
     let backlog = Arc::new(BacklogGauge::default());
     let connect = Connect {
+        transport: Transport::Sse,
         deliver: forwarder.clone().recipient(),
         overflowed: forwarder.clone().recipient(),
         going_away: forwarder.recipient(),
@@ -187,6 +189,8 @@ pub async fn agent_events(
         .ok_or_else(|| ApiError::agent_not_found(agent))?;
     let last = store::last_sequence(&db, agent).await?;
     let heartbeat = state.settings.heartbeat_interval();
+    let delivered = state.metrics.delivered(Transport::Sse);
+    let metrics = state.metrics.clone();
     let body = async_stream::stream! {
         let subscribed = ServerEvent::Subscribed(Subscribed {
             agent_id: agent,
@@ -203,12 +207,14 @@ pub async fn agent_events(
             let page = match store::find_since(&db, agent, last_sent, Some(HISTORY_PAGE)).await {
                 Ok(page) => page,
                 Err(e) => {
-                    tracing::error!(error = %e, %agent, "event stream: the history could not be read");
+                    tracing::error!(error = %e, agent_id = %agent, "event stream: the history could not be read");
+                    metrics.database_error("read_history");
                     return;
                 }
             };
             let timestamp = clock::now();
             let full = page.len() as u64 == HISTORY_PAGE;
+            delivered.inc_by(page.len() as u64);
             for message in page {
                 last_sent = message.sequence_number;
                 let frame = AgentMessageFrame::of(&message, &timestamp).to_json();
@@ -240,6 +246,7 @@ pub async fn agent_events(
                     // A message the history gave already is dropped.
                     (Scope::Room(a), Some(seq)) if a == agent && seq > last_sent => {
                         last_sent = seq;
+                        delivered.inc();
                         yield Ok(message_event(seq, &frame.frame));
                     }
                     (Scope::Room(a), None) if a == agent => yield Ok(event_of(&frame)),

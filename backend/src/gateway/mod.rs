@@ -19,6 +19,7 @@ use sea_orm::DatabaseConnection;
 use crate::configuration::WebSocketSettings;
 use crate::error::ApiError;
 use crate::limits::ConnectionLimit;
+use crate::metrics::Metrics;
 pub use registry::{EventFrame, RoomRegistry};
 pub use session::WsSession;
 
@@ -30,6 +31,8 @@ pub struct GatewayState {
     pub settings: WebSocketSettings,
     /// `websocket.max_connections`, shared by every worker.
     pub connections: ConnectionLimit,
+    /// What the sessions and streams count (messages delivered, database errors).
+    pub metrics: Metrics,
 }
 
 /// `GET /ws`: upgrades to a WebSocket served by a new [`WsSession`], if there is room for one more (429
@@ -64,6 +67,7 @@ pub async fn ws_route(
         state.registry.clone(),
         state.db.clone(),
         state.settings.clone(),
+        state.metrics.clone(),
     );
     ws::WsResponseBuilder::new(session, &req, stream)
         .frame_size(state.settings.max_frame_bytes)

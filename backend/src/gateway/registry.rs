@@ -17,6 +17,8 @@ use agentstream_wire::ServerEvent;
 use bytestring::ByteString;
 use uuid::Uuid;
 
+use crate::metrics::{Metrics, Transport};
+
 /// A session's number, given by the registry.
 pub type SessionId = u64;
 
@@ -130,6 +132,7 @@ pub struct CloseAll;
 
 /// A session as the registry reaches it.
 struct Member {
+    transport: Transport,
     deliver: Recipient<Deliver>,
     overflowed: Recipient<Overflowed>,
     going_away: Recipient<GoingAway>,
@@ -140,6 +143,8 @@ struct Member {
 #[derive(Message)]
 #[rtype(result = "SessionId")]
 pub struct Connect {
+    /// A WebSocket or an event stream: how it is counted.
+    pub transport: Transport,
     pub deliver: Recipient<Deliver>,
     pub overflowed: Recipient<Overflowed>,
     pub going_away: Recipient<GoingAway>,
@@ -201,17 +206,21 @@ pub struct RoomRegistry {
     next_id: SessionId,
     /// A session's backlog beyond which it is cut (`websocket.max_queued_bytes`).
     max_queued_bytes: usize,
+    /// Open connections and slow-consumer cuts are counted where sessions come and go.
+    metrics: Metrics,
 }
 
 impl RoomRegistry {
-    /// A registry that cuts sessions whose backlog passes `max_queued_bytes`.
-    pub fn new(max_queued_bytes: usize) -> Self {
+    /// A registry that cuts sessions whose backlog passes `max_queued_bytes`, counting its sessions in
+    /// `metrics`.
+    pub fn new(max_queued_bytes: usize, metrics: Metrics) -> Self {
         RoomRegistry {
             sessions: HashMap::new(),
             rooms: HashMap::new(),
             joined: HashMap::new(),
             next_id: 0,
             max_queued_bytes,
+            metrics,
         }
     }
 }
@@ -224,9 +233,11 @@ impl Handler<Connect> for RoomRegistry {
     type Result = SessionId;
     fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> SessionId {
         self.next_id += 1;
+        self.metrics.connection_opened(msg.transport);
         self.sessions.insert(
             self.next_id,
             Member {
+                transport: msg.transport,
                 deliver: msg.deliver,
                 overflowed: msg.overflowed,
                 going_away: msg.going_away,
@@ -240,7 +251,9 @@ impl Handler<Connect> for RoomRegistry {
 impl Handler<Disconnect> for RoomRegistry {
     type Result = ();
     fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
-        self.sessions.remove(&msg.0);
+        if let Some(member) = self.sessions.remove(&msg.0) {
+            self.metrics.connection_closed(member.transport);
+        }
         for agent in self.joined.remove(&msg.0).unwrap_or_default() {
             self.leave_room(msg.0, agent);
         }
@@ -295,7 +308,9 @@ impl Handler<Broadcast> for RoomRegistry {
         }
         for (id, (events, bytes)) in shares {
             if let Some(member) = self.sessions.get(&id) {
-                member.offer(events, bytes, limit);
+                if !member.offer(events, bytes, limit) {
+                    self.metrics.slow_consumer_closed(member.transport);
+                }
             }
         }
     }
@@ -303,20 +318,23 @@ impl Handler<Broadcast> for RoomRegistry {
 
 impl Member {
     /// Hands `events` (`bytes` in all) over unless that would pass the session's backlog limit; on the
-    /// first refusal the session is told it was cut.
-    fn offer(&self, events: Vec<EventFrame>, bytes: usize, limit: usize) {
+    /// first refusal the session is told it was cut, and false is returned (only then).
+    fn offer(&self, events: Vec<EventFrame>, bytes: usize, limit: usize) -> bool {
         if self.backlog.is_cut() {
-            return;
+            return true;
         }
         if self.backlog.admit(bytes, limit) {
             self.deliver.do_send(Deliver(events));
+            true
         } else {
             tracing::info!(
+                transport = self.transport.as_str(),
                 queued = self.backlog.queued(),
                 limit,
-                "websocket client too slow; cutting it"
+                "client too slow; cutting it"
             );
             self.overflowed.do_send(Overflowed);
+            false
         }
     }
 }

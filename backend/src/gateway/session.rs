@@ -31,6 +31,7 @@ use super::registry::{
 use crate::clock;
 use crate::configuration::WebSocketSettings;
 use crate::json_text;
+use crate::metrics::{Metrics, Transport};
 use crate::store;
 
 /// A subscription to one agent.
@@ -55,17 +56,22 @@ pub struct WsSession {
     next_generation: u64,
     /// What the registry handed over and this session has not written yet.
     backlog: Arc<BacklogGauge>,
+    /// `agentstream_messages_delivered_total{transport="ws"}`: added to once per batch written.
+    delivered: prometheus::IntCounter,
+    /// For the database errors of its reads.
+    metrics: Metrics,
 }
 
 /// Messages read from the database per replay page.
 const REPLAY_PAGE: u64 = 1000;
 
 impl WsSession {
-    /// A session not yet connected to the registry.
+    /// A session not yet connected to the registry, counting what it delivers in `metrics`.
     pub fn new(
         registry: Addr<RoomRegistry>,
         db: DatabaseConnection,
         settings: WebSocketSettings,
+        metrics: Metrics,
     ) -> Self {
         WsSession {
             id: None,
@@ -76,6 +82,8 @@ impl WsSession {
             subscriptions: HashMap::new(),
             next_generation: 0,
             backlog: Arc::new(BacklogGauge::default()),
+            delivered: metrics.delivered(Transport::WebSocket),
+            metrics,
         }
     }
 
@@ -101,21 +109,23 @@ impl WsSession {
     }
 
     /// Sends a room event now, unless it is a message this subscription already sent; either way it
-    /// leaves the backlog.
+    /// leaves the backlog. Returns the number of messages (`agent:message`) sent: 0 or 1.
     fn deliver_live(
         sub: &mut Subscription,
         backlog: &BacklogGauge,
         event: EventFrame,
         ctx: &mut ws::WebsocketContext<Self>,
-    ) {
+    ) -> u64 {
         backlog.written(event.frame.len());
+        let message = event.seq.is_some();
         if let Some(seq) = event.seq {
             if seq <= sub.last_sent {
-                return;
+                return 0;
             }
             sub.last_sent = seq;
         }
         ctx.text(event.frame);
+        u64::from(message)
     }
 
     /// Ends a subscription (replaced, unsubscribed or failed): live events it held leave the backlog.
@@ -240,7 +250,8 @@ impl WsSession {
                         "the server is shutting down".to_owned(),
                     ),
                     SubscribeFailure::Storage(err) => {
-                        tracing::error!(error = %err, %agent, "subscribe: database error");
+                        tracing::error!(error = %err, agent_id = %agent, "subscribe: database error");
+                        self.metrics.database_error("read_history");
                         (
                             ErrorCode::StorageError,
                             "the history could not be read".to_owned(),
@@ -289,6 +300,7 @@ impl WsSession {
         }
         let full = page.len() as u64 == REPLAY_PAGE;
         let timestamp = clock::now();
+        let mut sent = 0;
         for message in page {
             if message.sequence_number <= sub.last_sent {
                 continue;
@@ -296,8 +308,10 @@ impl WsSession {
             sub.last_sent = message.sequence_number;
             let frame = json_text::AgentMessageFrame::of(&message, &timestamp);
             ctx.text(frame.to_json());
+            sent += 1;
         }
         if full {
+            self.delivered.inc_by(sent);
             let (db, after) = (self.db.clone(), sub.last_sent);
             let next = async move { store::find_since(&db, agent, after, Some(REPLAY_PAGE)).await };
             ctx.spawn(
@@ -305,7 +319,8 @@ impl WsSession {
                     .map(move |result, act, ctx| match result {
                         Ok(page) => act.replay_page(agent, generation, page, ctx),
                         Err(e) => {
-                            tracing::error!(error = %e, %agent, "replay: database error");
+                            tracing::error!(error = %e, agent_id = %agent, "replay: database error");
+                            act.metrics.database_error("read_history");
                             Self::release(&act.backlog, act.subscriptions.remove(&agent));
                             if let Some(session) = act.id {
                                 act.registry.do_send(Leave { session, agent });
@@ -322,8 +337,9 @@ impl WsSession {
             return;
         }
         for event in sub.pending.take().unwrap_or_default() {
-            Self::deliver_live(sub, &self.backlog, event, ctx);
+            sent += Self::deliver_live(sub, &self.backlog, event, ctx);
         }
+        self.delivered.inc_by(sent);
     }
 }
 
@@ -345,6 +361,7 @@ impl Actor for WsSession {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let connect = Connect {
+            transport: Transport::WebSocket,
             deliver: ctx.address().recipient(),
             overflowed: ctx.address().recipient(),
             going_away: ctx.address().recipient(),
@@ -382,6 +399,7 @@ impl Handler<Deliver> for WsSession {
         if self.backlog.is_cut() {
             return self.cut(ctx);
         }
+        let mut sent = 0;
         for event in msg.0 {
             match event.scope {
                 Scope::All => {
@@ -394,10 +412,13 @@ impl Handler<Deliver> for WsSession {
                         pending: Some(pending),
                         ..
                     }) => pending.push(event),
-                    Some(sub) => Self::deliver_live(sub, &self.backlog, event, ctx),
+                    Some(sub) => sent += Self::deliver_live(sub, &self.backlog, event, ctx),
                     None => self.backlog.written(event.frame.len()),
                 },
             }
+        }
+        if sent > 0 {
+            self.delivered.inc_by(sent);
         }
     }
 }

@@ -231,7 +231,7 @@ impl Listener {
                 Ok(rows) => rows,
                 Err(e) => {
                     // Read again at the next announcement or reconnection.
-                    tracing::warn!(%agent, error = %e, "cannot read another instance's messages");
+                    tracing::warn!(agent_id = %agent, error = %e, "cannot read another instance's messages");
                     return;
                 }
             };
@@ -272,7 +272,7 @@ impl Listener {
             let row = match store::find_agent(&self.db, agent).await {
                 Ok(row) => row,
                 Err(e) => {
-                    tracing::warn!(%agent, error = %e, "cannot read another instance's agent");
+                    tracing::warn!(agent_id = %agent, error = %e, "cannot read another instance's agent");
                     continue;
                 }
             };

@@ -18,6 +18,7 @@ use super::requests::{
 use super::write::write_batch;
 use crate::gateway::registry::{Broadcast, RoomRegistry};
 use crate::instances::lease::Fence;
+use crate::metrics::Metrics;
 use crate::parser::ParsedMessage;
 use crate::store;
 
@@ -39,17 +40,21 @@ pub struct Persistence {
     /// On PostgreSQL, this instance's claim: each write checks it, and is announced to the other
     /// instances.
     fence: Option<Fence>,
+    /// Recorded once per write: its size and time, the messages it stored, the requests that failed.
+    metrics: Metrics,
 }
 
 impl Persistence {
     /// A writer of `db` that broadcasts through `registry`, taking up to `mailbox` requests at once
     /// without making a sender wait (running agents × their window of messages in flight); with a
-    /// `fence` (PostgreSQL, several instances) each write holds to its claim and is announced.
+    /// `fence` (PostgreSQL, several instances) each write holds to its claim and is announced. Each
+    /// write is recorded in `metrics`.
     pub fn new(
         db: DatabaseConnection,
         registry: Addr<RoomRegistry>,
         mailbox: usize,
         fence: Option<Fence>,
+        metrics: Metrics,
     ) -> Self {
         let postgres =
             sea_orm::ConnectionTrait::get_database_backend(&db) == sea_orm::DbBackend::Postgres;
@@ -62,6 +67,7 @@ impl Persistence {
             last: LastSequences::new(),
             nul_free: postgres,
             fence,
+            metrics,
         }
     }
 
@@ -113,18 +119,27 @@ impl Persistence {
                 if took >= SLOW_WRITE {
                     tracing::warn!(size, ms = took.as_millis() as u64, "slow database write");
                 }
-                (written, last)
+                (written, last, took)
             }
             .into_actor(self)
-            .map(|(written, last), act, ctx| {
+            .map(|(written, last, took), act, ctx| {
                 act.last = last;
                 // Committed: announce everything (one hand-over for the batch), then answer.
                 let mut frames = Vec::with_capacity(written.len());
                 let mut answers = Vec::with_capacity(written.len());
+                let mut stored = 0;
                 for (request, result, mut produced) in written {
+                    match &result {
+                        Ok(()) if request.is_message() => stored += 1,
+                        Err(StoreError::Database(_)) => {
+                            act.metrics.database_error(request.operation())
+                        }
+                        _ => {}
+                    }
                     frames.append(&mut produced);
                     answers.push((request, result));
                 }
+                act.metrics.write_done(answers.len(), stored, took);
                 if !frames.is_empty() {
                     act.registry.do_send(Broadcast(frames));
                 }

@@ -225,6 +225,21 @@ impl Request {
         }
     }
 
+    /// What it writes, as the `operation` of `agentstream_database_errors_total` (one of
+    /// [`crate::metrics::DATABASE_OPERATIONS`]).
+    pub(super) fn operation(&self) -> &'static str {
+        match self {
+            Request::InsertAgent { .. } => "insert_agent",
+            Request::Append { .. } => "append_message",
+            Request::SetStatus { .. } => "set_status",
+            Request::SetSession { .. } => "set_session",
+            Request::Delete { .. } => "delete_agent",
+            Request::InterruptUnfinished { .. } => "interrupt_unfinished",
+            Request::TakeOver { .. } => "take_over",
+            Request::Flush { .. } => "flush",
+        }
+    }
+
     /// Whether it is a message to store.
     pub(super) fn is_message(&self) -> bool {
         matches!(self, Request::Append { .. })

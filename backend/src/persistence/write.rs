@@ -84,7 +84,13 @@ pub(super) async fn write_batch(
                     // The agents were taken over: their new owner has said how they ended.
                     tracing::warn!("write refused: this instance's lease was taken over");
                 } else if !matches!(error, StoreError::AgentGone) {
-                    tracing::error!(error = %e, "write failed");
+                    let operation = request.operation();
+                    match request.agent() {
+                        Some(agent_id) => {
+                            tracing::error!(%agent_id, operation, error = %e, "write failed")
+                        }
+                        None => tracing::error!(operation, error = %e, "write failed"),
+                    }
                     // Not stored, so not broadcast: the agent's subscribers learn why it stops.
                     if let Request::Append { agent_id, .. } = &request {
                         if told.insert(*agent_id) {

@@ -8,6 +8,8 @@
 //! 3. with a token, the request must carry it (401 otherwise) — `token.rs`.
 //!
 //! The static web app is public (it must load to ask for the token), and so is `GET /api/health`.
+//! `GET /metrics` ([`guard_metrics`]) follows the same rules with its own token, `metrics.token`, when
+//! one is set (a scraper then holds a credential that cannot drive agents), else the API's.
 //! `exposure.rs` refuses, at start-up, a non-loopback address without a token.
 
 pub mod exposure;
@@ -61,12 +63,17 @@ pub enum SecurityError {
          (no path, no wildcard)"
     )]
     BadOrigin(String),
+    /// `metrics.token` or `metrics.token_file` is unusable (the same rules as the API token's).
+    #[error("metrics.token: {0}")]
+    MetricsToken(Box<SecurityError>),
 }
 
 /// What the middleware enforces, built once from the settings.
 #[derive(Clone, Debug)]
 pub struct Policy {
     token: Option<ApiToken>,
+    /// `metrics.token`: when set, `/metrics` takes it instead of the API token.
+    metrics_token: Option<ApiToken>,
     allowed_origins: Vec<String>,
     /// No token and not public: the `Host` must be this machine's (DNS rebinding).
     local_hosts_only: bool,
@@ -87,7 +94,17 @@ impl Policy {
             local_hosts_only: token.is_none() && !server.allow_public_without_token,
             allowed_origins: origin::parse_allowed(&server.allowed_origins)?,
             token,
+            metrics_token: ApiToken::load(&settings.metrics.token, &settings.metrics.token_file)
+                .map_err(|e| SecurityError::MetricsToken(Box::new(e)))?,
         })
+    }
+
+    /// The token a request to `surface` must carry, if any.
+    fn token_for(&self, surface: Surface) -> Option<&ApiToken> {
+        match surface {
+            Surface::Metrics => self.metrics_token.as_ref().or(self.token.as_ref()),
+            Surface::Api | Surface::Streaming => self.token.as_ref(),
+        }
     }
 
     /// Whether requests need a token.
@@ -103,6 +120,8 @@ enum Surface {
     Api,
     /// `/ws` and the event streams.
     Streaming,
+    /// `/metrics`: a header only, like the REST API.
+    Metrics,
 }
 
 /// Whether `path` is one of the event streams (`/api/events`, `/api/agents/{id}/events`).
@@ -133,6 +152,14 @@ pub async fn guard_ws(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     guard(req, next, Surface::Streaming).await
+}
+
+/// The middleware of `/metrics`.
+pub async fn guard_metrics(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    guard(req, next, Surface::Metrics).await
 }
 
 async fn guard(
@@ -195,7 +222,7 @@ async fn guard(
         add_cors(response.headers_mut(), allowed);
         return Ok(response);
     }
-    if let Some(token) = &policy.token {
+    if let Some(token) = policy.token_for(surface) {
         if let Err(error) = authenticate(&req, token, surface) {
             tracing::warn!(
                 peer = ?req.peer_addr(),
@@ -216,7 +243,7 @@ async fn guard(
 /// 401 `unauthorized` unless the request carries the token where `surface` accepts it.
 fn authenticate(req: &ServiceRequest, token: &ApiToken, surface: Surface) -> Result<(), ApiError> {
     let how = match surface {
-        Surface::Api => "send it as `Authorization: Bearer <token>`",
+        Surface::Api | Surface::Metrics => "send it as `Authorization: Bearer <token>`",
         Surface::Streaming => "send it as `Authorization: Bearer <token>` or `?token=<token>`",
     };
     let (message, challenge) = match presented(req, surface) {

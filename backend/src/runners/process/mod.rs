@@ -191,7 +191,8 @@ pub fn spawn(spec: ProcessSpec) -> Result<Started, ErrorInfo> {
 
     tokio::spawn(write_input(stdin, text, lines));
     tokio::spawn(keep_tail(stderr, tail.clone()));
-    tokio::spawn(supervise(
+    // In the span it was started in (the agent's): its lines say whose process it is.
+    tokio::spawn(tracing::Instrument::in_current_span(supervise(
         child,
         stdout,
         spec.clone(),
@@ -200,7 +201,7 @@ pub fn spawn(spec: ProcessSpec) -> Result<Started, ErrorInfo> {
         tree.clone(),
         events_tx,
         exited_tx,
-    ));
+    )));
 
     let events = futures_util::stream::unfold(events_rx, |mut rx| async move {
         rx.recv().await.map(|event| (event, rx))
@@ -297,13 +298,13 @@ async fn supervise(
     exited: watch::Sender<bool>,
 ) {
     let progress = Arc::new(ReadProgress::default());
-    let mut reading = tokio::spawn(read_stdout(
+    let mut reading = tokio::spawn(tracing::Instrument::in_current_span(read_stdout(
         stdout,
         spec.max_line_bytes,
         spec.idle_timeout.clone(),
         events.clone(),
         progress.clone(),
-    ));
+    )));
     // The leader's exit decides, not stdout's end: a tool that inherited stdout may hold it open.
     let mut silent = false;
     let status = tokio::select! {
