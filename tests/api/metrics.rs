@@ -139,7 +139,10 @@ async fn every_family_moves_as_agents_are_watched_over_websocket_and_sse_and_end
         before.assert_family(name, kind);
     }
     assert_eq!(before.value("agentstream_messages_stored_total", &[]), 0.0);
-    assert_eq!(before.value("agentstream_messages_delivered_total", &[]), 0.0);
+    assert_eq!(
+        before.value("agentstream_messages_delivered_total", &[]),
+        0.0
+    );
     assert_eq!(before.value("agentstream_agents", &[]), 0.0);
 
     // An agent watched from a WebSocket and an event stream at once, both from its first message.
@@ -175,7 +178,7 @@ async fn every_family_moves_as_agents_are_watched_over_websocket_and_sse_and_end
     let failed_code = failed.error.expect("why it failed").code;
     let long = app.launch(10_000, 20).await;
     app.wait_messages(long.id, 3).await;
-    assert_eq!(app.delete_agent(long.id, false).await.status(), 200);
+    assert_eq!(app.delete_agent(long.id, false).await.status(), 204);
     app.wait_finished(long.id).await;
     let mut all_stored = 0;
     for id in [agent.id, failed.id, long.id] {
@@ -299,7 +302,12 @@ async fn metrics_need_the_api_token_or_their_own_token_when_one_is_set() {
         .spawn(SERVER)
         .await;
     assert_eq!(get(&app, None).await.status(), 401);
-    assert_eq!(get(&app, Some("wrong-token-of-some-length-0")).await.status(), 401);
+    assert_eq!(
+        get(&app, Some("wrong-token-of-some-length-0"))
+            .await
+            .status(),
+        401
+    );
     scrape_with(&app, Some(API_TOKEN))
         .await
         .assert_family("agentstream_agents", "gauge");
@@ -378,7 +386,7 @@ async fn json_logs_are_one_object_per_line_and_every_line_about_an_agent_carries
     let failed = app.run_claude_to_end("hello").await;
     let long = app.launch(10_000, 20).await;
     app.wait_messages(long.id, 3).await;
-    assert_eq!(app.delete_agent(long.id, false).await.status(), 200);
+    assert_eq!(app.delete_agent(long.id, false).await.status(), 204);
     app.wait_finished(done.id).await;
     let followed = app
         .client

@@ -62,7 +62,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
     cfg.service(
         web::scope("/api")
             .wrap(actix_web::middleware::from_fn(security::guard_api))
-            .wrap(actix_web::middleware::from_fn(crate::metrics::api_errors::count))
+            .wrap(actix_web::middleware::from_fn(
+                crate::metrics::api_errors::count,
+            ))
             .app_data(
                 web::JsonConfig::default()
                     .limit(settings.server.max_body_bytes)

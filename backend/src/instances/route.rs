@@ -78,7 +78,7 @@ pub async fn to_owner(
         match forward(peers, req, body, &owner).await {
             Ok(response) => return Ok(Route::Answered(response)),
             Err(e) => {
-                tracing::warn!(owner = %owner.instance, error = %e, "the agent's owner does not answer");
+                tracing::warn!(agent_id = %agent, owner = %owner.instance, error = %e, "the agent's owner does not answer");
             }
         }
     }

@@ -44,7 +44,17 @@ pub fn family(counts: &[(String, String, i64)]) -> prometheus::Result<Vec<Metric
     for (t, s, n) in counts {
         gauge.with_label_values(&[t.as_str(), s.as_str()]).add(*n);
     }
-    Ok(prometheus::core::Collector::collect(&gauge))
+    let mut families = prometheus::core::Collector::collect(&gauge);
+    // In a stable order, as the registry's own families are (a vector's children are not).
+    for family in &mut families {
+        family.mut_metric().sort_by_cached_key(|m| {
+            m.get_label()
+                .iter()
+                .map(|l| (l.name().to_owned(), l.value().to_owned()))
+                .collect::<Vec<_>>()
+        });
+    }
+    Ok(families)
 }
 
 #[cfg(test)]
@@ -59,10 +69,7 @@ mod tests {
         ];
         let families = family(&counts).unwrap();
         let metrics = families[0].get_metric();
-        assert_eq!(
-            metrics.len(),
-            AgentType::ALL.len() * AgentStatus::ALL.len()
-        );
+        assert_eq!(metrics.len(), AgentType::ALL.len() * AgentStatus::ALL.len());
         let value = |t: &str, s: &str| {
             metrics
                 .iter()

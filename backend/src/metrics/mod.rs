@@ -330,7 +330,10 @@ mod tests {
         m.write_done(300, 298, Duration::from_millis(3));
         m.write_done(1, 0, Duration::from_millis(1));
         let text = m.render(Vec::new());
-        assert!(text.contains("agentstream_messages_stored_total 298\n"), "{text}");
+        assert!(
+            text.contains("agentstream_messages_stored_total 298\n"),
+            "{text}"
+        );
         assert!(text.contains("agentstream_write_batch_rows_count 2\n"));
         assert!(text.contains("agentstream_write_batch_rows_sum 301\n"));
         assert!(text.contains("agentstream_write_commit_seconds_count 2\n"));
