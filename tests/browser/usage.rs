@@ -13,35 +13,35 @@ use crate::harness::{browser_test, Browser, Session, PAGE_TIMEOUT};
 /// The trimmed text of the first element matching `selector`, if any.
 async fn text(b: &Browser, selector: &str) -> Option<String> {
     let script = format!(
-        "const e = document.querySelector('{selector}'); return e ? e.textContent.trim() : null;"
+        "const e = document.querySelector({}); return e ? e.textContent.trim() : null;",
+        Value::from(selector)
     );
     b.js(&script).await.as_str().map(str::to_owned)
 }
 
 /// Waits until the element's text is `want`.
 async fn wait_text(b: &Browser, selector: &str, want: &str) {
-    b.wait_until(&format!("{selector} to read {want:?}"), PAGE_TIMEOUT, || async {
-        (text(b, selector).await.as_deref() == Some(want)).then_some(())
-    })
+    b.wait_until(
+        &format!("{selector} to read {want:?}"),
+        PAGE_TIMEOUT,
+        || async { (text(b, selector).await.as_deref() == Some(want)).then_some(()) },
+    )
     .await
 }
 
 /// Every bar of the chart: its day and height.
 async fn bars(b: &Browser) -> Vec<(String, f64)> {
     let value = b
-        .js("return Array.from(document.querySelectorAll('[data-testid=usage-bar]'))\
-             .map(r => [r.dataset.day, parseFloat(r.getAttribute('height'))]);")
+        .js(
+            "return Array.from(document.querySelectorAll('[data-testid=usage-bar]'))\
+             .map(r => [r.dataset.day, parseFloat(r.getAttribute('height'))]);",
+        )
         .await;
     let Value::Array(bars) = value else {
         return Vec::new();
     };
     bars.iter()
-        .filter_map(|bar| {
-            Some((
-                bar.get(0)?.as_str()?.to_owned(),
-                bar.get(1)?.as_f64()?,
-            ))
-        })
+        .filter_map(|bar| Some((bar.get(0)?.as_str()?.to_owned(), bar.get(1)?.as_f64()?)))
         .collect()
 }
 
@@ -61,9 +61,24 @@ async fn the_usage_view_and_the_agent_header_show_what_an_agent_used() {
         // The header: in / out / cache, cost (the synthetic agent's plain $0), turns, time.
         wait_text(b, "[data-testid=usage-out]", "out 120").await;
         let input = format!("in {}", usage.input_tokens);
-        wait_text(b, "[data-testid=agent-usage-header] [data-testid=usage-in]", &input).await;
-        wait_text(b, "[data-testid=agent-usage-header] [data-testid=usage-cache]", "cache 0 / 0").await;
-        wait_text(b, "[data-testid=agent-usage-header] [data-testid=usage-cost]", "$0").await;
+        wait_text(
+            b,
+            "[data-testid=agent-usage-header] [data-testid=usage-in]",
+            &input,
+        )
+        .await;
+        wait_text(
+            b,
+            "[data-testid=agent-usage-header] [data-testid=usage-cache]",
+            "cache 0 / 0",
+        )
+        .await;
+        wait_text(
+            b,
+            "[data-testid=agent-usage-header] [data-testid=usage-cost]",
+            "$0",
+        )
+        .await;
         wait_text(b, "[data-testid=usage-turns]", "1 turns").await;
         // The list's figure.
         let item = format!("[data-agent-id='{id}'] [data-testid=agent-usage]");
@@ -85,20 +100,30 @@ async fn the_usage_view_and_the_agent_header_show_what_an_agent_used() {
                 (bars.len() == 30).then_some(bars)
             })
             .await;
-        assert_eq!(chart.last().map(|(day, _)| day.as_str()), Some(today.as_str()));
+        assert_eq!(
+            chart.last().map(|(day, _)| day.as_str()),
+            Some(today.as_str())
+        );
         assert!(chart.last().is_some_and(|(_, h)| *h > 0.0), "{chart:?}");
         assert!(chart[..29].iter().all(|(_, h)| *h == 0.0), "{chart:?}");
-        b.wait_for(Locator::Css("[data-testid=usage-type][data-type=synthetic]")).await;
+        b.wait_for(Locator::Css(
+            "[data-testid=usage-type][data-type=synthetic]",
+        ))
+        .await;
 
         // A week: seven bars, today's still the last and the only one drawn.
-        b.click("button[data-testid=usage-range][data-days='7']").await;
+        b.click("button[data-testid=usage-range][data-days='7']")
+            .await;
         let week = b
             .wait_until("7 bars in the chart", PAGE_TIMEOUT, || async {
                 let bars = bars(b).await;
                 (bars.len() == 7).then_some(bars)
             })
             .await;
-        assert_eq!(week.last().map(|(day, _)| day.as_str()), Some(today.as_str()));
+        assert_eq!(
+            week.last().map(|(day, _)| day.as_str()),
+            Some(today.as_str())
+        );
         assert!(week.last().is_some_and(|(_, h)| *h > 0.0), "{week:?}");
     })
     .await;
