@@ -77,7 +77,7 @@ pub fn count(n: u64) -> String {
 pub fn cost(usd: Option<f64>) -> String {
     match usd {
         None => "—".to_owned(),
-        Some(v) if v == 0.0 => "$0".to_owned(),
+        Some(0.0) => "$0".to_owned(),
         Some(v) if v < 0.0001 => "<$0.0001".to_owned(),
         Some(v) if v < 1.0 => format!("${v:.4}"),
         Some(v) if v < 100.0 => format!("${v:.2}"),
