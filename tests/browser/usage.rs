@@ -45,6 +45,19 @@ async fn bars(b: &Browser) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// Waits until the chart has a bar for each of `days` days; its bars.
+async fn wait_bars(b: &Browser, days: usize) -> Vec<(String, f64)> {
+    b.wait_until(
+        &format!("{days} bars in the chart"),
+        PAGE_TIMEOUT,
+        || async {
+            let bars = bars(b).await;
+            (bars.len() == days).then_some(bars)
+        },
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_usage_view_and_the_agent_header_show_what_an_agent_used() {
     browser_test("usage_view", false, async |s: &Session| {
@@ -94,12 +107,7 @@ async fn the_usage_view_and_the_agent_header_show_what_an_agent_used() {
         wait_text(b, "[data-testid=usage-total-turns]", "1").await;
         let report: UsageReport = s.app.get_json("/api/usage").await;
         let today = report.to.clone();
-        let chart = b
-            .wait_until("30 bars in the chart", PAGE_TIMEOUT, || async {
-                let bars = bars(b).await;
-                (bars.len() == 30).then_some(bars)
-            })
-            .await;
+        let chart = wait_bars(b, 30).await;
         assert_eq!(
             chart.last().map(|(day, _)| day.as_str()),
             Some(today.as_str())
@@ -114,12 +122,7 @@ async fn the_usage_view_and_the_agent_header_show_what_an_agent_used() {
         // A week: seven bars, today's still the last and the only one drawn.
         b.click("button[data-testid=usage-range][data-days='7']")
             .await;
-        let week = b
-            .wait_until("7 bars in the chart", PAGE_TIMEOUT, || async {
-                let bars = bars(b).await;
-                (bars.len() == 7).then_some(bars)
-            })
-            .await;
+        let week = wait_bars(b, 7).await;
         assert_eq!(
             week.last().map(|(day, _)| day.as_str()),
             Some(today.as_str())
