@@ -29,4 +29,5 @@ pub mod security;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod usage;
 pub mod web_app;

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use yew::prelude::*;
 
 use crate::time;
+use crate::usage;
 
 #[derive(Properties, PartialEq)]
 pub struct Props {
@@ -68,7 +69,12 @@ pub fn agent_list(props: &Props) -> Html {
                                       title={status_hint(a.status)}>{ a.status.as_str() }</span>
                             </div>
                             <div class="prompt">{ excerpt(&a.prompt) }</div>
-                            <div class="age">{ time::age(&a.created_at) }</div>
+                            <div class="age">
+                                { time::age(&a.created_at) }
+                                <span class="usage" data-testid="agent-usage" title="tokens used, and cost where the CLI reports it">
+                                    { usage::summary(&a.usage) }
+                                </span>
+                            </div>
                         </li>
                     }
                 }) }

@@ -3,7 +3,7 @@
 
 use agentstream_wire::{
     Agent, AgentTypeInfo, CreateAgentRequest, ErrorBody, ErrorInfo, PermissionAnswer,
-    SendMessageRequest, StoredMessage,
+    SendMessageRequest, StoredMessage, UsageReport,
 };
 use gloo_net::http::{Method, RequestBuilder, Response};
 use uuid::Uuid;
@@ -172,4 +172,20 @@ pub async fn answer_permission(
     .await
     .map_err(network)?;
     decode(response).await
+}
+
+/// `GET /api/usage[?from=…&to=…]`: usage per day and agent type (the server's last 30 days without a
+/// range).
+pub async fn usage(range: Option<(String, String)>) -> ApiResult<UsageReport> {
+    let url = match range {
+        Some((from, to)) => format!("/api/usage?from={from}&to={to}"),
+        None => "/api/usage".to_owned(),
+    };
+    decode(
+        authorized(Method::GET, &url)
+            .send()
+            .await
+            .map_err(network)?,
+    )
+    .await
 }

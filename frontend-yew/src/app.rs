@@ -15,12 +15,14 @@ use crate::api;
 use crate::auth::{self, TokenForm};
 use crate::connection::{ConnState, Connection};
 use crate::launch::LaunchForm;
+use crate::usage_view::UsageView;
 
 /// Where the app is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
     Home,
     Agent(Uuid),
+    Usage,
 }
 
 impl Route {
@@ -28,6 +30,9 @@ impl Route {
         let path = web_sys::window()
             .and_then(|w| w.location().pathname().ok())
             .unwrap_or_default();
+        if path.trim_end_matches('/') == "/usage" {
+            return Route::Usage;
+        }
         path.strip_prefix("/agents/")
             .and_then(|id| Uuid::parse_str(id.trim_end_matches('/')).ok())
             .map_or(Route::Home, Route::Agent)
@@ -37,6 +42,7 @@ impl Route {
         match self {
             Route::Home => "/".to_owned(),
             Route::Agent(id) => format!("/agents/{id}"),
+            Route::Usage => "/usage".to_owned(),
         }
     }
 }
@@ -71,6 +77,9 @@ impl Reducible for Agents {
             AgentsAction::Event(ServerEvent::AgentStatus(s)) => {
                 if let Some(a) = list.iter_mut().find(|a| a.id == s.agent_id) {
                     a.status = s.status;
+                    if let Some(usage) = s.usage {
+                        a.usage = usage;
+                    }
                 }
             }
             AgentsAction::Event(ServerEvent::AgentDeleted(d)) if d.purged => {
@@ -190,13 +199,20 @@ pub fn app() -> Html {
             navigate(Route::Home, &route);
         })
     };
+    let on_usage = {
+        let route = route.clone();
+        Callback::from(move |e: MouseEvent| {
+            e.prevent_default();
+            navigate(Route::Usage, &route);
+        })
+    };
     let on_purged = {
         let route = route.clone();
         Callback::from(move |_: Uuid| navigate(Route::Home, &route))
     };
     let selected = match *route {
         Route::Agent(id) => Some(id),
-        Route::Home => None,
+        Route::Home | Route::Usage => None,
     };
     let listed = selected.and_then(|id| agents.0.iter().find(|a| a.id == id).cloned());
 
@@ -204,6 +220,10 @@ pub fn app() -> Html {
         <div class="app">
             <header class="topbar">
                 <a class="brand" href="/" onclick={on_home}>{ "agentstream" }</a>
+                <nav class="nav">
+                    <a href="/usage" data-testid="usage-link" onclick={on_usage}
+                       class={classes!((*route == Route::Usage).then_some("on"))}>{ "Usage" }</a>
+                </nav>
                 <span class={classes!("conn", state.label())} data-testid="connection" data-state={state.label()}
                       title="WebSocket connection">
                     <span class="dot"></span>{ state.label() }
@@ -220,6 +240,7 @@ pub fn app() -> Html {
                 <main class="main">
                     {
                         match selected {
+                            None if *route == Route::Usage => html! { <UsageView /> },
                             Some(id) => html! { <AgentView key={id.to_string()} id={id} listed={listed} conn={(*conn).clone()} on_purged={on_purged} /> },
                             None => html! {
                                 <div class="empty">
@@ -265,6 +286,7 @@ mod tests {
                     agent_id: launched.id,
                     status: AgentStatus::AwaitingPermission,
                     timestamp: String::new(),
+                    usage: None,
                 },
             )))
             .reduce(AgentsAction::Launched(launched.clone()));
@@ -273,5 +295,31 @@ mod tests {
         // Answered before its events: added.
         let list = Rc::new(Agents::default()).reduce(AgentsAction::Launched(launched));
         assert_eq!(list.0[0].status, AgentStatus::Initializing);
+    }
+
+    #[test]
+    fn a_turns_end_brings_the_agents_usage_to_the_list() {
+        let listed = agent("running");
+        let usage = agentstream_wire::UsageTotals {
+            output_tokens: 7,
+            cost_usd: Some(0.0),
+            turns: 1,
+            ..Default::default()
+        };
+        let status = |status, usage| {
+            AgentsAction::Event(ServerEvent::AgentStatus(AgentStatusChanged {
+                agent_id: listed.id,
+                status,
+                timestamp: String::new(),
+                usage,
+            }))
+        };
+        let list = Rc::new(Agents::default())
+            .reduce(AgentsAction::Load(vec![listed.clone()]))
+            .reduce(status(AgentStatus::Completed, Some(usage.clone())))
+            // A status without usage (a turn starting) keeps what the list has.
+            .reduce(status(AgentStatus::Running, None));
+        assert_eq!(list.0[0].usage, usage);
+        assert_eq!(list.0[0].status, AgentStatus::Running);
     }
 }

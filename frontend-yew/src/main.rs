@@ -16,6 +16,8 @@ mod permission_card;
 mod time;
 mod timeline;
 mod transcript;
+mod usage;
+mod usage_view;
 
 fn main() {
     yew::Renderer::<app::App>::new().render();

@@ -20,6 +20,7 @@ mod metrics;
 mod resilience;
 mod static_files;
 mod streaming;
+mod usage;
 mod websocket;
 
 /// The server binary cargo built for these tests. Only this package's own tests can name it, so they

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::errors::ErrorInfo;
 use crate::names::AgentStatus;
 use crate::rest::{Agent, StoredMessage};
+use crate::usage::UsageTotals;
 
 /// `agent:created`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -17,12 +18,15 @@ pub struct AgentCreated {
 }
 
 /// `agent:status`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentStatusChanged {
     pub agent_id: Uuid,
     pub status: AgentStatus,
     pub timestamp: String,
+    /// Extension: on a status that ends a turn, the agent's usage totals with that turn counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageTotals>,
 }
 
 /// `agent:deleted`.
@@ -155,6 +159,7 @@ mod tests {
             agent_id: id,
             status: AgentStatus::Running,
             timestamp: "2026-11-24T10:30:00.123Z".into(),
+            usage: None,
         });
         let json = serde_json::to_value(&event).unwrap();
         assert_eq!(

@@ -5,7 +5,7 @@
 //!
 //! By kind: [`names`] (agent types, statuses, message types), [`metadata`] (`metadata.eventType` and
 //! the metadata's keys), [`errors`] (error bodies and codes), [`rest`] (REST bodies), [`events`] (what
-//! the server sends over the WebSocket), [`client`] (what a client sends).
+//! the server sends over the WebSocket), [`client`] (what a client sends), [`usage`] (usage and cost).
 
 pub mod client;
 pub mod errors;
@@ -13,6 +13,7 @@ pub mod events;
 pub mod metadata;
 pub mod names;
 pub mod rest;
+pub mod usage;
 
 pub use client::{ClientEvent, DecodeError, Subscribe, Unsubscribe};
 pub use errors::{ErrorBody, ErrorCode, ErrorInfo};
@@ -27,6 +28,7 @@ pub use rest::{
     Health, OptionKind, PermissionAnswer, PermissionDecision, SendMessageRequest, StoredMessage,
     SyntheticConfig,
 };
+pub use usage::{DayUsage, TypeUsage, UsageBucket, UsageReport, UsageTotals};
 
 /// The protocol version this crate describes.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::errors::ErrorInfo;
 use crate::names::{protocol_names, AgentStatus, AgentType, ClaudeTransport, MessageType};
+use crate::usage::UsageTotals;
 
 /// An agent as REST returns it and `agent:created` carries it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -31,6 +32,9 @@ pub struct Agent {
     /// Extension: why the agent failed, when it did.
     #[serde(default)]
     pub error: Option<ErrorInfo>,
+    /// Extension: what the agent's turns reported using (tokens, cost, turns, time), summed.
+    #[serde(default)]
+    pub usage: UsageTotals,
 }
 
 /// One stored message (a row of `agent_messages`): what REST returns and `agent:message` carries.

@@ -1255,6 +1255,7 @@ mod tests {
             session_id: Some("sess-1".into()),
             model: Some("claude-test".into()),
             error: None,
+            usage: Default::default(),
         }
     }
 

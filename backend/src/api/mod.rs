@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod conversation;
 pub mod export;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -122,6 +123,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
             .service(
                 web::resource("/agents/{id}/permissions/{request_id}")
                     .route(web::post().to(conversation::answer))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/usage")
+                    .route(web::get().to(usage::usage))
                     .default_service(web::to(method_not_allowed)),
             )
             .default_service(web::to(not_found)),
