@@ -8,7 +8,7 @@
 //! agent's output line → a message), `db` (connections, pragmas, migrations); `web_app` serves the
 //! built Yew app at `/`; `security` and `limits` guard the API; `instances` shows on this instance
 //! what other instances of one PostgreSQL database store; `commands` are the sub-commands other than
-//! the server (`proxy`, `watch`, `send`…).
+//! the server (`proxy`, `watch`, `send`…); `webhooks` POSTs agents' events to registered consumers.
 
 pub mod agents;
 pub mod api;
@@ -29,3 +29,4 @@ pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod web_app;
+pub mod webhooks;

@@ -125,7 +125,10 @@ impl Application {
             None
         };
 
-        let registry = RoomRegistry::new(settings.websocket.max_queued_bytes).start();
+        let wake = crate::webhooks::Wake::default();
+        let registry = RoomRegistry::new(settings.websocket.max_queued_bytes)
+            .with_wake(wake.clone())
+            .start();
         let mailbox = settings
             .agents
             .max_running
@@ -179,6 +182,13 @@ impl Application {
             None => (None, None),
         };
 
+        let webhooks = web::Data::new(crate::webhooks::Webhooks::start(
+            db.clone(),
+            &settings.webhooks,
+            crate::webhooks::Rules::new(&settings, port),
+            postgres.then(|| settings.instance.id.clone()),
+            wake,
+        ));
         let app_state = web::Data::new(AppState {
             db: db.clone(),
             orchestrator: orchestrator.clone(),
@@ -211,6 +221,7 @@ impl Application {
                 .app_data(gateway_state.clone())
                 .app_data(web_app.clone())
                 .app_data(policy.clone())
+                .app_data(webhooks.clone())
                 .configure(|cfg| api::configure(cfg, &server_settings))
                 .service(
                     web::resource("/ws")

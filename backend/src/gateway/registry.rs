@@ -201,6 +201,8 @@ pub struct RoomRegistry {
     next_id: SessionId,
     /// A session's backlog beyond which it is cut (`websocket.max_queued_bytes`).
     max_queued_bytes: usize,
+    /// Wakes the webhook consumers with the agents each batch concerns.
+    wake: Option<crate::webhooks::Wake>,
 }
 
 impl RoomRegistry {
@@ -212,7 +214,14 @@ impl RoomRegistry {
             joined: HashMap::new(),
             next_id: 0,
             max_queued_bytes,
+            wake: None,
         }
+    }
+
+    /// The same registry, also telling `wake` which agents each broadcast concerns.
+    pub fn with_wake(mut self, wake: crate::webhooks::Wake) -> Self {
+        self.wake = Some(wake);
+        self
     }
 }
 
@@ -273,6 +282,9 @@ impl Handler<Leave> for RoomRegistry {
 impl Handler<Broadcast> for RoomRegistry {
     type Result = ();
     fn handle(&mut self, msg: Broadcast, _: &mut Context<Self>) {
+        if let Some(wake) = &self.wake {
+            wake.touched(&msg.0);
+        }
         let limit = self.max_queued_bytes;
         // Each session's share of the batch, in order.
         let mut shares: HashMap<SessionId, (Vec<EventFrame>, usize)> = HashMap::new();
