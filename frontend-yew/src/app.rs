@@ -21,6 +21,8 @@ use crate::launch::LaunchForm;
 pub enum Route {
     Home,
     Agent(Uuid),
+    /// `/webhooks`: the webhook consumers.
+    Webhooks,
 }
 
 impl Route {
@@ -28,6 +30,9 @@ impl Route {
         let path = web_sys::window()
             .and_then(|w| w.location().pathname().ok())
             .unwrap_or_default();
+        if path.trim_end_matches('/') == "/webhooks" {
+            return Route::Webhooks;
+        }
         path.strip_prefix("/agents/")
             .and_then(|id| Uuid::parse_str(id.trim_end_matches('/')).ok())
             .map_or(Route::Home, Route::Agent)
@@ -37,6 +42,7 @@ impl Route {
         match self {
             Route::Home => "/".to_owned(),
             Route::Agent(id) => format!("/agents/{id}"),
+            Route::Webhooks => "/webhooks".to_owned(),
         }
     }
 }
@@ -194,9 +200,16 @@ pub fn app() -> Html {
         let route = route.clone();
         Callback::from(move |_: Uuid| navigate(Route::Home, &route))
     };
+    let on_webhooks = {
+        let route = route.clone();
+        Callback::from(move |e: MouseEvent| {
+            e.prevent_default();
+            navigate(Route::Webhooks, &route);
+        })
+    };
     let selected = match *route {
         Route::Agent(id) => Some(id),
-        Route::Home => None,
+        Route::Home | Route::Webhooks => None,
     };
     let listed = selected.and_then(|id| agents.0.iter().find(|a| a.id == id).cloned());
 
@@ -204,6 +217,7 @@ pub fn app() -> Html {
         <div class="app">
             <header class="topbar">
                 <a class="brand" href="/" onclick={on_home}>{ "agentstream" }</a>
+                <a class="nav" href="/webhooks" onclick={on_webhooks} data-testid="nav-webhooks">{ "Webhooks" }</a>
                 <span class={classes!("conn", state.label())} data-testid="connection" data-state={state.label()}
                       title="WebSocket connection">
                     <span class="dot"></span>{ state.label() }
@@ -220,6 +234,7 @@ pub fn app() -> Html {
                 <main class="main">
                     {
                         match selected {
+                            None if *route == Route::Webhooks => html! { <crate::webhooks::WebhooksView /> },
                             Some(id) => html! { <AgentView key={id.to_string()} id={id} listed={listed} conn={(*conn).clone()} on_purged={on_purged} /> },
                             None => html! {
                                 <div class="empty">

@@ -16,6 +16,7 @@ mod permission_card;
 mod time;
 mod timeline;
 mod transcript;
+mod webhooks;
 
 fn main() {
     yew::Renderer::<app::App>::new().render();

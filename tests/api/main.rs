@@ -19,6 +19,7 @@ mod lifecycle;
 mod resilience;
 mod static_files;
 mod streaming;
+mod webhooks;
 mod websocket;
 
 /// The server binary cargo built for these tests. Only this package's own tests can name it, so they

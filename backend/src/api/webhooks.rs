@@ -14,6 +14,64 @@ use crate::webhooks::{store, validate, Webhooks};
 /// Largest body of a create or change (ids and a URL: far below the server's own limit).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The request in `body`, each field of the wrong type refused with the code of its field (serde's
+/// own message would not name it).
+fn request<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<T, ApiError> {
+    let Some(object) = body.as_object() else {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidBody,
+            "the body must be a JSON object",
+        ));
+    };
+    for (key, value) in object {
+        let strings = |v: &serde_json::Value| {
+            v.is_null()
+                || v.as_array()
+                    .is_some_and(|a| a.iter().all(|e| e.is_string()))
+        };
+        let (ok, code, wanted) = match key.as_str() {
+            "url" => (
+                value.is_string() || value.is_null(),
+                ErrorCode::InvalidUrl,
+                "a string",
+            ),
+            "secret" => (
+                value.is_string() || value.is_null(),
+                ErrorCode::InvalidSecret,
+                "a string",
+            ),
+            "agentIds" => (
+                strings(value),
+                ErrorCode::InvalidAgentIds,
+                "an array of UUID strings or null",
+            ),
+            "events" => (
+                strings(value),
+                ErrorCode::InvalidEvents,
+                "an array of event names or null",
+            ),
+            "paused" => (
+                value.is_boolean() || value.is_null(),
+                ErrorCode::InvalidBody,
+                "true or false",
+            ),
+            _ => (true, ErrorCode::InvalidBody, ""),
+        };
+        if !ok {
+            return Err(ApiError::bad_request(
+                code,
+                format!("{key}: must be {wanted}"),
+            ));
+        }
+    }
+    serde_json::from_value(body).map_err(|e| {
+        ApiError::bad_request(
+            ErrorCode::InvalidBody,
+            format!("the body is not a valid request: {e}"),
+        )
+    })
+}
+
 fn not_found(id: Uuid) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -44,9 +102,9 @@ async fn view(state: &AppState, row: entity::webhook::Model) -> Result<Webhook, 
 pub async fn create(
     state: web::Data<AppState>,
     hooks: web::Data<Webhooks>,
-    body: web::Json<CreateWebhookRequest>,
+    body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = body.into_inner();
+    let request: CreateWebhookRequest = request(body.into_inner())?;
     let url = hooks.rules.url(&request.url)?;
     let secret = validate::secret(request.secret)?;
     let agent_ids = hooks.rules.agent_ids(request.agent_ids)?;
@@ -114,10 +172,10 @@ pub async fn update(
     state: web::Data<AppState>,
     hooks: web::Data<Webhooks>,
     path: web::Path<String>,
-    body: web::Json<UpdateWebhookRequest>,
+    body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let request = body.into_inner();
+    let request: UpdateWebhookRequest = request(body.into_inner())?;
     let url = request.url.map(|u| hooks.rules.url(&u)).transpose()?;
     let secret = request.secret.map(validate::secret).transpose()?;
     let agent_ids = request
