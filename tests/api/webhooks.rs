@@ -771,3 +771,41 @@ async fn deliveries_never_hold_up_the_agents() {
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(app.messages(agent.id, None).await.len(), 2003);
 }
+
+#[tokio::test]
+async fn on_several_instances_one_delivers_a_consumer_and_another_takes_over_when_it_dies() {
+    if !agentstream_testkit::on_postgres("several instances on one database") {
+        return;
+    }
+    let dir = TestDir::new();
+    let other = dir.same_database();
+    let mut a = server()
+        .dir(&dir)
+        .env("AGENTSTREAM__INSTANCE__ID", "a")
+        .spawn(SERVER)
+        .await;
+    let b = server()
+        .dir(&other)
+        .env("AGENTSTREAM__INSTANCE__ID", "b")
+        .spawn(SERVER)
+        .await;
+    let receiver = Receiver::start("k");
+    let hook = register(&a, json!({"url": receiver.url(), "secret": "k"})).await;
+    let id = hook["id"].as_str().unwrap().to_owned();
+    // An agent of b, delivered by a alone: nothing twice.
+    let first = b.launch(100, 1).await;
+    receiver.wait_complete(first.id).await;
+    assert_whole_run(&b, first.id, &receiver.deduplicated(first.id)).await;
+    wait_caught_up(&b, &id).await;
+    assert_eq!(
+        receiver.deduplicated(first.id).len(),
+        receiver.accepted().len()
+    );
+
+    a.kill().await;
+    let second = b.launch(200, 1).await;
+    receiver.wait_complete(second.id).await;
+    assert_whole_run(&b, second.id, &receiver.deduplicated(second.id)).await;
+    wait_caught_up(&b, &id).await;
+    assert_eq!(receiver.bad_signatures(), 0);
+}

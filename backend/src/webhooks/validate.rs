@@ -73,7 +73,7 @@ impl Rules {
                 "names this server itself: a consumer must be another program".to_owned(),
             ));
         }
-        if !self.allowed_hosts.is_empty() && !self.allowed_hosts.iter().any(|h| *h == name) {
+        if !self.allowed_hosts.is_empty() && !self.allowed_hosts.contains(&name) {
             return Err(wrong(format!(
                 "the host {name:?} is not in webhooks.allowed_hosts"
             )));
