@@ -7,7 +7,12 @@ use serde_json::Value;
 use crate::harness::{browser_test_with, Session, PAGE_TIMEOUT};
 
 /// The text of the element `selector` inside the first webhook item, once it satisfies `pred`.
-async fn wait_item_text(s: &Session, what: &str, selector: &str, pred: impl Fn(&str) -> bool) -> String {
+async fn wait_item_text(
+    s: &Session,
+    what: &str,
+    selector: &str,
+    pred: impl Fn(&str) -> bool,
+) -> String {
     let script = format!(
         "const e = document.querySelector('[data-testid=webhook-item] [data-testid={selector}]'); \
          return e ? e.textContent : null;"
@@ -38,7 +43,8 @@ async fn a_webhook_is_created_listed_with_its_lag_paused_and_deleted_from_the_vi
         s.open("/").await;
         b.click("a[data-testid=nav-webhooks]").await;
         assert_eq!(b.path().await, "/webhooks");
-        b.wait_for(Locator::Css("[data-testid=webhooks-empty]")).await;
+        b.wait_for(Locator::Css("[data-testid=webhooks-empty]"))
+            .await;
 
         // A URL the server refuses: the error shows on the URL field.
         b.fill("input[data-testid=webhook-url-input]", "ftp://127.0.0.1/x")
@@ -51,11 +57,17 @@ async fn a_webhook_is_created_listed_with_its_lag_paused_and_deleted_from_the_vi
         assert!(error.text().await.unwrap().contains("http"));
 
         // Port 9 of loopback: nothing listens, so deliveries fail and wait.
-        b.fill("input[data-testid=webhook-url-input]", "http://127.0.0.1:9/hook")
-            .await;
+        b.fill(
+            "input[data-testid=webhook-url-input]",
+            "http://127.0.0.1:9/hook",
+        )
+        .await;
         b.fill("input[data-testid=webhook-secret-input]", "k").await;
         b.click("button[data-testid=webhook-create]").await;
-        wait_item_text(s, "the new webhook", "webhook-url", |t| t == "http://127.0.0.1:9/hook").await;
+        wait_item_text(s, "the new webhook", "webhook-url", |t| {
+            t == "http://127.0.0.1:9/hook"
+        })
+        .await;
         wait_item_text(s, "an active webhook", "webhook-state", |t| t == "active").await;
 
         let agent = s.app.launch(30, 0).await;
@@ -65,7 +77,10 @@ async fn a_webhook_is_created_listed_with_its_lag_paused_and_deleted_from_the_vi
         })
         .await;
         assert!(lag.parse::<i64>().unwrap() >= 30);
-        wait_item_text(s, "its last error", "webhook-last-error", |t| t.contains("connect")).await;
+        wait_item_text(s, "its last error", "webhook-last-error", |t| {
+            t.contains("connect")
+        })
+        .await;
 
         b.click("button[data-testid=webhook-pause]").await;
         wait_item_text(s, "a paused webhook", "webhook-state", |t| t == "paused").await;
@@ -75,7 +90,8 @@ async fn a_webhook_is_created_listed_with_its_lag_paused_and_deleted_from_the_vi
         wait_item_text(s, "a resumed webhook", "webhook-state", |t| t == "active").await;
 
         b.click("button[data-testid=webhook-delete]").await;
-        b.wait_for(Locator::Css("[data-testid=webhooks-empty]")).await;
+        b.wait_for(Locator::Css("[data-testid=webhooks-empty]"))
+            .await;
         let listed: Vec<Value> = s.app.get_json("/api/webhooks").await;
         assert!(listed.is_empty());
 

@@ -28,6 +28,12 @@ const RESCAN_EVERY: Duration = Duration::from_secs(5);
 /// The wait before reading again after the database failed.
 const DATABASE_RETRY: Duration = Duration::from_secs(1);
 
+/// Acknowledged positions are stored at most this often while deliveries flow (and always before the
+/// consumer waits, or retries): on SQLite every write takes the one write lock the persistence actor
+/// needs, so a fast receiver must not cost it a commit per delivery. A crash resends at most this
+/// long's worth, which at least once allows.
+const COMMIT_EVERY: Duration = Duration::from_millis(250);
+
 /// How the retries wait.
 #[derive(Clone, Copy, Debug)]
 pub struct Backoff {
@@ -74,6 +80,15 @@ pub struct Consumer {
     pub backoff: Backoff,
 }
 
+/// What a running consumer has delivered and not stored yet.
+struct Progress {
+    /// Each agent's acknowledged position (`None`: drop it), newest last.
+    unstored: HashMap<Uuid, Option<Position>>,
+    stored_at: tokio::time::Instant,
+    /// Failed attempts in a row.
+    attempts: i64,
+}
+
 impl Consumer {
     /// Delivers until the consumer is no longer this instance's (the manager aborts the task when it
     /// is paused, changed or deleted).
@@ -87,7 +102,11 @@ impl Consumer {
                 }
             }
         };
-        let mut attempts: i64 = 0;
+        let mut progress = Progress {
+            unstored: HashMap::new(),
+            stored_at: tokio::time::Instant::now(),
+            attempts: 0,
+        };
         let mut rescan = true;
         let mut dirty: BTreeSet<Uuid> = BTreeSet::new();
         loop {
@@ -108,7 +127,7 @@ impl Consumer {
                 std::mem::take(&mut dirty).into_iter().collect()
             };
             for agent in agents {
-                match self.agent(agent, &mut positions, &mut attempts).await {
+                match self.agent(agent, &mut positions, &mut progress).await {
                     Ok(()) => {}
                     Err(Stop::NotMine) => {
                         tracing::info!(webhook = %self.id, "the webhook is no longer this instance's to deliver");
@@ -136,6 +155,19 @@ impl Consumer {
             }
             if rescan || !dirty.is_empty() {
                 continue;
+            }
+            // Caught up: what was acknowledged is stored before waiting.
+            match self.store(&mut progress).await {
+                Ok(()) => {}
+                Err(Stop::NotMine) => {
+                    tracing::info!(webhook = %self.id, "the webhook is no longer this instance's to deliver");
+                    return;
+                }
+                Err(Stop::Database(e)) => {
+                    tracing::warn!(webhook = %self.id, error = %e, "cannot store the webhook's positions");
+                    tokio::time::sleep(DATABASE_RETRY).await;
+                    continue;
+                }
             }
             tokio::select! {
                 woke = wake.recv() => match woke {
@@ -167,7 +199,7 @@ impl Consumer {
         &self,
         agent: Uuid,
         positions: &mut HashMap<Uuid, Position>,
-        attempts: &mut i64,
+        progress: &mut Progress,
     ) -> Result<(), Stop> {
         let snapshot = store::snapshot(&self.db, agent).await?;
         let known = positions.get(&agent).cloned();
@@ -175,9 +207,9 @@ impl Consumer {
             if let Some(p) = known {
                 if self.wants(WebhookEvent::Deleted) {
                     let body = frames::purged(agent, p.last_sequence, &crate::clock::now());
-                    self.deliver(&body, agent, Some(&p), attempts).await?;
+                    self.deliver(&body, progress).await?;
                 }
-                self.commit(agent, None).await?;
+                self.acknowledged(agent, None, progress).await?;
                 positions.remove(&agent);
             }
             return Ok(());
@@ -191,10 +223,10 @@ impl Consumer {
                 if self.wants(WebhookEvent::Created) {
                     let body = frames::created(&row, &crate::clock::now());
                     // Nothing is stored until the creation is acknowledged: a restart sends it again.
-                    self.deliver(&body, agent, None, attempts).await?;
+                    self.deliver(&body, progress).await?;
                 }
                 let p = Position::default();
-                self.commit(agent, Some(&p)).await?;
+                self.acknowledged(agent, Some(&p), progress).await?;
                 positions.insert(agent, p.clone());
                 p
             }
@@ -215,13 +247,14 @@ impl Consumer {
                         kind: WebhookEvent::Message,
                         text: AgentMessageFrame::of(message, &timestamp).to_json(),
                     };
-                    self.deliver(&body, agent, Some(&position), attempts)
-                        .await?;
+                    self.deliver(&body, progress).await?;
                 }
                 position.last_sequence = message.sequence_number;
+                // Stored with what follows, or first thing should a delivery fail.
+                progress.unstored.insert(agent, Some(position.clone()));
             }
             last_message = page.into_iter().last();
-            self.commit(agent, Some(&position)).await?;
+            self.acknowledged(agent, Some(&position), progress).await?;
             positions.insert(agent, position.clone());
         }
         let turn_ended = position.status.as_deref() == Some(snapshot.status.as_str())
@@ -252,57 +285,64 @@ impl Consumer {
             &crate::clock::now(),
         );
         for body in bodies.iter().filter(|b| self.wants(b.kind)) {
-            self.deliver(body, agent, Some(&position), attempts).await?;
+            self.deliver(body, progress).await?;
         }
         position.status = Some(snapshot.status.clone());
         position.status_sequence = snapshot.last_sequence;
-        self.commit(agent, Some(&position)).await?;
+        self.acknowledged(agent, Some(&position), progress).await?;
         positions.insert(agent, position);
         Ok(())
     }
 
-    /// Stores the agent's position (`None`: drops it).
-    async fn commit(&self, agent: Uuid, position: Option<&Position>) -> Result<(), Stop> {
-        if store::commit(&self.db, &self.holder, self.id, agent, position).await? {
+    /// Notes the agent's acknowledged position (`None`: drop it), stored with the next commit, which
+    /// is due after [`COMMIT_EVERY`].
+    async fn acknowledged(
+        &self,
+        agent: Uuid,
+        position: Option<&Position>,
+        progress: &mut Progress,
+    ) -> Result<(), Stop> {
+        progress.unstored.insert(agent, position.cloned());
+        if progress.stored_at.elapsed() >= COMMIT_EVERY {
+            self.store(progress).await?;
+        }
+        Ok(())
+    }
+
+    /// Stores every acknowledged position not stored yet.
+    async fn store(&self, progress: &mut Progress) -> Result<(), Stop> {
+        progress.stored_at = tokio::time::Instant::now();
+        if progress.unstored.is_empty() {
+            return Ok(());
+        }
+        let positions: Vec<(Uuid, Option<Position>)> = progress.unstored.drain().collect();
+        if store::commit(&self.db, &self.holder, self.id, &positions).await? {
             Ok(())
         } else {
             Err(Stop::NotMine)
         }
     }
 
-    /// POSTs `body` until the receiver answers 2xx. After a failure, what was acknowledged so far
-    /// (`acknowledged`, when the agent has a stored position) is stored first, then the failure, then
-    /// it waits out the backoff.
-    async fn deliver(
-        &self,
-        body: &Body,
-        agent: Uuid,
-        acknowledged: Option<&Position>,
-        attempts: &mut i64,
-    ) -> Result<(), Stop> {
+    /// POSTs `body` until the receiver answers 2xx. After a failure, what was acknowledged so far is
+    /// stored first, then the failure, then it waits out the backoff.
+    async fn deliver(&self, body: &Body, progress: &mut Progress) -> Result<(), Stop> {
         let signature = sign(self.secret.as_bytes(), body.text.as_bytes());
-        let mut stored_progress = false;
         loop {
             let failure = match self.post(body, &signature).await {
                 Ok(()) => {
-                    *attempts = 0;
+                    progress.attempts = 0;
                     return Ok(());
                 }
                 Err(failure) => failure,
             };
-            if !stored_progress {
-                if let Some(p) = acknowledged {
-                    self.commit(agent, Some(p)).await?;
-                }
-                stored_progress = true;
-            }
-            *attempts += 1;
-            let wait = self.backoff.after(*attempts);
+            self.store(progress).await?;
+            progress.attempts += 1;
+            let wait = self.backoff.after(progress.attempts);
             let next = chrono::Utc::now()
                 + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero());
             let next = next.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            tracing::warn!(webhook = %self.id, attempts = *attempts, error = %failure, "webhook delivery failed; retrying");
-            store::record_failure(&self.db, self.id, &failure, *attempts, &next).await?;
+            tracing::warn!(webhook = %self.id, attempts = progress.attempts, error = %failure, "webhook delivery failed; retrying");
+            store::record_failure(&self.db, self.id, &failure, progress.attempts, &next).await?;
             tokio::time::sleep(wait).await;
         }
     }

@@ -351,15 +351,14 @@ pub enum Holder {
     Instance(String),
 }
 
-/// Stores what the receiver acknowledged of `agent` (`None`: the agent is gone and its last event
-/// was delivered: the position goes), and when. False when the consumer is not this holder's to
-/// deliver any more (deleted, or taken over by another instance): nothing is stored.
+/// Stores what the receiver acknowledged, per agent (`None`: the agent is gone and its last event was
+/// delivered: the position goes), and when, in one transaction. False when the consumer is not this
+/// holder's to deliver any more (deleted, or taken over by another instance): nothing is stored.
 pub async fn commit(
     db: &DatabaseConnection,
     holder: &Holder,
     webhook: Uuid,
-    agent: Uuid,
-    position: Option<&Position>,
+    positions: &[(Uuid, Option<Position>)],
 ) -> Result<bool, DbErr> {
     let txn = db.begin().await?;
     let backend = txn.get_database_backend();
@@ -385,32 +384,34 @@ pub async fn commit(
         txn.rollback().await?;
         return Ok(false);
     }
-    let key = vec![webhook.to_string().into(), agent.to_string().into()];
-    match position {
-        Some(p) => {
-            let mut values = key;
-            values.extend([
-                p.last_sequence.into(),
-                p.status.clone().into(),
-                p.status_sequence.into(),
-            ]);
-            txn.execute(statement(
-                backend,
-                "INSERT INTO webhook_positions (webhook_id, agent_id, last_sequence, status, status_sequence) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (webhook_id, agent_id) DO UPDATE SET \
-                 last_sequence = excluded.last_sequence, status = excluded.status, \
-                 status_sequence = excluded.status_sequence",
-                values,
-            ))
-            .await?;
-        }
-        None => {
-            txn.execute(statement(
-                backend,
-                "DELETE FROM webhook_positions WHERE webhook_id = $1 AND agent_id = $2",
-                key,
-            ))
-            .await?;
+    for (agent, position) in positions {
+        let key = vec![webhook.to_string().into(), agent.to_string().into()];
+        match position {
+            Some(p) => {
+                let mut values = key;
+                values.extend([
+                    p.last_sequence.into(),
+                    p.status.clone().into(),
+                    p.status_sequence.into(),
+                ]);
+                txn.execute(statement(
+                    backend,
+                    "INSERT INTO webhook_positions (webhook_id, agent_id, last_sequence, status, status_sequence) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (webhook_id, agent_id) DO UPDATE SET \
+                     last_sequence = excluded.last_sequence, status = excluded.status, \
+                     status_sequence = excluded.status_sequence",
+                    values,
+                ))
+                .await?;
+            }
+            None => {
+                txn.execute(statement(
+                    backend,
+                    "DELETE FROM webhook_positions WHERE webhook_id = $1 AND agent_id = $2",
+                    key,
+                ))
+                .await?;
+            }
         }
     }
     txn.commit().await?;
