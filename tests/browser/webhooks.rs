@@ -81,6 +81,7 @@ async fn a_webhook_is_created_listed_with_its_lag_paused_and_deleted_from_the_vi
             t.contains("connect")
         })
         .await;
+        b.screenshot("webhooks_view_listed").await;
 
         b.click("button[data-testid=webhook-pause]").await;
         wait_item_text(s, "a paused webhook", "webhook-state", |t| t == "paused").await;
