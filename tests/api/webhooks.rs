@@ -809,3 +809,40 @@ async fn on_several_instances_one_delivers_a_consumer_and_another_takes_over_whe
     wait_caught_up(&b, &id).await;
     assert_eq!(receiver.bad_signatures(), 0);
 }
+
+#[tokio::test]
+async fn a_server_killed_mid_delivery_resends_from_its_stored_position_and_misses_nothing() {
+    let dir = TestDir::new();
+    let mut app = server().dir(&dir).spawn(SERVER).await;
+    let receiver = Receiver::start("k");
+    let hook = register(&app, json!({"url": receiver.url(), "secret": "k"})).await;
+    let agent = app.launch(100_000, 2).await;
+    receiver
+        .wait_for("a hundred messages", |v| {
+            v["data"]["message"]["sequenceNumber"].as_i64() >= Some(100)
+        })
+        .await;
+    app.kill().await;
+
+    let app = server().dir(&dir).spawn(SERVER).await;
+    // The restart stored the agent as interrupted: that is its end for the consumer.
+    receiver
+        .wait_for("agent:status interrupted", |v| {
+            v["event"] == "agent:status" && v["data"]["status"] == "interrupted"
+        })
+        .await;
+    wait_caught_up(&app, hook["id"].as_str().unwrap()).await;
+    let events = receiver.deduplicated(agent.id);
+    let history = app.messages(agent.id, None).await;
+    let delivered: Vec<i64> = events
+        .iter()
+        .filter(|v| v["event"] == "agent:message")
+        .map(|v| v["data"]["message"]["sequenceNumber"].as_i64().unwrap())
+        .collect();
+    let stored: Vec<i64> = history.iter().map(|m| m.sequence_number).collect();
+    assert_eq!(delivered, stored, "every stored message, in order");
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "agent:status");
+    assert_eq!(last["data"]["lastSequence"], *stored.last().unwrap());
+    assert_eq!(receiver.bad_signatures(), 0);
+}
