@@ -95,7 +95,7 @@ pub struct Webhook {
     pub created_at: String,
     /// Stored messages and lifecycle events it asked for and the receiver has not acknowledged yet.
     pub lag: i64,
-    /// The last failed attempt, until a delivery succeeds.
+    /// The last failed attempt, kept after later successes (compare its `at` with `lastDeliveredAt`).
     pub last_error: Option<WebhookFailure>,
     /// When a delivery last succeeded.
     pub last_delivered_at: Option<String>,
