@@ -30,6 +30,20 @@ pub struct Settings {
     /// `GET /metrics`'s own token, in the API token's form (see `security`). Both empty: it takes the
     /// API token, if any.
     pub metrics: AuthSettings,
+    pub webhooks: WebhookSettings,
+}
+
+/// Webhook consumers (`webhooks/`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct WebhookSettings {
+    /// Hosts a consumer's URL may name; empty: any.
+    pub allowed_hosts: Vec<String>,
+    pub max_consumers: u64,
+    pub max_agent_ids: usize,
+    /// One delivery's time limit.
+    pub timeout_ms: u64,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
 }
 
 impl Settings {
@@ -292,7 +306,8 @@ impl Settings {
                     .separator("__")
                     .try_parsing(true)
                     .list_separator(",")
-                    .with_list_parse_key("server.allowed_origins"),
+                    .with_list_parse_key("server.allowed_origins")
+                    .with_list_parse_key("webhooks.allowed_hosts"),
             );
         // The token as it is: `try_parsing` would turn an all-digit one into a number (and a long one
         // into a rounded float).

@@ -129,8 +129,10 @@ impl Application {
         };
 
         let metrics = Metrics::new()?;
-        let registry =
-            RoomRegistry::new(settings.websocket.max_queued_bytes, metrics.clone()).start();
+        let wake = crate::webhooks::Wake::default();
+        let registry = RoomRegistry::new(settings.websocket.max_queued_bytes, metrics.clone())
+            .with_wake(wake.clone())
+            .start();
         let mailbox = settings
             .agents
             .max_running
@@ -195,6 +197,13 @@ impl Application {
             None => (None, None),
         };
 
+        let webhooks = web::Data::new(crate::webhooks::Webhooks::start(
+            db.clone(),
+            &settings.webhooks,
+            crate::webhooks::Rules::new(&settings, port),
+            postgres.then(|| settings.instance.id.clone()),
+            wake,
+        ));
         let app_state = web::Data::new(AppState {
             db: db.clone(),
             orchestrator: orchestrator.clone(),
@@ -230,6 +239,7 @@ impl Application {
                 .app_data(web_app.clone())
                 .app_data(policy.clone())
                 .app_data(metrics.clone())
+                .app_data(webhooks.clone())
                 .configure(|cfg| api::configure(cfg, &server_settings))
                 .configure(metrics::endpoint::configure)
                 .service(

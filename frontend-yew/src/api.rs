@@ -2,8 +2,9 @@
 //! error form decoded; a 401 asks for the token (`auth`).
 
 use agentstream_wire::{
-    Agent, AgentTypeInfo, CreateAgentRequest, ErrorBody, ErrorInfo, PermissionAnswer,
-    SendMessageRequest, StoredMessage, UsageReport,
+    Agent, AgentTypeInfo, CreateAgentRequest, CreateWebhookRequest, ErrorBody, ErrorInfo,
+    PermissionAnswer, SendMessageRequest, StoredMessage, UpdateWebhookRequest, UsageReport,
+    Webhook,
 };
 use gloo_net::http::{Method, RequestBuilder, Response};
 use uuid::Uuid;
@@ -188,4 +189,50 @@ pub async fn usage(range: Option<(String, String)>) -> ApiResult<UsageReport> {
             .map_err(network)?,
     )
     .await
+}
+
+/// `GET /api/webhooks`.
+pub async fn list_webhooks() -> ApiResult<Vec<Webhook>> {
+    decode(
+        authorized(Method::GET, "/api/webhooks")
+            .send()
+            .await
+            .map_err(network)?,
+    )
+    .await
+}
+
+/// `POST /api/webhooks`.
+pub async fn create_webhook(request: &CreateWebhookRequest) -> ApiResult<Webhook> {
+    let response = authorized(Method::POST, "/api/webhooks")
+        .json(request)
+        .map_err(network)?
+        .send()
+        .await
+        .map_err(network)?;
+    decode(response).await
+}
+
+/// `PATCH /api/webhooks/{id}`.
+pub async fn update_webhook(id: Uuid, change: &UpdateWebhookRequest) -> ApiResult<Webhook> {
+    let response = authorized(Method::PATCH, &format!("/api/webhooks/{id}"))
+        .json(change)
+        .map_err(network)?
+        .send()
+        .await
+        .map_err(network)?;
+    decode(response).await
+}
+
+/// `DELETE /api/webhooks/{id}`.
+pub async fn delete_webhook(id: Uuid) -> ApiResult<()> {
+    let response = authorized(Method::DELETE, &format!("/api/webhooks/{id}"))
+        .send()
+        .await
+        .map_err(network)?;
+    if response.ok() {
+        Ok(())
+    } else {
+        Err(error_of(response).await)
+    }
 }

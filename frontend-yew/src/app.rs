@@ -23,6 +23,8 @@ pub enum Route {
     Home,
     Agent(Uuid),
     Usage,
+    /// `/webhooks`: the webhook consumers.
+    Webhooks,
 }
 
 impl Route {
@@ -32,6 +34,9 @@ impl Route {
             .unwrap_or_default();
         if path.trim_end_matches('/') == "/usage" {
             return Route::Usage;
+        }
+        if path.trim_end_matches('/') == "/webhooks" {
+            return Route::Webhooks;
         }
         path.strip_prefix("/agents/")
             .and_then(|id| Uuid::parse_str(id.trim_end_matches('/')).ok())
@@ -43,6 +48,7 @@ impl Route {
             Route::Home => "/".to_owned(),
             Route::Agent(id) => format!("/agents/{id}"),
             Route::Usage => "/usage".to_owned(),
+            Route::Webhooks => "/webhooks".to_owned(),
         }
     }
 }
@@ -210,9 +216,16 @@ pub fn app() -> Html {
         let route = route.clone();
         Callback::from(move |_: Uuid| navigate(Route::Home, &route))
     };
+    let on_webhooks = {
+        let route = route.clone();
+        Callback::from(move |e: MouseEvent| {
+            e.prevent_default();
+            navigate(Route::Webhooks, &route);
+        })
+    };
     let selected = match *route {
         Route::Agent(id) => Some(id),
-        Route::Home | Route::Usage => None,
+        Route::Home | Route::Usage | Route::Webhooks => None,
     };
     let listed = selected.and_then(|id| agents.0.iter().find(|a| a.id == id).cloned());
 
@@ -223,6 +236,8 @@ pub fn app() -> Html {
                 <nav class="nav">
                     <a href="/usage" data-testid="usage-link" onclick={on_usage}
                        class={classes!((*route == Route::Usage).then_some("on"))}>{ "Usage" }</a>
+                    <a href="/webhooks" data-testid="nav-webhooks" onclick={on_webhooks}
+                       class={classes!((*route == Route::Webhooks).then_some("on"))}>{ "Webhooks" }</a>
                 </nav>
                 <span class={classes!("conn", state.label())} data-testid="connection" data-state={state.label()}
                       title="WebSocket connection">
@@ -241,6 +256,7 @@ pub fn app() -> Html {
                     {
                         match selected {
                             None if *route == Route::Usage => html! { <UsageView /> },
+                            None if *route == Route::Webhooks => html! { <crate::webhooks::WebhooksView /> },
                             Some(id) => html! { <AgentView key={id.to_string()} id={id} listed={listed} conn={(*conn).clone()} on_purged={on_purged} /> },
                             None => html! {
                                 <div class="empty">

@@ -18,6 +18,7 @@ mod timeline;
 mod transcript;
 mod usage;
 mod usage_view;
+mod webhooks;
 
 fn main() {
     yew::Renderer::<app::App>::new().render();

@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_create_tables;
 mod m20261126_000002_agent_session;
 mod m20261202_000003_instances;
+mod m20261202_000004_webhooks;
 mod m20261202_000005_usage;
 
 /// Every migration, oldest first.
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_create_tables::Migration),
             Box::new(m20261126_000002_agent_session::Migration),
             Box::new(m20261202_000003_instances::Migration),
+            Box::new(m20261202_000004_webhooks::Migration),
             Box::new(m20261202_000005_usage::Migration),
         ]
     }

@@ -21,6 +21,7 @@ mod resilience;
 mod static_files;
 mod streaming;
 mod usage;
+mod webhooks;
 mod websocket;
 
 /// The server binary cargo built for these tests. Only this package's own tests can name it, so they

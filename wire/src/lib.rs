@@ -5,7 +5,8 @@
 //!
 //! By kind: [`names`] (agent types, statuses, message types), [`metadata`] (`metadata.eventType` and
 //! the metadata's keys), [`errors`] (error bodies and codes), [`rest`] (REST bodies), [`events`] (what
-//! the server sends over the WebSocket), [`client`] (what a client sends), [`usage`] (usage and cost).
+//! the server sends over the WebSocket), [`client`] (what a client sends), [`usage`] (usage and cost),
+//! [`webhooks`] (webhook consumers).
 
 pub mod client;
 pub mod errors;
@@ -14,6 +15,7 @@ pub mod metadata;
 pub mod names;
 pub mod rest;
 pub mod usage;
+pub mod webhooks;
 
 pub use client::{ClientEvent, DecodeError, Subscribe, Unsubscribe};
 pub use errors::{ErrorBody, ErrorCode, ErrorInfo};
@@ -29,6 +31,10 @@ pub use rest::{
     SyntheticConfig,
 };
 pub use usage::{DayUsage, TypeUsage, UsageBucket, UsageReport, UsageTotals};
+pub use webhooks::{
+    CreateWebhookRequest, UpdateWebhookRequest, Webhook, WebhookEvent, WebhookFailure,
+    SIGNATURE_HEADER,
+};
 
 /// The protocol version this crate describes.
 pub const PROTOCOL_VERSION: u32 = 1;
