@@ -85,6 +85,7 @@ mod tests {
                 agent_id: b,
                 status: AgentStatus::Running,
                 timestamp: String::new(),
+                usage: None,
             }),
         ));
         frames.push(EventFrame::new(
