@@ -24,6 +24,7 @@ pub mod limits;
 pub mod parser;
 pub mod persistence;
 pub mod runners;
+pub mod search;
 pub mod security;
 pub mod startup;
 pub mod store;

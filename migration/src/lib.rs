@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_create_tables;
 mod m20261126_000002_agent_session;
 mod m20261202_000003_instances;
+mod m20261202_000006_search;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_create_tables::Migration),
             Box::new(m20261126_000002_agent_session::Migration),
             Box::new(m20261202_000003_instances::Migration),
+            Box::new(m20261202_000006_search::Migration),
         ]
     }
 }

@@ -23,9 +23,9 @@ pub use events::{
 pub use metadata::{keys, EventType};
 pub use names::{AgentStatus, AgentType, ClaudeTransport, MessageType, UnknownName};
 pub use rest::{
-    Agent, AgentOption, AgentTypeInfo, ClaudeConfig, CodexConfig, CreateAgentRequest, GeminiConfig,
-    Health, OptionKind, PermissionAnswer, PermissionDecision, SendMessageRequest, StoredMessage,
-    SyntheticConfig,
+    Agent, AgentMatch, AgentOption, AgentTypeInfo, ClaudeConfig, CodexConfig, CreateAgentRequest,
+    GeminiConfig, Health, OptionKind, PermissionAnswer, PermissionDecision, SendMessageRequest,
+    StoredMessage, SyntheticConfig,
 };
 
 /// The protocol version this crate describes.

@@ -3,6 +3,7 @@
 //! persistence actor writes.
 
 mod rows;
+pub mod search;
 
 use agentstream_wire::{keys, Agent, AgentStatus, EventType, MessageType, StoredMessage};
 use entity::{agent, agent_message};

@@ -1,0 +1,166 @@
+//! The indexer: follows what the persistence actor stored and adds it to the full-text index, off the
+//! hot path. The persistence actor writes tens of thousands of tokens a second, each a few characters:
+//! indexing each as it is stored would multiply the work of every write and index half-words. Instead,
+//! every `search.interval_ms` this task reads, per agent, the messages after its durable cursor
+//! (`search_cursors`), joins their text ([`assemble`]: streamed pieces glued into words) and writes it
+//! as one chunk with the moved cursor, in one short transaction.
+//!
+//! It runs on a thread of its own, with connections of its own, so that reading and joining text never
+//! takes the thread the agents, the persistence actor and the registry share. Everything it knows is
+//! in the database: it catches up after a restart, and on PostgreSQL it indexes what every instance
+//! stored. There, one instance indexes at a time (a transaction-scoped advisory lock per pass), and a
+//! cursor moves only from where it was read, so two instances never index the same messages twice.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, SqlErr, TransactionTrait};
+
+use super::text::{assemble, chunks};
+use crate::configuration::DatabaseSettings;
+use crate::store::search::{messages_after, unindexed_agents, write_step, Step, Unindexed};
+
+/// Messages read per agent per pass.
+const PAGE: u64 = 2000;
+
+/// Agents looked at per pass. More running at once than this (across every instance of a database)
+/// would be indexed in the order they were created, the last ones only when the first ones finish.
+const MAX_AGENTS_PER_PASS: u64 = 1000;
+
+/// The advisory lock one pass holds on PostgreSQL, so that instances take turns.
+const PASS_LOCK: i64 = 0x7365_6172_6368;
+
+/// Starts the indexer on its own thread: it opens its own connections to the database of `settings`
+/// and indexes every `interval` (at once again while it is behind).
+pub fn spawn(settings: DatabaseSettings, interval: Duration) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("search-indexer".to_owned())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    tracing::error!(error = %e, "the search indexer cannot start; search finds nothing new");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let db = loop {
+                    match crate::db::connect_pool(&settings, 2).await {
+                        Ok(db) => break db,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the search indexer cannot open the database; trying again");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                };
+                run(db, interval).await;
+            });
+        })
+        .map(drop)
+}
+
+/// Indexes forever: a pass, then a pause unless the pass left work behind.
+async fn run(db: DatabaseConnection, interval: Duration) {
+    let mut failing = false;
+    loop {
+        let behind = match pass(&db).await {
+            Ok(behind) => {
+                if failing {
+                    tracing::info!("the search indexer is indexing again");
+                    failing = false;
+                }
+                behind
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "the search indexer cannot index; trying again");
+                    failing = true;
+                }
+                false
+            }
+        };
+        if !behind {
+            tokio::time::sleep(interval).await;
+        }
+    }
+}
+
+/// One pass over the agents the index lags behind; `true` when some have more to index right away.
+async fn pass(db: &DatabaseConnection) -> Result<bool, DbErr> {
+    let agents = unindexed_agents(db, MAX_AGENTS_PER_PASS).await?;
+    if agents.is_empty() {
+        return Ok(false);
+    }
+    let mut behind = agents.len() as u64 == MAX_AGENTS_PER_PASS;
+    if db.get_database_backend() == DbBackend::Postgres {
+        let pass = db.begin().await?;
+        let locked = pass
+            .query_one(sea_orm::Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_try_advisory_xact_lock($1) AS locked",
+                [PASS_LOCK.into()],
+            ))
+            .await?
+            .map(|row| row.try_get::<bool>("", "locked"))
+            .transpose()?
+            .unwrap_or(false);
+        if !locked {
+            // Another instance is indexing these now.
+            pass.rollback().await?;
+            return Ok(false);
+        }
+        for agent in &agents {
+            behind |= index(db, &pass, agent).await?;
+        }
+        pass.commit().await?;
+    } else {
+        for agent in &agents {
+            behind |= index(db, db, agent).await?;
+        }
+    }
+    Ok(behind)
+}
+
+/// Indexes the next messages of `agent` (read from `db`), written in a transaction of `writer`'s (a
+/// savepoint of the pass's on PostgreSQL); `true` when it has more.
+async fn index(
+    db: &DatabaseConnection,
+    writer: &impl TransactionTrait,
+    agent: &Unindexed,
+) -> Result<bool, DbErr> {
+    let after = agent.indexed_seq.unwrap_or(0);
+    let messages = messages_after(db, &agent.id, after, PAGE).await?;
+    let more = messages.len() as u64 == PAGE;
+    // A finished agent stores nothing more: all of its text is whole.
+    let finished = agent.finished && !more;
+    let prompt = agent.indexed_seq.is_none().then_some(agent.prompt.as_str());
+    let assembled = assemble(prompt, &messages, finished);
+    let to = assembled.through.unwrap_or(after);
+    let settled = finished.then_some(agent.marker.as_str());
+    if agent.indexed_seq == Some(to) && settled.is_none() {
+        return Ok(more);
+    }
+    let step = Step {
+        agent_id: &agent.id,
+        chunks: chunks(&assembled.text),
+        from: agent.indexed_seq,
+        to,
+        settled,
+    };
+    let txn = writer.begin().await?;
+    match write_step(&txn, &step).await {
+        Ok(true) => txn.commit().await?,
+        Ok(false) => txn.rollback().await?,
+        Err(e) => {
+            txn.rollback().await?;
+            // Purged meanwhile: nothing of it is to be indexed.
+            if !matches!(e.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_))) {
+                return Err(e);
+            }
+            tracing::debug!(agent = %agent.id, "not indexed: the agent is gone");
+        }
+    }
+    Ok(more)
+}

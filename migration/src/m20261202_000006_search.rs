@@ -1,0 +1,103 @@
+//! The full-text index behind `GET /api/agents?q=`: per agent, the text of its prompt and messages in
+//! chunks (`search_chunks`), and how far its messages are indexed (`search_cursors`).
+//!
+//! Each backend indexes with what it has built in, so the SQL is written per backend: SQLite an FTS5
+//! table over the chunks (external content, kept in step by triggers), PostgreSQL a `tsvector` column
+//! with a GIN index. Both tables cascade from `agents`, so a purge takes an agent out of the index in
+//! its own transaction.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
+
+/// Adds `search_chunks`, its index, and `search_cursors`.
+pub struct Migration;
+
+impl MigrationName for Migration {
+    fn name(&self) -> &str {
+        "m20261202_000006_search"
+    }
+}
+
+/// SQLite: `search_fts` indexes `search_chunks.body` (external content: the text is stored once, in
+/// the chunk, and `snippet`-free reads of it stay plain SQL). The tokenizer keeps diacritics, as
+/// PostgreSQL's `simple` configuration does, so that one query finds the same agents on both.
+const SQLITE_UP: &[&str] = &[
+    "CREATE TABLE search_chunks (
+        id INTEGER PRIMARY KEY,
+        agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+        body TEXT NOT NULL
+    )",
+    "CREATE INDEX idx_search_chunks_agent ON search_chunks(agent_id)",
+    "CREATE VIRTUAL TABLE search_fts USING fts5(
+        body, content='search_chunks', content_rowid='id',
+        tokenize='unicode61 remove_diacritics 0'
+    )",
+    "CREATE TRIGGER search_chunks_insert AFTER INSERT ON search_chunks BEGIN
+        INSERT INTO search_fts(rowid, body) VALUES (new.id, new.body);
+    END",
+    "CREATE TRIGGER search_chunks_delete AFTER DELETE ON search_chunks BEGIN
+        INSERT INTO search_fts(search_fts, rowid, body) VALUES ('delete', old.id, old.body);
+    END",
+    "CREATE TABLE search_cursors (
+        agent_id TEXT PRIMARY KEY REFERENCES agents(id) ON DELETE CASCADE,
+        indexed_seq BIGINT NOT NULL,
+        settled TEXT NULL
+    )",
+];
+
+const SQLITE_DOWN: &[&str] = &[
+    "DROP TABLE IF EXISTS search_cursors",
+    "DROP TRIGGER IF EXISTS search_chunks_delete",
+    "DROP TRIGGER IF EXISTS search_chunks_insert",
+    "DROP TABLE IF EXISTS search_fts",
+    "DROP TABLE IF EXISTS search_chunks",
+];
+
+/// PostgreSQL: `words` is the chunk's words as the indexer normalized them (lower-cased, split as the
+/// query is split), turned into a `tsvector` with the `simple` configuration (no stemming, no stop
+/// words), the same words SQLite's tokenizer makes.
+const POSTGRES_UP: &[&str] = &[
+    "CREATE TABLE search_chunks (
+        id BIGSERIAL PRIMARY KEY,
+        agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+        body TEXT NOT NULL,
+        words TSVECTOR NOT NULL
+    )",
+    "CREATE INDEX idx_search_chunks_agent ON search_chunks(agent_id)",
+    "CREATE INDEX idx_search_chunks_words ON search_chunks USING GIN (words)",
+    "CREATE TABLE search_cursors (
+        agent_id TEXT PRIMARY KEY REFERENCES agents(id) ON DELETE CASCADE,
+        indexed_seq BIGINT NOT NULL,
+        settled TEXT NULL
+    )",
+];
+
+const POSTGRES_DOWN: &[&str] = &[
+    "DROP TABLE IF EXISTS search_cursors",
+    "DROP TABLE IF EXISTS search_chunks",
+];
+
+async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    for sql in statements {
+        db.execute_unprepared(sql).await?;
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        match manager.get_database_backend() {
+            DbBackend::Postgres => run(manager, POSTGRES_UP).await,
+            _ => run(manager, SQLITE_UP).await,
+        }
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        match manager.get_database_backend() {
+            DbBackend::Postgres => run(manager, POSTGRES_DOWN).await,
+            _ => run(manager, SQLITE_DOWN).await,
+        }
+    }
+}
