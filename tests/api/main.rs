@@ -17,6 +17,7 @@ mod gemini;
 mod instances;
 mod lifecycle;
 mod resilience;
+mod search;
 mod static_files;
 mod streaming;
 mod websocket;
