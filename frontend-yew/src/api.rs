@@ -2,7 +2,7 @@
 //! error form decoded; a 401 asks for the token (`auth`).
 
 use agentstream_wire::{
-    Agent, AgentTypeInfo, CreateAgentRequest, ErrorBody, ErrorInfo, PermissionAnswer,
+    Agent, AgentMatch, AgentTypeInfo, CreateAgentRequest, ErrorBody, ErrorInfo, PermissionAnswer,
     SendMessageRequest, StoredMessage,
 };
 use gloo_net::http::{Method, RequestBuilder, Response};
@@ -77,6 +77,18 @@ pub async fn agent_types() -> ApiResult<Vec<AgentTypeInfo>> {
 pub async fn list_agents() -> ApiResult<Vec<Agent>> {
     decode(
         authorized(Method::GET, "/api/agents")
+            .send()
+            .await
+            .map_err(network)?,
+    )
+    .await
+}
+
+/// `GET /api/agents?q=…&limit=N`: the agents whose prompt or messages hold the query's words.
+pub async fn search_agents(query: &str, limit: usize) -> ApiResult<Vec<AgentMatch>> {
+    let q = String::from(js_sys::encode_uri_component(query));
+    decode(
+        authorized(Method::GET, &format!("/api/agents?q={q}&limit={limit}"))
             .send()
             .await
             .map_err(network)?,

@@ -252,8 +252,9 @@ async fn query_syntax_characters_are_text_and_never_an_error() {
 }
 
 #[tokio::test]
-async fn a_purged_agent_disappears_from_results_and_a_terminated_one_stays() {
-    let app = TestServer::spawn(SERVER).await;
+async fn a_purged_agent_disappears_from_results_and_its_index_rows_and_a_terminated_one_stays() {
+    let dir = TestDir::new();
+    let app = TestServer::builder().dir(&dir).spawn(SERVER).await;
     let purged = launch(&app, "the lemur that is purged", 1).await;
     let kept = launch(&app, "the lemur that is terminated", 1).await;
     let running = app
@@ -277,6 +278,42 @@ async fn a_purged_agent_disappears_from_results_and_a_terminated_one_stays() {
     assert_eq!(app.delete_agent(running.id, true).await.status(), 204);
     assert_eq!(ids(&found(&app, "lemur", &[]).await), [kept.id]);
     assert!(found(&app, "purged", &[]).await.is_empty());
+
+    // Its index rows went with it ("purged" was in its prompt only).
+    use sea_orm::ConnectionTrait;
+    let db = sea_orm::Database::connect(dir.database_url())
+        .await
+        .expect("connect");
+    let backend = db.get_database_backend();
+    let count = |sql: String| {
+        let db = &db;
+        async move {
+            let row = db
+                .query_one(sea_orm::Statement::from_string(backend, sql))
+                .await
+                .expect("count")
+                .expect("a row");
+            row.try_get_by_index::<i64>(0).expect("a number")
+        }
+    };
+    for gone in [purged.id, running.id] {
+        let sql = format!("SELECT COUNT(*) FROM search_chunks WHERE agent_id = '{gone}'");
+        assert_eq!(count(sql).await, 0);
+        let sql = format!("SELECT COUNT(*) FROM search_cursors WHERE agent_id = '{gone}'");
+        assert_eq!(count(sql).await, 0);
+    }
+    let in_index = match backend {
+        sea_orm::DatabaseBackend::Postgres => {
+            "SELECT COUNT(*) FROM search_chunks WHERE words @@ 'purged'::tsquery"
+        }
+        _ => "SELECT COUNT(*) FROM search_fts WHERE search_fts MATCH 'purged'",
+    };
+    assert_eq!(
+        count(in_index.to_owned()).await,
+        0,
+        "the word left the index"
+    );
+    db.close().await.ok();
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ mod harness;
 mod instances;
 mod performance;
 mod reconnect;
+mod search;
 
 /// The server binary cargo built for these tests, handed to the testkit (see `tests/api/main.rs`).
 const SERVER: &str = env!("CARGO_BIN_EXE_agentstream");

@@ -111,7 +111,8 @@ pub fn assemble(prompt: Option<&str>, messages: &[IndexedMessage], finished: boo
         let Some(part) = part(m.event_type) else {
             continue;
         };
-        if !(part == Part::Piece && previous == Some(Part::Piece)) && !text.is_empty() {
+        let glued = part == Part::Piece && previous == Some(Part::Piece);
+        if !glued && !text.is_empty() {
             text.push('\n');
         }
         text.push_str(&m.content);
