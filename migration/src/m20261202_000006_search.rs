@@ -18,6 +18,14 @@ impl MigrationName for Migration {
     }
 }
 
+/// Per agent, the last message indexed, and its status when everything it had stored was indexed (the
+/// same on both databases).
+const CURSORS: &str = "CREATE TABLE search_cursors (
+    agent_id TEXT PRIMARY KEY REFERENCES agents(id) ON DELETE CASCADE,
+    indexed_seq BIGINT NOT NULL,
+    settled TEXT NULL
+)";
+
 /// SQLite: `search_fts` indexes `search_chunks.body` (external content: the text is stored once, in
 /// the chunk, and `snippet`-free reads of it stay plain SQL). The tokenizer keeps diacritics, as
 /// PostgreSQL's `simple` configuration does, so that one query finds the same agents on both.
@@ -38,11 +46,7 @@ const SQLITE_UP: &[&str] = &[
     "CREATE TRIGGER search_chunks_delete AFTER DELETE ON search_chunks BEGIN
         INSERT INTO search_fts(search_fts, rowid, body) VALUES ('delete', old.id, old.body);
     END",
-    "CREATE TABLE search_cursors (
-        agent_id TEXT PRIMARY KEY REFERENCES agents(id) ON DELETE CASCADE,
-        indexed_seq BIGINT NOT NULL,
-        settled TEXT NULL
-    )",
+    CURSORS,
 ];
 
 const SQLITE_DOWN: &[&str] = &[
@@ -65,11 +69,7 @@ const POSTGRES_UP: &[&str] = &[
     )",
     "CREATE INDEX idx_search_chunks_agent ON search_chunks(agent_id)",
     "CREATE INDEX idx_search_chunks_words ON search_chunks USING GIN (words)",
-    "CREATE TABLE search_cursors (
-        agent_id TEXT PRIMARY KEY REFERENCES agents(id) ON DELETE CASCADE,
-        indexed_seq BIGINT NOT NULL,
-        settled TEXT NULL
-    )",
+    CURSORS,
 ];
 
 const POSTGRES_DOWN: &[&str] = &[

@@ -63,9 +63,14 @@ async fn wait_found(app: &TestServer, q: &str, expected: &[Uuid]) -> Vec<AgentMa
 /// "Streaming every token through a durable pipeline: parsed, stored with its sequence number, then
 /// broadcast to each subscriber in order.": with 3 tokens it never says "durable" nor "subscriber".
 async fn launch(app: &TestServer, prompt: &str, tokens: u64) -> Agent {
+    launch_paced(app, prompt, tokens, 0).await
+}
+
+/// [`launch`], a token every `interval_ms`.
+async fn launch_paced(app: &TestServer, prompt: &str, tokens: u64, interval_ms: u64) -> Agent {
     let configuration = SyntheticConfig {
         tokens: Some(tokens),
-        interval_ms: Some(0),
+        interval_ms: Some(interval_ms),
         ..SyntheticConfig::default()
     };
     app.try_launch_synthetic(prompt, &configuration)
@@ -257,17 +262,7 @@ async fn a_purged_agent_disappears_from_results_and_its_index_rows_and_a_termina
     let app = TestServer::builder().dir(&dir).spawn(SERVER).await;
     let purged = launch(&app, "the lemur that is purged", 1).await;
     let kept = launch(&app, "the lemur that is terminated", 1).await;
-    let running = app
-        .try_launch_synthetic(
-            "the lemur still running",
-            &SyntheticConfig {
-                tokens: Some(100_000),
-                interval_ms: Some(5),
-                ..SyntheticConfig::default()
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let running = launch_paced(&app, "the lemur still running", 100_000, 5).await;
     app.wait_finished(purged.id).await;
     wait_found(&app, "lemur", &[running.id, kept.id, purged.id]).await;
 
@@ -323,17 +318,7 @@ async fn the_index_survives_a_restart_and_catches_up_with_what_was_stored_before
     let done = launch(&app, "the quokka is done", 3).await;
     wait_found(&app, "quokka", &[done.id]).await;
     // Killed mid-stream, maybe before its last tokens were indexed.
-    let running = app
-        .try_launch_synthetic(
-            "the numbat keeps talking",
-            &SyntheticConfig {
-                tokens: Some(100_000),
-                interval_ms: Some(2),
-                ..SyntheticConfig::default()
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let running = launch_paced(&app, "the numbat keeps talking", 100_000, 2).await;
     app.wait_messages(running.id, 60).await;
     app.kill().await;
 

@@ -21,6 +21,17 @@ pub(crate) fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
         .map_err(|_| ApiError::bad_request(ErrorCode::InvalidId, format!("{raw:?} is not a UUID")))
 }
 
+/// A `limit` query parameter: an integer from 1 to `max`, else 400 `invalid_limit`.
+fn parse_limit(raw: &str, max: u64) -> Result<u64, ApiError> {
+    match raw.trim().parse::<u64>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(ApiError::bad_request(
+            ErrorCode::InvalidLimit,
+            format!("limit must be an integer from 1 to {max}, got {raw:?}"),
+        )),
+    }
+}
+
 /// `POST /api/agents`: validates, stores and starts an agent; 201 with it.
 pub async fn create(
     state: web::Data<AppState>,
@@ -122,18 +133,11 @@ async fn search(
     use crate::search::query::SearchQuery;
     let parsed = SearchQuery::parse(q)
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidQuery, e.to_string()))?;
-    let limit = match query.get("limit") {
-        None => DEFAULT_SEARCH_LIMIT,
-        Some(raw) => match raw.trim().parse::<u64>() {
-            Ok(n) if (1..=MAX_SEARCH_LIMIT).contains(&n) => n,
-            _ => {
-                return Err(ApiError::bad_request(
-                    ErrorCode::InvalidLimit,
-                    format!("limit must be an integer from 1 to {MAX_SEARCH_LIMIT}, got {raw:?}"),
-                ))
-            }
-        },
-    };
+    let limit = query
+        .get("limit")
+        .map(|raw| parse_limit(raw, MAX_SEARCH_LIMIT))
+        .transpose()?
+        .unwrap_or(DEFAULT_SEARCH_LIMIT);
     let before = match query.get("before") {
         None => None,
         Some(raw) => {
@@ -190,18 +194,10 @@ pub async fn messages(
             }
         },
     };
-    let limit = match query.get("limit") {
-        None => None,
-        Some(raw) => match raw.trim().parse::<u64>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Some(n),
-            _ => {
-                return Err(ApiError::bad_request(
-                    ErrorCode::InvalidLimit,
-                    format!("limit must be an integer from 1 to {MAX_LIMIT}, got {raw:?}"),
-                ))
-            }
-        },
-    };
+    let limit = query
+        .get("limit")
+        .map(|raw| parse_limit(raw, MAX_LIMIT))
+        .transpose()?;
     if store::find_agent(&state.db, id).await?.is_none() {
         return Err(ApiError::agent_not_found(id));
     }
