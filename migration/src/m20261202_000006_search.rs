@@ -1,9 +1,8 @@
 //! The full-text index behind `GET /api/agents?q=`: per agent, the text of its prompt and messages in
 //! chunks (`search_chunks`), and how far its messages are indexed (`search_cursors`).
 //!
-//! Each backend indexes with what it has built in, so the SQL is written per backend: SQLite an FTS5
-//! table over the chunks (external content, kept in step by triggers), PostgreSQL a `tsvector` column
-//! with a GIN index. Both tables cascade from `agents`, so a purge takes an agent out of the index in
+//! Each backend indexes with what it has built in, so the SQL is written per backend: SQLite a
+//! contentless FTS5 table of the chunks' words, PostgreSQL a `tsvector` column with a GIN index. Both tables cascade from `agents`, so a purge takes an agent out of the index in
 //! its own transaction.
 
 use sea_orm_migration::prelude::*;
@@ -26,9 +25,12 @@ const CURSORS: &str = "CREATE TABLE search_cursors (
     settled TEXT NULL
 )";
 
-/// SQLite: `search_fts` indexes `search_chunks.body` (external content: the text is stored once, in
-/// the chunk, and `snippet`-free reads of it stay plain SQL). The tokenizer keeps diacritics, as
-/// PostgreSQL's `simple` configuration does, so that one query finds the same agents on both.
+/// SQLite: `search_fts` indexes each chunk's words as the indexer split them (the words of the query
+/// rules, lower-cased, space-separated), under the chunk's id; it keeps no text of its own (contentless:
+/// the text is in the chunk, for the passage a result shows). The indexer, not `unicode61`, decides
+/// what a word is: `unicode61` alone would keep `$HOME` or `a+b` as one token, which PostgreSQL splits,
+/// and one query must find the same agents on both. A chunk's delete (also by the cascade of a purge)
+/// takes its words out of the index.
 const SQLITE_UP: &[&str] = &[
     "CREATE TABLE search_chunks (
         id INTEGER PRIMARY KEY,
@@ -37,14 +39,10 @@ const SQLITE_UP: &[&str] = &[
     )",
     "CREATE INDEX idx_search_chunks_agent ON search_chunks(agent_id)",
     "CREATE VIRTUAL TABLE search_fts USING fts5(
-        body, content='search_chunks', content_rowid='id',
-        tokenize='unicode61 remove_diacritics 0'
+        words, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 0'
     )",
-    "CREATE TRIGGER search_chunks_insert AFTER INSERT ON search_chunks BEGIN
-        INSERT INTO search_fts(rowid, body) VALUES (new.id, new.body);
-    END",
     "CREATE TRIGGER search_chunks_delete AFTER DELETE ON search_chunks BEGIN
-        INSERT INTO search_fts(search_fts, rowid, body) VALUES ('delete', old.id, old.body);
+        DELETE FROM search_fts WHERE rowid = old.id;
     END",
     CURSORS,
 ];
@@ -52,7 +50,6 @@ const SQLITE_UP: &[&str] = &[
 const SQLITE_DOWN: &[&str] = &[
     "DROP TABLE IF EXISTS search_cursors",
     "DROP TRIGGER IF EXISTS search_chunks_delete",
-    "DROP TRIGGER IF EXISTS search_chunks_insert",
     "DROP TABLE IF EXISTS search_fts",
     "DROP TABLE IF EXISTS search_chunks",
 ];

@@ -189,7 +189,7 @@ async fn query_syntax_characters_are_text_and_never_an_error() {
     let app = TestServer::spawn(SERVER).await;
     let agent = launch(
         &app,
-        r#"say "hello" to NEAR(col:x) - * the crab 🦀 AND OR"#,
+        r#"say "hello" to NEAR(col:x) - * the crab 🦀 AND OR $HOME x+y=z 🦀emoji"#,
         1,
     )
     .await;
@@ -209,6 +209,12 @@ async fn query_syntax_characters_are_text_and_never_an_error() {
         "crab 🦀",
         "🦀crab",
         "say AND hello OR",
+        // Symbols separate words on both databases.
+        "home",
+        "$HOME",
+        "y",
+        "z=x",
+        "emoji",
     ];
     for q in finds {
         assert_eq!(ids(&found(&app, q, &[]).await), [agent.id], "q={q:?}");

@@ -1,7 +1,7 @@
 //! The full-text index in SQL, for both databases: the search behind `GET /api/agents?q=`, and the
 //! reads and writes of the indexer ([`crate::search::indexer`]). The schema is
-//! `m20261202_000006_search`: `search_chunks` (an agent's text, a chunk per indexing pass; on SQLite
-//! indexed by the FTS5 table `search_fts`, on PostgreSQL by its `words` tsvector) and
+//! `m20261202_000006_search`: `search_chunks` (an agent's text, a chunk per indexing pass; its words
+//! indexed on SQLite by the FTS5 table `search_fts`, on PostgreSQL by its `words` tsvector) and
 //! `search_cursors` (per agent, the last message indexed, and whether the agent was finished then).
 //!
 //! Statements use numbered parameters (`$1`), which both SQLite and PostgreSQL take.
@@ -284,7 +284,18 @@ pub async fn write_step(txn: &impl ConnectionTrait, step: &Step<'_>) -> Result<b
                 [step.agent_id.into(), (*chunk).into()],
             ),
         };
-        txn.execute(insert).await?;
+        let inserted = txn.execute(insert).await?;
+        if backend == DbBackend::Sqlite {
+            txn.execute(Statement::from_sql_and_values(
+                backend,
+                "INSERT INTO search_fts (rowid, words) VALUES ($1, $2)",
+                [
+                    (inserted.last_insert_id() as i64).into(),
+                    lexemes(chunk).join(" ").into(),
+                ],
+            ))
+            .await?;
+        }
     }
     Ok(true)
 }
