@@ -3,12 +3,12 @@
 //! indexing each as it is stored would multiply the work of every write and index half-words. Instead,
 //! every `search.interval_ms` this task reads, per agent, the messages after its durable cursor
 //! (`search_cursors`), joins their text ([`assemble`]: streamed pieces glued into words) and writes it
-//! as one chunk with the moved cursor, in one short transaction.
+//! as one chunk with the moved cursor; a pass writes every agent's in one short transaction.
 //!
 //! It runs on a thread of its own, with connections of its own, so that reading and joining text never
 //! takes the thread the agents, the persistence actor and the registry share. Everything it knows is
 //! in the database: it catches up after a restart, and on PostgreSQL it indexes what every instance
-//! stored. There, one instance indexes at a time (a transaction-scoped advisory lock per pass), and a
+//! stored. There, one instance writes at a time (a transaction-scoped advisory lock per pass), and a
 //! cursor moves only from where it was read, so two instances never index the same messages twice.
 
 use std::time::Duration;
@@ -87,15 +87,42 @@ async fn run(db: DatabaseConnection, interval: Duration) {
     }
 }
 
+/// Text one pass writes at most, in bytes: past it, the rest waits for the next pass (right after).
+const MAX_PASS_BYTES: usize = 1 << 20;
+
 /// One pass over the agents the index lags behind; `true` when some have more to index right away.
+///
+/// Everything is read first, then written in one transaction (a savepoint per agent): on SQLite the
+/// indexer competes with the persistence actor for the one write lock, which the actor, writing
+/// without pause under load, wins far more often than not; one short write per pass, instead of one
+/// per agent, waits for it once.
 async fn pass(db: &DatabaseConnection) -> Result<bool, DbErr> {
+    let started = std::time::Instant::now();
     let agents = unindexed_agents(db, MAX_AGENTS_PER_PASS).await?;
     if agents.is_empty() {
         return Ok(false);
     }
     let mut behind = agents.len() as u64 == MAX_AGENTS_PER_PASS;
+    let mut prepared = Vec::new();
+    let mut bytes = 0;
+    for agent in &agents {
+        if bytes > MAX_PASS_BYTES {
+            behind = true;
+            break;
+        }
+        let (step, more) = prepare(db, agent).await?;
+        behind |= more;
+        if let Some(step) = step {
+            bytes += step.text.len();
+            prepared.push((agent, step));
+        }
+    }
+    let read_ms = started.elapsed().as_millis() as u64;
+    if prepared.is_empty() {
+        return Ok(behind);
+    }
+    let pass = db.begin().await?;
     if db.get_database_backend() == DbBackend::Postgres {
-        let pass = db.begin().await?;
         let locked = pass
             .query_one(sea_orm::Statement::from_sql_and_values(
                 DbBackend::Postgres,
@@ -107,29 +134,39 @@ async fn pass(db: &DatabaseConnection) -> Result<bool, DbErr> {
             .transpose()?
             .unwrap_or(false);
         if !locked {
-            // Another instance is indexing these now.
+            // Another instance is writing the same now; what it did not write, the next pass does.
             pass.rollback().await?;
             return Ok(false);
         }
-        for agent in &agents {
-            behind |= index(db, &pass, agent).await?;
-        }
-        pass.commit().await?;
-    } else {
-        for agent in &agents {
-            behind |= index(db, db, agent).await?;
-        }
     }
+    for (agent, step) in &prepared {
+        write(&pass, agent, step).await?;
+    }
+    pass.commit().await?;
+    tracing::debug!(
+        agents = prepared.len(),
+        bytes,
+        behind,
+        read_ms,
+        ms = started.elapsed().as_millis() as u64,
+        "search pass"
+    );
     Ok(behind)
 }
 
-/// Indexes the next messages of `agent` (read from `db`), written in a transaction of `writer`'s (a
-/// savepoint of the pass's on PostgreSQL); `true` when it has more.
-async fn index(
+/// What is to be written of one agent.
+struct Prepared {
+    text: String,
+    to: i64,
+    settled: bool,
+}
+
+/// Reads and joins the next messages of `agent`: what to write (`None`: nothing), and whether it has
+/// more to read.
+async fn prepare(
     db: &DatabaseConnection,
-    writer: &impl TransactionTrait,
     agent: &Unindexed,
-) -> Result<bool, DbErr> {
+) -> Result<(Option<Prepared>, bool), DbErr> {
     let after = agent.indexed_seq.unwrap_or(0);
     let messages = messages_after(db, &agent.id, after, PAGE).await?;
     let more = messages.len() as u64 == PAGE;
@@ -138,21 +175,34 @@ async fn index(
     let prompt = agent.indexed_seq.is_none().then_some(agent.prompt.as_str());
     let assembled = assemble(prompt, &messages, finished);
     let to = assembled.through.unwrap_or(after);
-    let settled = finished.then_some(agent.marker.as_str());
-    if agent.indexed_seq == Some(to) && settled.is_none() {
-        return Ok(more);
+    if agent.indexed_seq == Some(to) && !finished {
+        return Ok((None, more));
     }
+    let step = Prepared {
+        text: assembled.text,
+        to,
+        settled: finished,
+    };
+    Ok((Some(step), more))
+}
+
+/// Writes `prepared` for `agent` in a savepoint of `pass`; an agent purged meanwhile is skipped.
+async fn write(
+    pass: &impl TransactionTrait,
+    agent: &Unindexed,
+    prepared: &Prepared,
+) -> Result<(), DbErr> {
     let step = Step {
         agent_id: &agent.id,
-        chunks: chunks(&assembled.text),
+        chunks: chunks(&prepared.text),
         from: agent.indexed_seq,
-        to,
-        settled,
+        to: prepared.to,
+        settled: prepared.settled.then_some(agent.marker.as_str()),
     };
-    let txn = writer.begin().await?;
+    let txn = pass.begin().await?;
     match write_step(&txn, &step).await {
-        Ok(true) => txn.commit().await?,
-        Ok(false) => txn.rollback().await?,
+        Ok(true) => txn.commit().await,
+        Ok(false) => txn.rollback().await,
         Err(e) => {
             txn.rollback().await?;
             // Purged meanwhile: nothing of it is to be indexed.
@@ -160,7 +210,7 @@ async fn index(
                 return Err(e);
             }
             tracing::debug!(agent = %agent.id, "not indexed: the agent is gone");
+            Ok(())
         }
     }
-    Ok(more)
 }

@@ -210,10 +210,12 @@ pub async fn messages_after(
     Ok(rows
         .into_iter()
         .map(|(sequence_number, content, metadata)| {
-            let event_type = metadata
-                .as_deref()
-                .and_then(|m| serde_json::from_str::<Kind>(m).ok())
-                .and_then(|k| k.event_type?.parse::<EventType>().ok());
+            let event_type = metadata.as_deref().and_then(|m| {
+                leading_event_type(m)
+                    .or_else(|| serde_json::from_str::<Kind>(m).ok()?.event_type)?
+                    .parse::<EventType>()
+                    .ok()
+            });
             IndexedMessage {
                 sequence_number,
                 event_type,
@@ -221,6 +223,16 @@ pub async fn messages_after(
             }
         })
         .collect())
+}
+
+/// The event type of metadata written by this server, which puts `eventType` first: read without
+/// parsing the rest (the indexer reads every message once; most are tokens). `None` when the text does
+/// not start that way (then it is parsed).
+fn leading_event_type(metadata: &str) -> Option<&str> {
+    let rest = metadata.strip_prefix("{\"eventType\":\"")?;
+    let end = rest.find('"')?;
+    let name = &rest[..end];
+    (!name.contains('\\')).then_some(name)
 }
 
 /// What one indexing step of an agent writes.
@@ -298,4 +310,24 @@ pub async fn write_step(txn: &impl ConnectionTrait, step: &Step<'_>) -> Result<b
         }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::leading_event_type;
+
+    #[test]
+    fn the_leading_event_type_is_read_without_parsing_and_anything_else_is_left_to_the_parser() {
+        assert_eq!(
+            leading_event_type(r#"{"eventType":"content_delta","blockIndex":0}"#),
+            Some("content_delta")
+        );
+        assert_eq!(
+            leading_event_type(r#"{"blockIndex":0,"eventType":"x"}"#),
+            None
+        );
+        assert_eq!(leading_event_type(r#"{"eventType":"a\"b"}"#), None);
+        assert_eq!(leading_event_type(r#"{"eventType": "spaced"}"#), None);
+        assert_eq!(leading_event_type(""), None);
+    }
 }
