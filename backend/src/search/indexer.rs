@@ -61,10 +61,11 @@ pub fn spawn(settings: DatabaseSettings, interval: Duration) -> std::io::Result<
         .map(drop)
 }
 
-/// Indexes forever: a pass, then a pause unless the pass left work behind.
+/// Indexes forever: a pass every `interval`, or at once while the last one left work behind.
 async fn run(db: DatabaseConnection, interval: Duration) {
     let mut failing = false;
     loop {
+        let started = tokio::time::Instant::now();
         let behind = match pass(&db).await {
             Ok(behind) => {
                 if failing {
@@ -81,8 +82,9 @@ async fn run(db: DatabaseConnection, interval: Duration) {
                 false
             }
         };
+        // Passes start an interval apart: a slow pass (under load) does not add its own time to the lag.
         if !behind {
-            tokio::time::sleep(interval).await;
+            tokio::time::sleep_until(started + interval).await;
         }
     }
 }
