@@ -43,8 +43,8 @@ impl Settings {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct SearchSettings {
-    /// How often the indexer looks for stored messages to index: the most the index lags behind
-    /// while it keeps up.
+    /// How often the indexer looks for stored messages to index: the index lags behind the store by
+    /// about this plus the time of one pass.
     pub interval_ms: u64,
 }
 
