@@ -31,6 +31,8 @@ pub struct Settings {
     /// API token, if any.
     pub metrics: AuthSettings,
     pub webhooks: WebhookSettings,
+    #[serde(default)]
+    pub search: SearchSettings,
 }
 
 /// Webhook consumers (`webhooks/`).
@@ -51,6 +53,28 @@ impl Settings {
     #[cfg(test)]
     pub fn test_defaults() -> Settings {
         Settings::load(Some(Path::new("/nonexistent")), &[]).expect("the compiled-in settings load")
+    }
+}
+
+/// The full-text index behind `GET /api/agents?q=` (docs/search.md).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct SearchSettings {
+    /// How often the indexer looks for stored messages to index: the index lags behind the store by
+    /// about this plus the time of one pass.
+    pub interval_ms: u64,
+}
+
+impl Default for SearchSettings {
+    fn default() -> Self {
+        SearchSettings { interval_ms: 500 }
+    }
+}
+
+impl SearchSettings {
+    /// [`Self::interval_ms`], at least 10 ms.
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval_ms.max(10))
     }
 }
 

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod parser;
 pub mod persistence;
 pub mod runners;
+pub mod search;
 pub mod security;
 pub mod startup;
 pub mod store;

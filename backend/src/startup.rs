@@ -158,6 +158,12 @@ impl Application {
                 "agents left running by a previous process are now interrupted"
             );
         }
+        // After the recovery above: the indexer sees the agents a previous process left as they are now.
+        if let Err(e) =
+            crate::search::indexer::spawn(settings.database.clone(), settings.search.interval())
+        {
+            tracing::error!(error = %e, "cannot start the search indexer; search finds nothing new");
+        }
         let orchestrator = Orchestrator::new(
             settings.clone(),
             db.clone(),

@@ -2,9 +2,9 @@
 //! error form decoded; a 401 asks for the token (`auth`).
 
 use agentstream_wire::{
-    Agent, AgentTypeInfo, CreateAgentRequest, CreateWebhookRequest, ErrorBody, ErrorInfo,
-    PermissionAnswer, SendMessageRequest, StoredMessage, UpdateWebhookRequest, UsageReport,
-    Webhook,
+    Agent, AgentMatch, AgentTypeInfo, CreateAgentRequest, CreateWebhookRequest, ErrorBody,
+    ErrorInfo, PermissionAnswer, SendMessageRequest, StoredMessage, UpdateWebhookRequest,
+    UsageReport, Webhook,
 };
 use gloo_net::http::{Method, RequestBuilder, Response};
 use uuid::Uuid;
@@ -78,6 +78,18 @@ pub async fn agent_types() -> ApiResult<Vec<AgentTypeInfo>> {
 pub async fn list_agents() -> ApiResult<Vec<Agent>> {
     decode(
         authorized(Method::GET, "/api/agents")
+            .send()
+            .await
+            .map_err(network)?,
+    )
+    .await
+}
+
+/// `GET /api/agents?q=…&limit=N`: the agents whose prompt or messages hold the query's words.
+pub async fn search_agents(query: &str, limit: usize) -> ApiResult<Vec<AgentMatch>> {
+    let q = String::from(js_sys::encode_uri_component(query));
+    decode(
+        authorized(Method::GET, &format!("/api/agents?q={q}&limit={limit}"))
             .send()
             .await
             .map_err(network)?,

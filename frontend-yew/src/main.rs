@@ -13,6 +13,7 @@ mod composer;
 mod connection;
 mod launch;
 mod permission_card;
+mod search;
 mod time;
 mod timeline;
 mod transcript;

@@ -8,6 +8,7 @@ mod m20261126_000002_agent_session;
 mod m20261202_000003_instances;
 mod m20261202_000004_webhooks;
 mod m20261202_000005_usage;
+mod m20261202_000006_search;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000003_instances::Migration),
             Box::new(m20261202_000004_webhooks::Migration),
             Box::new(m20261202_000005_usage::Migration),
+            Box::new(m20261202_000006_search::Migration),
         ]
     }
 }

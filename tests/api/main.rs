@@ -18,6 +18,7 @@ mod instances;
 mod lifecycle;
 mod metrics;
 mod resilience;
+mod search;
 mod static_files;
 mod streaming;
 mod usage;

@@ -21,6 +21,7 @@ mod harness;
 mod instances;
 mod performance;
 mod reconnect;
+mod search;
 mod usage;
 mod webhooks;
 

@@ -26,9 +26,9 @@ pub use events::{
 pub use metadata::{keys, EventType};
 pub use names::{AgentStatus, AgentType, ClaudeTransport, MessageType, UnknownName};
 pub use rest::{
-    Agent, AgentOption, AgentTypeInfo, ClaudeConfig, CodexConfig, CreateAgentRequest, GeminiConfig,
-    Health, OptionKind, PermissionAnswer, PermissionDecision, SendMessageRequest, StoredMessage,
-    SyntheticConfig,
+    Agent, AgentMatch, AgentOption, AgentTypeInfo, ClaudeConfig, CodexConfig, CreateAgentRequest,
+    GeminiConfig, Health, OptionKind, PermissionAnswer, PermissionDecision, SendMessageRequest,
+    StoredMessage, SyntheticConfig,
 };
 pub use usage::{DayUsage, TypeUsage, UsageBucket, UsageReport, UsageTotals};
 pub use webhooks::{

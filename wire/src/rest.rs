@@ -37,6 +37,19 @@ pub struct Agent {
     pub usage: UsageTotals,
 }
 
+/// Extension: one result of `GET /api/agents?q=…`: the agent as the list shows it, and where the query
+/// matched.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentMatch {
+    #[serde(flatten)]
+    pub agent: Agent,
+    /// A short passage of the agent's prompt or messages around a word of the query (`…` where it
+    /// was cut), or `null` when none can be shown.
+    #[serde(rename = "match", default)]
+    pub matched: Option<String>,
+}
+
 /// One stored message (a row of `agent_messages`): what REST returns and `agent:message` carries.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
