@@ -11,25 +11,31 @@ use crate::rest::{Agent, StoredMessage};
 
 /// `agent:created`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentCreated {
     pub agent: Agent,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub timestamp: String,
 }
 
 /// `agent:status`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentStatusChanged {
     pub agent_id: Uuid,
     pub status: AgentStatus,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub timestamp: String,
 }
 
 /// `agent:deleted`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentDeleted {
     pub agent_id: Uuid,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub timestamp: String,
     /// Extension: true when the agent and its history were removed (`?purge=true`).
     #[serde(default)]
@@ -38,15 +44,18 @@ pub struct AgentDeleted {
 
 /// `agent:message`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentMessage {
     pub agent_id: Uuid,
     pub message: StoredMessage,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub timestamp: String,
 }
 
 /// The `result` of `agent:complete`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CompletionResult {
     /// `completed` or `failed`.
@@ -65,24 +74,29 @@ pub struct CompletionResult {
 
 /// `agent:complete`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentComplete {
     pub agent_id: Uuid,
     pub result: CompletionResult,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub timestamp: String,
 }
 
 /// `agent:error`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentError {
     pub agent_id: Uuid,
     pub error: ErrorInfo,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub timestamp: String,
 }
 
 /// `subscribed`: the reply to `subscribe`, sent before any replayed message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Subscribed {
     pub agent_id: Uuid,
@@ -100,6 +114,7 @@ pub struct Subscribed {
 
 /// `unsubscribed` (extension): the reply to `unsubscribe`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Unsubscribed {
     pub agent_id: Uuid,
@@ -107,8 +122,10 @@ pub struct Unsubscribed {
 
 /// `error`: a frame the server could not act on. The connection stays open.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FrameError {
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::errors::ErrorCode))]
     pub code: String,
     pub message: String,
     /// Extension: the agent the failed request named, when it named one.
@@ -122,6 +139,7 @@ pub struct FrameError {
 
 /// Every frame the server sends: `{"event": "<name>", "data": {…}}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "event", content = "data")]
 pub enum ServerEvent {
     #[serde(rename = "agent:created")]

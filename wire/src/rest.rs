@@ -9,6 +9,7 @@ use crate::names::{protocol_names, AgentStatus, AgentType, ClaudeTransport, Mess
 
 /// An agent as REST returns it and `agent:created` carries it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Agent {
     pub id: Uuid,
@@ -16,8 +17,11 @@ pub struct Agent {
     pub agent_type: AgentType,
     pub status: AgentStatus,
     pub prompt: String,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub created_at: String,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub started_at: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub completed_at: Option<String>,
     /// Extension: the configuration the agent was launched with (`{}` when none).
     #[serde(default)]
@@ -35,6 +39,7 @@ pub struct Agent {
 
 /// One stored message (a row of `agent_messages`): what REST returns and `agent:message` carries.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct StoredMessage {
     pub id: Uuid,
@@ -47,25 +52,60 @@ pub struct StoredMessage {
     pub content: String,
     /// The original line the message was parsed from.
     pub raw: Option<String>,
+    /// `eventType` (an [`EventType`](crate::EventType)) and what the event carries.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: Value,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub created_at: String,
 }
 
 /// `POST /api/agents` body. `type` stays a string so that an unknown type gets its own error code.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateAgentRequest {
+    /// An unknown type: 400 `unknown_agent_type`.
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", schema(value_type = AgentType))]
     pub agent_type: String,
+    /// What the agent is asked (a `claude-code` agent needs one that is not blank); no NUL, at most
+    /// `agents.max_prompt_bytes` bytes.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[^\\u0000]*$"))]
     pub prompt: String,
+    /// The type's configuration: `SyntheticConfig`, `ClaudeConfig`, `GeminiConfig` or `CodexConfig`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = configuration_schema))]
     pub configuration: Option<Value>,
+}
+
+/// The schema of `CreateAgentRequest.configuration`: one of the types' configurations, or null.
+#[cfg(feature = "openapi")]
+fn configuration_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Ref, Type};
+    let mut any = AnyOfBuilder::new();
+    for name in [
+        "SyntheticConfig",
+        "ClaudeConfig",
+        "GeminiConfig",
+        "CodexConfig",
+    ] {
+        any = any.item(Ref::from_schema_name(name));
+    }
+    any.item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some(
+            "The type's configuration (`SyntheticConfig`, `ClaudeConfig`, `GeminiConfig`, \
+             `CodexConfig`); a key the type does not take: 400 `invalid_configuration`.",
+        ))
+        .into()
 }
 
 /// `POST /api/agents/{id}/messages` body: a follow-up.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SendMessageRequest {
+    /// The follow-up: not blank, no NUL, at most `agents.max_prompt_bytes` bytes.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = "^[^\\u0000]*$"))]
     pub content: String,
 }
 
@@ -81,11 +121,13 @@ protocol_names! {
 
 /// `POST /api/agents/{id}/permissions/{requestId}` body.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PermissionAnswer {
     pub decision: PermissionDecision,
-    /// A note to the agent (why it was denied).
+    /// A note to the agent (why it was denied); no NUL, at most `agents.max_prompt_bytes` bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[^\\u0000]*$"))]
     pub message: Option<String>,
     /// Allow: the input the tool runs with instead of the requested one (a JSON object).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,11 +139,13 @@ pub struct PermissionAnswer {
 
 /// `configuration` of a `synthetic` agent.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SyntheticConfig {
-    /// How many `assistant` tokens to produce.
+    /// How many `assistant` tokens to produce (at most `synthetic.max_tokens`, default 1000000).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub tokens: Option<u64>,
-    /// Pause between two tokens, in milliseconds.
+    /// Pause between two tokens, in milliseconds (at most `synthetic.max_interval_ms`, default 60000).
     pub interval_ms: Option<u64>,
     /// Stamp each token line with the emitting moment (`emittedNs`, CLOCK_MONOTONIC nanoseconds) so a
     /// client on the same machine can measure emit-to-receipt latency (the benchmark does).
@@ -119,6 +163,7 @@ pub struct SyntheticConfig {
 
 /// `configuration` of a `claude-code` agent; every field optional.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClaudeConfig {
     /// `--model`.
@@ -155,6 +200,7 @@ pub struct ClaudeConfig {
 
 /// `configuration` of a `gemini-cli` agent; every field optional.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GeminiConfig {
     /// `--model`.
@@ -176,6 +222,7 @@ pub struct GeminiConfig {
 
 /// `configuration` of a `codex` agent; every field optional.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CodexConfig {
     /// The model (a slug the CLI knows).
@@ -217,6 +264,7 @@ protocol_names! {
 
 /// One option of an agent type: a key of its `configuration`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentOption {
     /// The key in `configuration`.
@@ -236,6 +284,7 @@ pub struct AgentOption {
 
 /// `GET /api/agent-types`: one type this server knows, what it takes, and whether it can run here.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentTypeInfo {
     /// The `type` of `POST /api/agents` (a string: a newer server may know more types).
@@ -259,6 +308,7 @@ pub struct AgentTypeInfo {
 
 /// `GET /api/health` body: `status` `ok` (200) or `unavailable` (503).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     pub status: String,
     /// Extension: the instance that answered (`instance.id`).

@@ -22,6 +22,26 @@ pub(crate) fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
 }
 
 /// `POST /api/agents`: validates, stores and starts an agent; 201 with it.
+#[utoipa::path(
+    post,
+    path = "/api/agents",
+    operation_id = "launchAgent",
+    tag = "agents",
+    description = "Stores the agent and starts its runner at once (`agent:created`). The body is read as \
+                   JSON whatever its `Content-Type`. `configuration` depends on `type`: \
+                   `SyntheticConfig`, `ClaudeConfig`, `GeminiConfig` or `CodexConfig` (any other key: \
+                   400 `invalid_configuration`).",
+    request_body(content = CreateAgentRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The agent, as stored.", body = agentstream_wire::Agent),
+        (status = 400, response = crate::openapi::responses::BadRequest),
+        (status = 413, response = crate::openapi::responses::PayloadTooLarge),
+        (status = 429, response = crate::openapi::responses::TooManyRequests),
+        (status = 500, response = crate::openapi::responses::StorageFailure),
+        (status = 501, response = crate::openapi::responses::NotImplemented),
+        (status = 503, response = crate::openapi::responses::Unavailable),
+    ),
+)]
 pub async fn create(
     state: web::Data<AppState>,
     body: web::Json<CreateAgentRequest>,
@@ -97,16 +117,50 @@ pub async fn create(
 }
 
 /// `GET /api/agents`: every agent, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/agents",
+    operation_id = "listAgents",
+    tag = "agents",
+    responses(
+        (status = 200, description = "Every agent, newest first.", body = Vec<agentstream_wire::Agent>),
+        (status = 500, response = crate::openapi::responses::StorageFailure),
+    ),
+)]
 pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(store::list_agents(&state.db).await?))
 }
 
 /// `GET /api/agent-types`: every type this server knows, its options, and whether it can run here.
+#[utoipa::path(
+    get,
+    path = "/api/agent-types",
+    operation_id = "listAgentTypes",
+    tag = "server",
+    responses((
+        status = 200,
+        description = "Every type this server knows, the keys its `configuration` takes, and whether it can run here.",
+        body = Vec<agentstream_wire::AgentTypeInfo>,
+    )),
+)]
 pub async fn types(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(crate::runners::kind::all(&state.settings))
 }
 
 /// `GET /api/agents/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/agents/{id}",
+    operation_id = "getAgent",
+    tag = "agents",
+    params(crate::openapi::params::AgentId),
+    responses(
+        (status = 200, description = "The agent.", body = agentstream_wire::Agent),
+        (status = 400, response = crate::openapi::responses::BadRequest),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 500, response = crate::openapi::responses::StorageFailure),
+    ),
+)]
 pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -119,6 +173,21 @@ pub async fn get(
 }
 
 /// `GET /api/agents/{id}/messages[?since=N][&limit=L]`: ascending by sequence number.
+#[utoipa::path(
+    get,
+    path = "/api/agents/{id}/messages",
+    operation_id = "listMessages",
+    tag = "agents",
+    description = "The agent's stored messages by `sequenceNumber`, ascending: 1, 2, 3… with no hole and \
+                   no repeat. A client that reconnects asks for the tail after the last number it has.",
+    params(crate::openapi::params::AgentId, crate::openapi::params::HistoryQuery),
+    responses(
+        (status = 200, description = "The messages after `since`, ascending.", body = Vec<agentstream_wire::StoredMessage>),
+        (status = 400, response = crate::openapi::responses::BadRequest),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 500, response = crate::openapi::responses::StorageFailure),
+    ),
+)]
 pub async fn messages(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -213,6 +282,23 @@ fn history_pages(
 }
 
 /// `DELETE /api/agents/{id}[?purge=true]`: 204.
+#[utoipa::path(
+    delete,
+    path = "/api/agents/{id}",
+    operation_id = "deleteAgent",
+    tag = "agents",
+    description = "Terminates the agent: stops its runner and its whole process tree if it runs, status \
+                   `terminated`, history kept (also when it had ended already); with `purge`, then \
+                   removes it and its history. Answers once it is stopped and its final status stored.",
+    params(crate::openapi::params::AgentId, crate::openapi::params::DeleteQuery),
+    responses(
+        (status = 204, description = "Terminated (and purged when asked)."),
+        (status = 400, response = crate::openapi::responses::BadRequest),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 500, response = crate::openapi::responses::StorageFailure),
+        (status = 503, response = crate::openapi::responses::Unavailable),
+    ),
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     req: HttpRequest,
