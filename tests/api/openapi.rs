@@ -652,3 +652,17 @@ async fn the_api_page_and_its_files_come_from_this_server_only() {
         .await
         .expect("in time");
 }
+
+#[tokio::test]
+async fn the_openapi_command_prints_the_document_the_server_serves() {
+    let app = TestServer::spawn(SERVER).await;
+    let served = document(&app).await;
+    let out = tokio::process::Command::new(SERVER)
+        .arg("openapi")
+        .output()
+        .await
+        .expect("agentstream openapi");
+    assert!(out.status.success());
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(printed, served);
+}

@@ -26,6 +26,7 @@ pub(crate) fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     post,
     path = "/api/agents",
     operation_id = "launchAgent",
+    summary = "Launch an agent",
     tag = "agents",
     description = "Stores the agent and starts its runner at once (`agent:created`). The body is read as \
                    JSON whatever its `Content-Type`. `configuration` depends on `type`: \
@@ -121,6 +122,7 @@ pub async fn create(
     get,
     path = "/api/agents",
     operation_id = "listAgents",
+    summary = "List every agent, newest first",
     tag = "agents",
     responses(
         (status = 200, description = "Every agent, newest first.", body = Vec<agentstream_wire::Agent>),
@@ -136,6 +138,7 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
     get,
     path = "/api/agent-types",
     operation_id = "listAgentTypes",
+    summary = "The agent types, and whether each can run here",
     tag = "server",
     responses((
         status = 200,
@@ -152,6 +155,7 @@ pub async fn types(state: web::Data<AppState>) -> HttpResponse {
     get,
     path = "/api/agents/{id}",
     operation_id = "getAgent",
+    summary = "Get an agent",
     tag = "agents",
     params(crate::openapi::params::AgentId),
     responses(
@@ -177,6 +181,7 @@ pub async fn get(
     get,
     path = "/api/agents/{id}/messages",
     operation_id = "listMessages",
+    summary = "An agent's history, or its tail after `since`",
     tag = "agents",
     description = "The agent's stored messages by `sequenceNumber`, ascending: 1, 2, 3… with no hole and \
                    no repeat. A client that reconnects asks for the tail after the last number it has.",
@@ -286,6 +291,7 @@ fn history_pages(
     delete,
     path = "/api/agents/{id}",
     operation_id = "deleteAgent",
+    summary = "Terminate an agent (and purge it)",
     tag = "agents",
     description = "Terminates the agent: stops its runner and its whole process tree if it runs, status \
                    `terminated`, history kept (also when it had ended already); with `purge`, then \

@@ -45,6 +45,7 @@ fn check_text(what: &str, text: &str, max: usize) -> Result<(), ApiError> {
     post,
     path = "/api/agents/{id}/messages",
     operation_id = "sendMessage",
+    summary = "Send a follow-up",
     tag = "conversation",
     description = "A follow-up: stored as the agent's next message (`user`, `metadata.eventType` \
                    `user_input`), then written to it; to an agent whose turn has ended it starts the next \
@@ -111,6 +112,7 @@ pub async fn send(
     post,
     path = "/api/agents/{id}/interrupt",
     operation_id = "interruptAgent",
+    summary = "Interrupt the current turn",
     tag = "conversation",
     description = "Stops the agent's current turn, keeping its session: the turn ends `interrupted`, the \
                    next follow-up continues it. No turn under way: 409 `not_running`.",
@@ -154,6 +156,7 @@ pub async fn interrupt(
     post,
     path = "/api/agents/{id}/permissions/{requestId}",
     operation_id = "answerPermission",
+    summary = "Answer a permission request",
     tag = "conversation",
     description = "Answers the agent's request to run a tool (a `permission_request` message): stored as \
                    a `permission_response` message, and the agent goes on. The first answer wins.",

@@ -69,6 +69,7 @@ impl Format {
     get,
     path = "/api/agents/{id}/export",
     operation_id = "exportAgent",
+    summary = "Download the conversation (Markdown or JSON lines)",
     tag = "agents",
     description = "The agent's conversation as a file to download, as it stood when the request came: \
                    `markdown`, a transcript to read, or `jsonl`, every stored message as \

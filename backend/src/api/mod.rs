@@ -140,6 +140,7 @@ const HEALTH_DATABASE_TIMEOUT: std::time::Duration = std::time::Duration::from_s
     get,
     path = "/api/health",
     operation_id = "health",
+    summary = "Health check",
     tag = "server",
     security(()),
     description = "Open to anyone (a load balancer's check). Several instances on PostgreSQL add \

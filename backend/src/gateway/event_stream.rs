@@ -168,6 +168,7 @@ pub struct EventsQuery {
     get,
     path = "/api/agents/{id}/events",
     operation_id = "agentEvents",
+    summary = "One agent's events (Server-Sent Events)",
     tag = "streams",
     description = "Server-Sent Events of one agent, as a `/ws` subscription: `event: subscribed` first, \
                    then its stored messages (`event: agent:message`, `id:` the sequence number) after the \
@@ -286,6 +287,7 @@ pub async fn agent_events(
     get,
     path = "/api/events",
     operation_id = "allEvents",
+    summary = "Every agent's lifecycle (Server-Sent Events)",
     tag = "streams",
     description = "Server-Sent Events of every agent's lifecycle, live: `agent:created`, `agent:status`, \
                    `agent:deleted` (each `data:` the `data` object of that `ServerEvent`). The stream does \

@@ -43,6 +43,7 @@ pub struct GatewayState {
     get,
     path = "/ws",
     operation_id = "websocket",
+    summary = "The WebSocket",
     tag = "streams",
     description = "The WebSocket: text frames, each a JSON object `{\"event\", \"data\"}`. A client sends \
                    `ClientFrame`s (`subscribe` with `since`, `unsubscribe`); the server sends \

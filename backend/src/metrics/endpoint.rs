@@ -26,6 +26,7 @@ const COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
     get,
     path = "/metrics",
     operation_id = "metrics",
+    summary = "Prometheus metrics",
     tag = "server",
     description = "The server's metrics in the Prometheus text format (version 0.0.4): docs/metrics.md. \
                    The API's token as a `Bearer` header, or `metrics.token` when the server sets one.",

@@ -57,6 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     get,
     path = "/api/docs",
     operation_id = "docs",
+    summary = "This document, as a page",
     tag = "server",
     security(()),
     description = "This document rendered for people (Swagger UI, served by this server). Its calls carry \
@@ -72,6 +73,7 @@ pub(crate) async fn page() -> HttpResponse {
     get,
     path = "/api/docs/{file}",
     operation_id = "docsFile",
+    summary = "A file of the page",
     tag = "server",
     security(()),
     params(super::params::DocsFile),

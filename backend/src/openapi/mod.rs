@@ -180,6 +180,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     get,
     path = "/api/openapi.json",
     operation_id = "openapi",
+    summary = "This document (OpenAPI 3.1)",
     tag = "server",
     security(()),
     responses((status = 200, description = "This document (OpenAPI 3.1).", content_type = "application/json", body = Object)),
