@@ -19,21 +19,25 @@ pub struct Agent {
     pub prompt: String,
     #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub created_at: String,
-    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    #[cfg_attr(feature = "openapi", schema(format = DateTime, required = true))]
     pub started_at: Option<String>,
-    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    #[cfg_attr(feature = "openapi", schema(format = DateTime, required = true))]
     pub completed_at: Option<String>,
     /// Extension: the configuration the agent was launched with (`{}` when none).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub configuration: Value,
     /// Extension: the agent CLI's session id, once it reported one (what `resume` takes).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub session_id: Option<String>,
     /// Extension: the model the agent CLI reported.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub model: Option<String>,
     /// Extension: why the agent failed, when it did.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub error: Option<ErrorInfo>,
 }
 
@@ -48,9 +52,11 @@ pub struct StoredMessage {
     pub sequence_number: i64,
     #[serde(rename = "type")]
     pub message_type: MessageType,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub role: Option<String>,
     pub content: String,
     /// The original line the message was parsed from.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub raw: Option<String>,
     /// `eventType` (an [`EventType`](crate::EventType)) and what the event carries.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
@@ -61,7 +67,9 @@ pub struct StoredMessage {
 
 /// `POST /api/agents` body. `type` stays a string so that an unknown type gets its own error code.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(example = json!(
+    {"type": "synthetic", "prompt": "hello", "configuration": {"tokens": 20, "intervalMs": 5}}
+)))]
 #[serde(deny_unknown_fields)]
 pub struct CreateAgentRequest {
     /// An unknown type: 400 `unknown_agent_type`.
@@ -101,7 +109,9 @@ fn configuration_schema() -> utoipa::openapi::schema::Schema {
 
 /// `POST /api/agents/{id}/messages` body: a follow-up.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(example = json!(
+    {"content": "now say it in French"}
+)))]
 #[serde(deny_unknown_fields)]
 pub struct SendMessageRequest {
     /// The follow-up: not blank, no NUL, at most `agents.max_prompt_bytes` bytes.
@@ -121,7 +131,9 @@ protocol_names! {
 
 /// `POST /api/agents/{id}/permissions/{requestId}` body.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(example = json!(
+    {"decision": "allow"}
+)))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PermissionAnswer {
     pub decision: PermissionDecision,
