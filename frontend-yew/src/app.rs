@@ -204,6 +204,9 @@ pub fn app() -> Html {
         <div class="app">
             <header class="topbar">
                 <a class="brand" href="/" onclick={on_home}>{ "agentstream" }</a>
+                // The API's own page (Swagger UI on its OpenAPI document): it uses the token stored here.
+                <a class="api-docs" href="/api/docs" target="_blank" rel="noopener" data-testid="api-docs"
+                   title="The HTTP API: every operation, tried out with this browser's token">{ "API" }</a>
                 <span class={classes!("conn", state.label())} data-testid="connection" data-state={state.label()}
                       title="WebSocket connection">
                     <span class="dot"></span>{ state.label() }
