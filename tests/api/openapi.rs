@@ -59,37 +59,60 @@ fn documented(doc: &Value) -> BTreeSet<(String, String)> {
     ops
 }
 
-/// Every (method, path shape) the server registers, read from the code that registers the routes:
-/// each `web::resource("…")` and the `.route(web::<method>()…)` lines that follow it. Paths inside
-/// the `/api` scope are relative to it.
+/// Every (method, path shape) the server registers, read from the code that registers the routes
+/// (every file of `backend/src/`, so that a new module's routes count too): each `web::resource("…")`
+/// and the `.route(web::<method>()…)` lines that follow it. Paths inside the `/api` scope are relative
+/// to it.
 fn registered() -> BTreeSet<(String, String)> {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/src/");
-    let files = [
-        "api/mod.rs",
-        "startup.rs",
-        "metrics/endpoint.rs",
-        "openapi/mod.rs",
-        "openapi/docs.rs",
-    ];
+    let mut files = Vec::new();
+    let mut folders = vec![std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src"
+    ))];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("a source folder") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let full = |path: &str| {
+        let absolute = ["/api", "/ws", "/metrics"]
+            .iter()
+            .any(|p| path == *p || path.starts_with(&format!("{p}/")));
+        if absolute {
+            path.to_owned()
+        } else {
+            format!("/api{path}")
+        }
+    };
     let mut routes = BTreeSet::new();
+    // `agentstream proxy` is a server of its own (the Claude proxy's contract), not this API.
+    files.retain(|f| !f.ends_with("commands/proxy.rs"));
     for file in files {
-        let text = std::fs::read_to_string(format!("{root}{file}")).expect(file);
+        let text = std::fs::read_to_string(&file).expect("a source file");
         let mut current: Option<String> = None;
         for line in text.lines() {
             if let Some(rest) = line.split("web::resource(\"").nth(1) {
-                let path = rest.split('"').next().expect("a path");
-                let absolute = ["/api", "/ws", "/metrics"]
-                    .iter()
-                    .any(|p| path == *p || path.starts_with(&format!("{p}/")));
-                current = Some(if absolute {
-                    path.to_owned()
-                } else {
-                    format!("/api{path}")
-                });
+                current = Some(full(rest.split('"').next().expect("a path")));
             }
             if let (Some(path), Some(rest)) = (&current, line.split(".route(web::").nth(1)) {
                 let method = rest.split("()").next().expect("a method");
                 routes.insert((method.to_ascii_uppercase(), shape(path)));
+            }
+            // The other form: `.route("/path", web::get().to(…))`.
+            if let Some(rest) = line.split(".route(\"").nth(1) {
+                let path = rest.split('"').next().expect("a path");
+                if let Some(method) = rest
+                    .split("web::")
+                    .nth(1)
+                    .and_then(|m| m.split("()").next())
+                {
+                    routes.insert((method.to_ascii_uppercase(), shape(&full(path))));
+                }
             }
         }
     }
