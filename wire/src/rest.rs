@@ -65,7 +65,8 @@ pub struct StoredMessage {
     pub created_at: String,
 }
 
-/// `POST /api/agents` body. `type` stays a string so that an unknown type gets its own error code.
+/// `POST /api/agents` body.
+// `type` stays a string so that an unknown type gets its own error code.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(example = json!(
     {"type": "synthetic", "prompt": "hello", "configuration": {"tokens": 20, "intervalMs": 5}}
