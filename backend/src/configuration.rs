@@ -30,6 +30,22 @@ pub struct Settings {
     /// `GET /metrics`'s own token, in the API token's form (see `security`). Both empty: it takes the
     /// API token, if any.
     pub metrics: AuthSettings,
+    pub webhooks: WebhookSettings,
+    #[serde(default)]
+    pub search: SearchSettings,
+}
+
+/// Webhook consumers (`webhooks/`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct WebhookSettings {
+    /// Hosts a consumer's URL may name; empty: any.
+    pub allowed_hosts: Vec<String>,
+    pub max_consumers: u64,
+    pub max_agent_ids: usize,
+    /// One delivery's time limit.
+    pub timeout_ms: u64,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
 }
 
 impl Settings {
@@ -37,6 +53,28 @@ impl Settings {
     #[cfg(test)]
     pub fn test_defaults() -> Settings {
         Settings::load(Some(Path::new("/nonexistent")), &[]).expect("the compiled-in settings load")
+    }
+}
+
+/// The full-text index behind `GET /api/agents?q=` (docs/search.md).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct SearchSettings {
+    /// How often the indexer looks for stored messages to index: the index lags behind the store by
+    /// about this plus the time of one pass.
+    pub interval_ms: u64,
+}
+
+impl Default for SearchSettings {
+    fn default() -> Self {
+        SearchSettings { interval_ms: 500 }
+    }
+}
+
+impl SearchSettings {
+    /// [`Self::interval_ms`], at least 10 ms.
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval_ms.max(10))
     }
 }
 
@@ -292,7 +330,8 @@ impl Settings {
                     .separator("__")
                     .try_parsing(true)
                     .list_separator(",")
-                    .with_list_parse_key("server.allowed_origins"),
+                    .with_list_parse_key("server.allowed_origins")
+                    .with_list_parse_key("webhooks.allowed_hosts"),
             );
         // The token as it is: `try_parsing` would turn an all-digit one into a number (and a long one
         // into a rounded float).

@@ -78,6 +78,15 @@ pub async fn connect_writer(
     open(settings, 1, Some(settings.writer_cache_bytes)).await
 }
 
+/// A pool of its own of `connections` to the database of `settings`, for a task that must not wait
+/// for the shared pool's connections (the search indexer). Open it after [`connect`].
+pub async fn connect_pool(
+    settings: &DatabaseSettings,
+    connections: u32,
+) -> Result<DatabaseConnection, DbOpenError> {
+    open(settings, connections, None).await
+}
+
 /// A pool of `connections` to the database of `settings`; `cache_bytes`: the page cache of each.
 async fn open(
     settings: &DatabaseSettings,

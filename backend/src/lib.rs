@@ -8,7 +8,8 @@
 //! agent's output line → a message), `db` (connections, pragmas, migrations); `web_app` serves the
 //! built Yew app at `/`; `security` and `limits` guard the API; `instances` shows on this instance
 //! what other instances of one PostgreSQL database store; `commands` are the sub-commands other than
-//! the server (`proxy`, `watch`, `send`…); `metrics` serves `GET /metrics`, `telemetry` the logs.
+//! the server (`proxy`, `watch`, `send`…); `metrics` serves `GET /metrics`, `telemetry` the logs;
+//! `webhooks` POSTs agents' events to registered consumers; `usage` sums what the agents report using.
 
 pub mod agents;
 pub mod api;
@@ -26,8 +27,11 @@ pub mod openapi;
 pub mod parser;
 pub mod persistence;
 pub mod runners;
+pub mod search;
 pub mod security;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod usage;
 pub mod web_app;
+pub mod webhooks;

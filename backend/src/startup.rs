@@ -129,8 +129,10 @@ impl Application {
         };
 
         let metrics = Metrics::new()?;
-        let registry =
-            RoomRegistry::new(settings.websocket.max_queued_bytes, metrics.clone()).start();
+        let wake = crate::webhooks::Wake::default();
+        let registry = RoomRegistry::new(settings.websocket.max_queued_bytes, metrics.clone())
+            .with_wake(wake.clone())
+            .start();
         let mailbox = settings
             .agents
             .max_running
@@ -155,6 +157,12 @@ impl Application {
                 count = interrupted.len(),
                 "agents left running by a previous process are now interrupted"
             );
+        }
+        // After the recovery above: the indexer sees the agents a previous process left as they are now.
+        if let Err(e) =
+            crate::search::indexer::spawn(settings.database.clone(), settings.search.interval())
+        {
+            tracing::error!(error = %e, "cannot start the search indexer; search finds nothing new");
         }
         let orchestrator = Orchestrator::new(
             settings.clone(),
@@ -195,6 +203,13 @@ impl Application {
             None => (None, None),
         };
 
+        let webhooks = web::Data::new(crate::webhooks::Webhooks::start(
+            db.clone(),
+            &settings.webhooks,
+            crate::webhooks::Rules::new(&settings, port),
+            postgres.then(|| settings.instance.id.clone()),
+            wake,
+        ));
         let app_state = web::Data::new(AppState {
             db: db.clone(),
             orchestrator: orchestrator.clone(),
@@ -230,6 +245,7 @@ impl Application {
                 .app_data(web_app.clone())
                 .app_data(policy.clone())
                 .app_data(metrics.clone())
+                .app_data(webhooks.clone())
                 .configure(|cfg| api::configure(cfg, &server_settings))
                 .configure(metrics::endpoint::configure)
                 .service(

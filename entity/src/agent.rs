@@ -30,6 +30,17 @@ pub struct Model {
     /// The instance that owns the agent: runs it, stores its messages, answers its commands (its
     /// `instance.id`; several instances share a PostgreSQL database).
     pub owner: Option<String>,
+    /// What the agent's turns reported using, summed (see `migration`'s `m20261202_000005_usage`).
+    pub usage_input_tokens: i64,
+    pub usage_output_tokens: i64,
+    pub usage_cache_read_tokens: i64,
+    pub usage_cache_write_tokens: i64,
+    /// Nano-dollars; `None` while no turn reported a cost.
+    pub usage_cost_nanos: Option<i64>,
+    pub usage_turns: i64,
+    pub usage_duration_ms: i64,
+    /// The last running totals of its session the CLI reported, JSON text.
+    pub usage_session: Option<String>,
 }
 
 /// Relations of `agents`.

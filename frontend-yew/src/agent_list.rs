@@ -1,12 +1,18 @@
-//! The agent list: newest first, with type, status badge, prompt excerpt and age, updated live.
+//! The agent list: newest first, with type, status badge, prompt excerpt and age, updated live; above
+//! it a search box (`GET /api/agents?q=`) that narrows it to the agents whose prompt or messages hold
+//! the words typed, each with the passage that matched.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
-use agentstream_wire::{Agent, AgentStatus};
+use agentstream_wire::{Agent, AgentMatch, AgentStatus};
+use gloo_timers::callback::Timeout;
 use uuid::Uuid;
+use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
-use crate::time;
+use crate::search::{query_of, shown, Shown, DEBOUNCE_MS, LIMIT};
+use crate::{api, time, usage};
 
 #[derive(Properties, PartialEq)]
 pub struct Props {
@@ -38,6 +44,41 @@ fn status_hint(status: AgentStatus) -> &'static str {
     }
 }
 
+/// One agent of the list; `matched`: the passage a search found in it.
+fn item(agent: &Agent, matched: Option<&str>, selected: bool, on_select: &Callback<Uuid>) -> Html {
+    let id = agent.id;
+    let onclick = on_select.reform(move |_: MouseEvent| id);
+    html! {
+        <li key={id.to_string()} data-testid="agent-item" data-agent-id={id.to_string()}
+            class={classes!("agent-item", selected.then_some("selected"))} onclick={onclick}>
+            <div class="row">
+                <span class="type">{ agent.agent_type.as_str() }</span>
+                <span class={classes!("badge", agent.status.as_str())} data-testid="agent-status"
+                      title={status_hint(agent.status)}>{ agent.status.as_str() }</span>
+            </div>
+            <div class="prompt">{ excerpt(&agent.prompt) }</div>
+            if let Some(matched) = matched {
+                <div class="match" data-testid="agent-match">{ matched }</div>
+            }
+            <div class="age">
+                { time::age(&agent.created_at) }
+                <span class="usage" data-testid="agent-usage" title="tokens used, and cost where the CLI reports it">
+                    { usage::summary(&agent.usage) }
+                </span>
+            </div>
+        </li>
+    }
+}
+
+/// The search's answer to the query in the box.
+#[derive(Clone, PartialEq)]
+enum Answer {
+    /// None yet (the box is blank, or typing has not paused).
+    Waiting,
+    Found(Rc<Vec<AgentMatch>>),
+    Failed(String),
+}
+
 #[function_component(AgentList)]
 pub fn agent_list(props: &Props) -> Html {
     // Ages move on: re-render every 10 s.
@@ -51,26 +92,81 @@ pub fn agent_list(props: &Props) -> Html {
             move || drop(interval)
         });
     }
+    let input = use_state(String::new);
+    let answer = use_state(|| Answer::Waiting);
+    // The pending query (dropping it cancels it), and the number of the latest one: an answer to an
+    // older query than the box holds is dropped.
+    let timer = use_mut_ref(|| None::<Timeout>);
+    let latest = use_mut_ref(|| 0u32);
+    let oninput = {
+        let input = input.setter();
+        let answer = answer.setter();
+        Callback::from(move |e: InputEvent| {
+            let Some(value) = e
+                .target()
+                .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+                .map(|i| i.value())
+            else {
+                return;
+            };
+            input.set(value.clone());
+            *latest.borrow_mut() += 1;
+            let number = *latest.borrow();
+            let Some(query) = query_of(&value).map(str::to_owned) else {
+                timer.borrow_mut().take();
+                answer.set(Answer::Waiting);
+                return;
+            };
+            let answer = answer.clone();
+            let latest: Rc<RefCell<u32>> = latest.clone();
+            *timer.borrow_mut() = Some(Timeout::new(DEBOUNCE_MS, move || {
+                wasm_bindgen_futures::spawn_local(async move {
+                    let result = api::search_agents(&query, LIMIT).await;
+                    if *latest.borrow() == number {
+                        answer.set(match result {
+                            Ok(found) => Answer::Found(Rc::new(found)),
+                            Err(e) => Answer::Failed(e.message),
+                        });
+                    }
+                });
+            }));
+        })
+    };
+    let query = query_of(&input).map(str::trim);
+    let (listed, note): (Vec<Shown>, Html) = match (query, &*answer) {
+        (None, _) => (
+            props.agents.iter().map(|a| (a.clone(), None)).collect(),
+            Html::default(),
+        ),
+        (Some(_), Answer::Waiting) => (
+            Vec::new(),
+            html! { <p class="search-note" data-testid="search-pending">{ "Searching…" }</p> },
+        ),
+        (Some(_), Answer::Failed(message)) => (
+            Vec::new(),
+            html! { <p class="field-error" data-testid="search-error">{ message.clone() }</p> },
+        ),
+        (Some(q), Answer::Found(found)) => {
+            let listed = shown(&props.agents, found);
+            let note = if listed.is_empty() {
+                html! { <p class="search-note" data-testid="search-empty">{ format!("No agent matches \u{201c}{q}\u{201d}.") }</p> }
+            } else if found.len() == LIMIT {
+                html! { <p class="search-note">{ format!("The newest {LIMIT} matches.") }</p> }
+            } else {
+                Html::default()
+            };
+            (listed, note)
+        }
+    };
     html! {
         <section class="agents">
-            <h2>{ "Agents" }<span class="count">{ props.agents.len() }</span></h2>
+            <h2>{ "Agents" }<span class="count">{ listed.len() }</span></h2>
+            <input class="search" type="search" data-testid="agent-search" value={(*input).clone()}
+                   placeholder="Search prompts and messages" aria-label="Search agents" oninput={oninput} />
+            { note }
             <ul data-testid="agent-list">
-                { for props.agents.iter().map(|a| {
-                    let id = a.id;
-                    let onclick = props.on_select.reform(move |_: MouseEvent| id);
-                    let selected = props.selected == Some(id);
-                    html! {
-                        <li key={id.to_string()} data-testid="agent-item" data-agent-id={id.to_string()}
-                            class={classes!("agent-item", selected.then_some("selected"))} onclick={onclick}>
-                            <div class="row">
-                                <span class="type">{ a.agent_type.as_str() }</span>
-                                <span class={classes!("badge", a.status.as_str())} data-testid="agent-status"
-                                      title={status_hint(a.status)}>{ a.status.as_str() }</span>
-                            </div>
-                            <div class="prompt">{ excerpt(&a.prompt) }</div>
-                            <div class="age">{ time::age(&a.created_at) }</div>
-                        </li>
-                    }
+                { for listed.iter().map(|(a, matched)| {
+                    item(a, matched.as_deref(), props.selected == Some(a.id), &props.on_select)
                 }) }
             </ul>
         </section>

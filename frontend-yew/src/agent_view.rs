@@ -27,6 +27,7 @@ use crate::permission_card::card_element_id;
 use crate::time;
 use crate::timeline::{Pushed, Timeline};
 use crate::transcript::{BlockRef, Transcript};
+use crate::usage;
 
 #[derive(Properties, PartialEq)]
 pub struct Props {
@@ -143,7 +144,13 @@ fn on_event(store: &StoreRef, force: &UseForceUpdateHandle, id: Uuid, event: Ser
             s.complete = Some(c.result);
         }
         ServerEvent::AgentError(e) => store.borrow_mut().error = Some(e.error),
-        ServerEvent::AgentStatus(s) => store.borrow_mut().set_status(s.status),
+        ServerEvent::AgentStatus(s) => {
+            let mut store = store.borrow_mut();
+            store.set_status(s.status);
+            if let (Some(usage), Some(agent)) = (s.usage, store.agent.as_mut()) {
+                agent.usage = usage;
+            }
+        }
         ServerEvent::Subscribed(s) => {
             if let Some(status) = s.status {
                 store.borrow_mut().set_status(status);
@@ -444,6 +451,7 @@ pub fn agent_view(props: &Props) -> Html {
                         if let Some(m) = &a.model { { format!(" · {m}") } }
                         if let Some(sid) = &a.session_id { <span title="session id">{ format!(" · session {}", &sid[..sid.len().min(8)]) }</span> }
                     </p>
+                    { usage_line(props.listed.as_ref().map_or(&a.usage, |l| &l.usage)) }
                 }
             </header>
             if let Some(e) = &s.error {
@@ -466,5 +474,20 @@ pub fn agent_view(props: &Props) -> Html {
             </div>
             <Composer id={props.id} status={status} gone={false} on_message={on_message} />
         </section>
+    }
+}
+
+/// The agent's usage, summed over its turns: tokens in / out / cache, cost, turns, time (the list's
+/// copy is the freshest: each turn's end brings it).
+fn usage_line(u: &agentstream_wire::UsageTotals) -> Html {
+    html! {
+        <p class="agent-usage" data-testid="agent-usage-header">
+            <span title="input tokens (not from a cache)" data-testid="usage-in">{ format!("in {}", usage::count(u.input_tokens)) }</span>
+            <span title="output tokens" data-testid="usage-out">{ format!("out {}", usage::count(u.output_tokens)) }</span>
+            <span title="cache read / written tokens" data-testid="usage-cache">{ format!("cache {} / {}", usage::count(u.cache_read_tokens), usage::count(u.cache_write_tokens)) }</span>
+            <span title="cost, as the agent CLI reports it (— where it reports none)" data-testid="usage-cost">{ usage::cost(u.cost_usd) }</span>
+            <span data-testid="usage-turns">{ format!("{} turns", u.turns) }</span>
+            <span data-testid="usage-time">{ time::duration(u.duration_ms as i64) }</span>
+        </p>
     }
 }

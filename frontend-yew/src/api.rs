@@ -2,8 +2,9 @@
 //! error form decoded; a 401 asks for the token (`auth`).
 
 use agentstream_wire::{
-    Agent, AgentTypeInfo, CreateAgentRequest, ErrorBody, ErrorInfo, PermissionAnswer,
-    SendMessageRequest, StoredMessage,
+    Agent, AgentMatch, AgentTypeInfo, CreateAgentRequest, CreateWebhookRequest, ErrorBody,
+    ErrorInfo, PermissionAnswer, SendMessageRequest, StoredMessage, UpdateWebhookRequest,
+    UsageReport, Webhook,
 };
 use gloo_net::http::{Method, RequestBuilder, Response};
 use uuid::Uuid;
@@ -77,6 +78,18 @@ pub async fn agent_types() -> ApiResult<Vec<AgentTypeInfo>> {
 pub async fn list_agents() -> ApiResult<Vec<Agent>> {
     decode(
         authorized(Method::GET, "/api/agents")
+            .send()
+            .await
+            .map_err(network)?,
+    )
+    .await
+}
+
+/// `GET /api/agents?q=…&limit=N`: the agents whose prompt or messages hold the query's words.
+pub async fn search_agents(query: &str, limit: usize) -> ApiResult<Vec<AgentMatch>> {
+    let q = String::from(js_sys::encode_uri_component(query));
+    decode(
+        authorized(Method::GET, &format!("/api/agents?q={q}&limit={limit}"))
             .send()
             .await
             .map_err(network)?,
@@ -172,4 +185,66 @@ pub async fn answer_permission(
     .await
     .map_err(network)?;
     decode(response).await
+}
+
+/// `GET /api/usage[?from=…&to=…]`: usage per day and agent type (the server's last 30 days without a
+/// range).
+pub async fn usage(range: Option<(String, String)>) -> ApiResult<UsageReport> {
+    let url = match range {
+        Some((from, to)) => format!("/api/usage?from={from}&to={to}"),
+        None => "/api/usage".to_owned(),
+    };
+    decode(
+        authorized(Method::GET, &url)
+            .send()
+            .await
+            .map_err(network)?,
+    )
+    .await
+}
+
+/// `GET /api/webhooks`.
+pub async fn list_webhooks() -> ApiResult<Vec<Webhook>> {
+    decode(
+        authorized(Method::GET, "/api/webhooks")
+            .send()
+            .await
+            .map_err(network)?,
+    )
+    .await
+}
+
+/// `POST /api/webhooks`.
+pub async fn create_webhook(request: &CreateWebhookRequest) -> ApiResult<Webhook> {
+    let response = authorized(Method::POST, "/api/webhooks")
+        .json(request)
+        .map_err(network)?
+        .send()
+        .await
+        .map_err(network)?;
+    decode(response).await
+}
+
+/// `PATCH /api/webhooks/{id}`.
+pub async fn update_webhook(id: Uuid, change: &UpdateWebhookRequest) -> ApiResult<Webhook> {
+    let response = authorized(Method::PATCH, &format!("/api/webhooks/{id}"))
+        .json(change)
+        .map_err(network)?
+        .send()
+        .await
+        .map_err(network)?;
+    decode(response).await
+}
+
+/// `DELETE /api/webhooks/{id}`.
+pub async fn delete_webhook(id: Uuid) -> ApiResult<()> {
+    let response = authorized(Method::DELETE, &format!("/api/webhooks/{id}"))
+        .send()
+        .await
+        .map_err(network)?;
+    if response.ok() {
+        Ok(())
+    } else {
+        Err(error_of(response).await)
+    }
 }

@@ -15,12 +15,16 @@ use crate::api;
 use crate::auth::{self, TokenForm};
 use crate::connection::{ConnState, Connection};
 use crate::launch::LaunchForm;
+use crate::usage_view::UsageView;
 
 /// Where the app is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
     Home,
     Agent(Uuid),
+    Usage,
+    /// `/webhooks`: the webhook consumers.
+    Webhooks,
 }
 
 impl Route {
@@ -28,6 +32,12 @@ impl Route {
         let path = web_sys::window()
             .and_then(|w| w.location().pathname().ok())
             .unwrap_or_default();
+        if path.trim_end_matches('/') == "/usage" {
+            return Route::Usage;
+        }
+        if path.trim_end_matches('/') == "/webhooks" {
+            return Route::Webhooks;
+        }
         path.strip_prefix("/agents/")
             .and_then(|id| Uuid::parse_str(id.trim_end_matches('/')).ok())
             .map_or(Route::Home, Route::Agent)
@@ -37,6 +47,8 @@ impl Route {
         match self {
             Route::Home => "/".to_owned(),
             Route::Agent(id) => format!("/agents/{id}"),
+            Route::Usage => "/usage".to_owned(),
+            Route::Webhooks => "/webhooks".to_owned(),
         }
     }
 }
@@ -71,6 +83,9 @@ impl Reducible for Agents {
             AgentsAction::Event(ServerEvent::AgentStatus(s)) => {
                 if let Some(a) = list.iter_mut().find(|a| a.id == s.agent_id) {
                     a.status = s.status;
+                    if let Some(usage) = s.usage {
+                        a.usage = usage;
+                    }
                 }
             }
             AgentsAction::Event(ServerEvent::AgentDeleted(d)) if d.purged => {
@@ -190,13 +205,27 @@ pub fn app() -> Html {
             navigate(Route::Home, &route);
         })
     };
+    let on_usage = {
+        let route = route.clone();
+        Callback::from(move |e: MouseEvent| {
+            e.prevent_default();
+            navigate(Route::Usage, &route);
+        })
+    };
     let on_purged = {
         let route = route.clone();
         Callback::from(move |_: Uuid| navigate(Route::Home, &route))
     };
+    let on_webhooks = {
+        let route = route.clone();
+        Callback::from(move |e: MouseEvent| {
+            e.prevent_default();
+            navigate(Route::Webhooks, &route);
+        })
+    };
     let selected = match *route {
         Route::Agent(id) => Some(id),
-        Route::Home => None,
+        Route::Home | Route::Usage | Route::Webhooks => None,
     };
     let listed = selected.and_then(|id| agents.0.iter().find(|a| a.id == id).cloned());
 
@@ -204,9 +233,15 @@ pub fn app() -> Html {
         <div class="app">
             <header class="topbar">
                 <a class="brand" href="/" onclick={on_home}>{ "agentstream" }</a>
-                // The API's own page (Swagger UI on its OpenAPI document): it uses the token stored here.
-                <a class="api-docs" href="/api/docs" target="_blank" rel="noopener" data-testid="api-docs"
-                   title="The HTTP API: every operation, tried out with this browser's token">{ "API" }</a>
+                <nav class="nav">
+                    <a href="/usage" data-testid="usage-link" onclick={on_usage}
+                       class={classes!((*route == Route::Usage).then_some("on"))}>{ "Usage" }</a>
+                    <a href="/webhooks" data-testid="nav-webhooks" onclick={on_webhooks}
+                       class={classes!((*route == Route::Webhooks).then_some("on"))}>{ "Webhooks" }</a>
+                    // The API's own page (Swagger UI on its OpenAPI document): it uses the token stored here.
+                    <a href="/api/docs" target="_blank" rel="noopener" data-testid="api-docs"
+                       title="The HTTP API: every operation, tried out with this browser's token">{ "API" }</a>
+                </nav>
                 <span class={classes!("conn", state.label())} data-testid="connection" data-state={state.label()}
                       title="WebSocket connection">
                     <span class="dot"></span>{ state.label() }
@@ -223,6 +258,8 @@ pub fn app() -> Html {
                 <main class="main">
                     {
                         match selected {
+                            None if *route == Route::Usage => html! { <UsageView /> },
+                            None if *route == Route::Webhooks => html! { <crate::webhooks::WebhooksView /> },
                             Some(id) => html! { <AgentView key={id.to_string()} id={id} listed={listed} conn={(*conn).clone()} on_purged={on_purged} /> },
                             None => html! {
                                 <div class="empty">
@@ -268,6 +305,7 @@ mod tests {
                     agent_id: launched.id,
                     status: AgentStatus::AwaitingPermission,
                     timestamp: String::new(),
+                    usage: None,
                 },
             )))
             .reduce(AgentsAction::Launched(launched.clone()));
@@ -276,5 +314,31 @@ mod tests {
         // Answered before its events: added.
         let list = Rc::new(Agents::default()).reduce(AgentsAction::Launched(launched));
         assert_eq!(list.0[0].status, AgentStatus::Initializing);
+    }
+
+    #[test]
+    fn a_turns_end_brings_the_agents_usage_to_the_list() {
+        let listed = agent("running");
+        let usage = agentstream_wire::UsageTotals {
+            output_tokens: 7,
+            cost_usd: Some(0.0),
+            turns: 1,
+            ..Default::default()
+        };
+        let status = |status, usage| {
+            AgentsAction::Event(ServerEvent::AgentStatus(AgentStatusChanged {
+                agent_id: listed.id,
+                status,
+                timestamp: String::new(),
+                usage,
+            }))
+        };
+        let list = Rc::new(Agents::default())
+            .reduce(AgentsAction::Load(vec![listed.clone()]))
+            .reduce(status(AgentStatus::Completed, Some(usage.clone())))
+            // A status without usage (a turn starting) keeps what the list has.
+            .reduce(status(AgentStatus::Running, None));
+        assert_eq!(list.0[0].usage, usage);
+        assert_eq!(list.0[0].status, AgentStatus::Running);
     }
 }

@@ -13,9 +13,13 @@ mod composer;
 mod connection;
 mod launch;
 mod permission_card;
+mod search;
 mod time;
 mod timeline;
 mod transcript;
+mod usage;
+mod usage_view;
+mod webhooks;
 
 fn main() {
     yew::Renderer::<app::App>::new().render();

@@ -6,6 +6,9 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_create_tables;
 mod m20261126_000002_agent_session;
 mod m20261202_000003_instances;
+mod m20261202_000004_webhooks;
+mod m20261202_000005_usage;
+mod m20261202_000006_search;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -17,6 +20,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_create_tables::Migration),
             Box::new(m20261126_000002_agent_session::Migration),
             Box::new(m20261202_000003_instances::Migration),
+            Box::new(m20261202_000004_webhooks::Migration),
+            Box::new(m20261202_000005_usage::Migration),
+            Box::new(m20261202_000006_search::Migration),
         ]
     }
 }

@@ -191,6 +191,8 @@ impl Builder {
                 cmd.arg("--log-level").arg(level).stderr(Stdio::inherit());
             }
         }
+        // Webhooks a test registers may only reach this machine's loopback (a test may widen it).
+        cmd.env("AGENTSTREAM__WEBHOOKS__ALLOWED_HOSTS", "127.0.0.1");
         if self.without_web_app {
             cmd.env("AGENTSTREAM__SERVER__STATIC_DIR", dir.join("no-web"));
         }

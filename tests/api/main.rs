@@ -19,8 +19,11 @@ mod lifecycle;
 mod metrics;
 mod openapi;
 mod resilience;
+mod search;
 mod static_files;
 mod streaming;
+mod usage;
+mod webhooks;
 mod websocket;
 
 /// The server binary cargo built for these tests. Only this package's own tests can name it, so they

@@ -20,7 +20,11 @@ pub(crate) struct Metrics(Scrape);
 
 impl Metrics {
     /// The samples of `name` whose labels include `labels`.
-    fn samples<'a>(&'a self, name: &'a str, labels: &'a [(&str, &str)]) -> Vec<&'a Sample> {
+    pub(crate) fn samples<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a [(&str, &str)],
+    ) -> Vec<&'a Sample> {
         self.0
             .samples
             .iter()

@@ -76,6 +76,20 @@ protocol_names! {
         ProxyTimeout = "proxy_timeout",
         ProxyError = "proxy_error",
         StreamCut = "stream_cut",
+        // Webhooks (400 unless said otherwise; each names the field it is about)
+        /// `url` is not an http(s) URL, names this server itself, or a host `webhooks.allowed_hosts`
+        /// does not list.
+        InvalidUrl = "invalid_url",
+        /// `secret` is empty or too long.
+        InvalidSecret = "invalid_secret",
+        /// `agentIds` holds something that is not a UUID, or too many ids.
+        InvalidAgentIds = "invalid_agent_ids",
+        /// `events` holds a name that is not an agent event.
+        InvalidEvents = "invalid_events",
+        /// 404: no webhook with this id.
+        WebhookNotFound = "webhook_not_found",
+        /// 409: `webhooks.max_consumers` webhooks exist already.
+        TooManyWebhooks = "too_many_webhooks",
     }
 }
 

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::errors::ErrorInfo;
 use crate::names::AgentStatus;
 use crate::rest::{Agent, StoredMessage};
+use crate::usage::UsageTotals;
 
 /// `agent:created`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -19,7 +20,7 @@ pub struct AgentCreated {
 }
 
 /// `agent:status`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentStatusChanged {
@@ -27,6 +28,9 @@ pub struct AgentStatusChanged {
     pub status: AgentStatus,
     #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub timestamp: String,
+    /// Extension: on a status that ends a turn, the agent's usage totals with that turn counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageTotals>,
 }
 
 /// `agent:deleted`.
@@ -173,6 +177,7 @@ mod tests {
             agent_id: id,
             status: AgentStatus::Running,
             timestamp: "2026-11-24T10:30:00.123Z".into(),
+            usage: None,
         });
         let json = serde_json::to_value(&event).unwrap();
         assert_eq!(

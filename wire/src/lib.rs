@@ -5,7 +5,8 @@
 //!
 //! By kind: [`names`] (agent types, statuses, message types), [`metadata`] (`metadata.eventType` and
 //! the metadata's keys), [`errors`] (error bodies and codes), [`rest`] (REST bodies), [`events`] (what
-//! the server sends over the WebSocket), [`client`] (what a client sends).
+//! the server sends over the WebSocket), [`client`] (what a client sends), [`usage`] (usage and cost),
+//! [`webhooks`] (webhook consumers).
 
 pub mod client;
 pub mod errors;
@@ -13,6 +14,8 @@ pub mod events;
 pub mod metadata;
 pub mod names;
 pub mod rest;
+pub mod usage;
+pub mod webhooks;
 
 pub use client::{ClientEvent, DecodeError, Subscribe, Unsubscribe};
 pub use errors::{ErrorBody, ErrorCode, ErrorInfo};
@@ -23,9 +26,14 @@ pub use events::{
 pub use metadata::{keys, EventType};
 pub use names::{AgentStatus, AgentType, ClaudeTransport, MessageType, UnknownName};
 pub use rest::{
-    Agent, AgentOption, AgentTypeInfo, ClaudeConfig, CodexConfig, CreateAgentRequest, GeminiConfig,
-    Health, OptionKind, PermissionAnswer, PermissionDecision, SendMessageRequest, StoredMessage,
-    SyntheticConfig,
+    Agent, AgentMatch, AgentOption, AgentTypeInfo, ClaudeConfig, CodexConfig, CreateAgentRequest,
+    GeminiConfig, Health, OptionKind, PermissionAnswer, PermissionDecision, SendMessageRequest,
+    StoredMessage, SyntheticConfig,
+};
+pub use usage::{DayUsage, TypeUsage, UsageBucket, UsageReport, UsageTotals};
+pub use webhooks::{
+    CreateWebhookRequest, UpdateWebhookRequest, Webhook, WebhookEvent, WebhookFailure,
+    SIGNATURE_HEADER,
 };
 
 /// The protocol version this crate describes.

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::errors::ErrorInfo;
 use crate::names::{protocol_names, AgentStatus, AgentType, ClaudeTransport, MessageType};
+use crate::usage::UsageTotals;
 
 /// An agent as REST returns it and `agent:created` carries it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,6 +40,23 @@ pub struct Agent {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(required = true))]
     pub error: Option<ErrorInfo>,
+    /// Extension: what the agent's turns reported using (tokens, cost, turns, time), summed.
+    #[serde(default)]
+    pub usage: UsageTotals,
+}
+
+/// Extension: one result of `GET /api/agents?q=…`: the agent as the list shows it, and where the query
+/// matched.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct AgentMatch {
+    #[serde(flatten)]
+    pub agent: Agent,
+    /// A short passage of the agent's prompt or messages around a word of the query (`…` where it
+    /// was cut), or `null` when none can be shown.
+    #[serde(rename = "match", default)]
+    pub matched: Option<String>,
 }
 
 /// One stored message (a row of `agent_messages`): what REST returns and `agent:message` carries.

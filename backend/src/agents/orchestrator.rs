@@ -213,6 +213,14 @@ impl Handler<Launch> for Orchestrator {
             session_id: None,
             model: None,
             owner: Some(self.settings.instance.id.clone()),
+            usage_input_tokens: 0,
+            usage_output_tokens: 0,
+            usage_cache_read_tokens: 0,
+            usage_cache_write_tokens: 0,
+            usage_cost_nanos: None,
+            usage_turns: 0,
+            usage_duration_ms: 0,
+            usage_session: None,
         };
         let spec = msg.spec;
         let continuation = Continuation {

@@ -21,6 +21,17 @@ pub(crate) fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
         .map_err(|_| ApiError::bad_request(ErrorCode::InvalidId, format!("{raw:?} is not a UUID")))
 }
 
+/// A `limit` query parameter: an integer from 1 to `max`, else 400 `invalid_limit`.
+fn parse_limit(raw: &str, max: u64) -> Result<u64, ApiError> {
+    match raw.trim().parse::<u64>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(ApiError::bad_request(
+            ErrorCode::InvalidLimit,
+            format!("limit must be an integer from 1 to {max}, got {raw:?}"),
+        )),
+    }
+}
+
 /// `POST /api/agents`: validates, stores and starts an agent; 201 with it.
 #[utoipa::path(
     post,
@@ -117,20 +128,71 @@ pub async fn create(
     Ok(HttpResponse::Created().json(agent))
 }
 
-/// `GET /api/agents`: every agent, newest first.
+/// `GET /api/agents`: every agent, newest first. With a search query `q` that is not blank: the
+/// agents whose prompt or messages hold its words, newest first, a page at a time (`limit`, `before`),
+/// each with a `match` snippet (docs/search.md).
 #[utoipa::path(
     get,
     path = "/api/agents",
     operation_id = "listAgents",
-    summary = "List every agent, newest first",
+    summary = "List every agent, newest first; or search them",
     tag = "agents",
+    description = "Without `q` (or with a blank one): every agent, newest first. With `q`: the agents whose \
+                   prompt or messages hold all its words, newest first, `limit` at a time after `before`, \
+                   each with a `match` snippet (docs/search.md).",
+    params(crate::openapi::params::SearchQuery),
     responses(
-        (status = 200, description = "Every agent, newest first.", body = Vec<agentstream_wire::Agent>),
+        (status = 200, description = "The agents, newest first (with `match` when searching).", body = Vec<agentstream_wire::AgentMatch>),
+        (status = 400, response = crate::openapi::responses::BadRequest),
         (status = 500, response = crate::openapi::responses::StorageFailure),
     ),
 )]
-pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(store::list_agents(&state.db).await?))
+pub async fn list(
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    match query.get("q").filter(|q| !q.trim().is_empty()) {
+        None => Ok(HttpResponse::Ok().json(store::list_agents(&state.db).await?)),
+        Some(q) => search(&state, q, &query).await,
+    }
+}
+
+/// A page of search results holds at most this many agents (and this many by default).
+const MAX_SEARCH_LIMIT: u64 = 100;
+const DEFAULT_SEARCH_LIMIT: u64 = 50;
+
+/// `GET /api/agents?q=…[&limit=N][&before=<id>]`.
+async fn search(
+    state: &AppState,
+    q: &str,
+    query: &HashMap<String, String>,
+) -> Result<HttpResponse, ApiError> {
+    use crate::search::query::SearchQuery;
+    let parsed = SearchQuery::parse(q)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidQuery, e.to_string()))?;
+    let limit = query
+        .get("limit")
+        .map(|raw| parse_limit(raw, MAX_SEARCH_LIMIT))
+        .transpose()?
+        .unwrap_or(DEFAULT_SEARCH_LIMIT);
+    let before = match query.get("before") {
+        None => None,
+        Some(raw) => {
+            let id = parse_id(raw)?;
+            let agent = store::find_agent(&state.db, id).await?.ok_or_else(|| {
+                ApiError::bad_request(
+                    ErrorCode::InvalidQuery,
+                    format!("before names no agent: {id} does not exist (any more)"),
+                )
+            })?;
+            Some(store::search::Before {
+                created_at: agent.created_at,
+                id: id.to_string(),
+            })
+        }
+    };
+    let found = store::search::find_agents(&state.db, &parsed, before.as_ref(), limit).await?;
+    Ok(HttpResponse::Ok().json(found))
 }
 
 /// `GET /api/agent-types`: every type this server knows, its options, and whether it can run here.
@@ -211,18 +273,10 @@ pub async fn messages(
             }
         },
     };
-    let limit = match query.get("limit") {
-        None => None,
-        Some(raw) => match raw.trim().parse::<u64>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Some(n),
-            _ => {
-                return Err(ApiError::bad_request(
-                    ErrorCode::InvalidLimit,
-                    format!("limit must be an integer from 1 to {MAX_LIMIT}, got {raw:?}"),
-                ))
-            }
-        },
-    };
+    let limit = query
+        .get("limit")
+        .map(|raw| parse_limit(raw, MAX_LIMIT))
+        .transpose()?;
     if store::find_agent(&state.db, id).await?.is_none() {
         return Err(ApiError::agent_not_found(id));
     }

@@ -1280,6 +1280,7 @@ mod tests {
             session_id: Some("sess-1".into()),
             model: Some("claude-test".into()),
             error: None,
+            usage: Default::default(),
         }
     }
 

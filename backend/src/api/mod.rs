@@ -3,6 +3,8 @@
 pub mod agents;
 pub mod conversation;
 pub mod export;
+pub mod usage;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -126,6 +128,26 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
                     .route(web::post().to(conversation::answer))
                     .default_service(web::to(method_not_allowed)),
             )
+            .service(
+                web::resource("/usage")
+                    .route(web::get().to(usage::usage))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/webhooks")
+                    .app_data(webhooks_json())
+                    .route(web::get().to(webhooks::list))
+                    .route(web::post().to(webhooks::create))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/webhooks/{id}")
+                    .app_data(webhooks_json())
+                    .route(web::get().to(webhooks::get))
+                    .route(web::patch().to(webhooks::update))
+                    .route(web::delete().to(webhooks::delete))
+                    .default_service(web::to(method_not_allowed)),
+            )
             .default_service(web::to(not_found)),
     );
 }
@@ -204,6 +226,14 @@ pub async fn method_not_allowed(req: HttpRequest) -> ApiError {
         Some(methods) => error.with_header(actix_web::http::header::ALLOW, methods),
         None => error,
     }
+}
+
+/// The JSON bodies of `/api/webhooks`: small, bounded below the server's own limit.
+fn webhooks_json() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(webhooks::MAX_BODY_BYTES)
+        .content_type_required(false)
+        .error_handler(json_error)
 }
 
 fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {

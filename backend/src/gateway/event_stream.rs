@@ -436,6 +436,7 @@ mod tests {
             agent_id: agent,
             status: AgentStatus::Running,
             timestamp: "t".into(),
+            usage: None,
         });
         let frame = EventFrame::new(Scope::All, &status);
         assert!(concerns(&frame.frame, agent));

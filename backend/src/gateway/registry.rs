@@ -208,6 +208,8 @@ pub struct RoomRegistry {
     max_queued_bytes: usize,
     /// Open connections and slow-consumer cuts are counted where sessions come and go.
     metrics: Metrics,
+    /// Wakes the webhook consumers with the agents each batch concerns.
+    wake: Option<crate::webhooks::Wake>,
 }
 
 impl RoomRegistry {
@@ -221,7 +223,14 @@ impl RoomRegistry {
             next_id: 0,
             max_queued_bytes,
             metrics,
+            wake: None,
         }
+    }
+
+    /// The same registry, also telling `wake` which agents each broadcast concerns.
+    pub fn with_wake(mut self, wake: crate::webhooks::Wake) -> Self {
+        self.wake = Some(wake);
+        self
     }
 }
 
@@ -286,6 +295,9 @@ impl Handler<Leave> for RoomRegistry {
 impl Handler<Broadcast> for RoomRegistry {
     type Result = ();
     fn handle(&mut self, msg: Broadcast, _: &mut Context<Self>) {
+        if let Some(wake) = &self.wake {
+            wake.touched(&msg.0);
+        }
         let limit = self.max_queued_bytes;
         // Each session's share of the batch, in order.
         let mut shares: HashMap<SessionId, (Vec<EventFrame>, usize)> = HashMap::new();

@@ -80,6 +80,7 @@ impl Statuses {
                 agent_id: id,
                 status: agent.status,
                 timestamp: now.clone(),
+                usage: agent.status.is_terminal().then(|| agent.usage.clone()),
             }),
         )];
         if let Some(error) = &agent.error {

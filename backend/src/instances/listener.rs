@@ -14,7 +14,7 @@ use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use super::lifecycle::Statuses;
-use super::notify::Announcement;
+use super::notify::{Announcement, Inline};
 use super::CHANNEL;
 use crate::clock;
 use crate::gateway::registry::{Broadcast, EventFrame, RoomRegistry, Scope};
@@ -151,17 +151,34 @@ impl Listener {
     /// Shows one announcement: each agent's new messages, then the events.
     async fn show(&mut self, announcement: Announcement) {
         let mut frames = Vec::new();
+        // The frames it carries, by agent: only `agent:message` frames reach clients, whoever wrote
+        // the notification.
+        let mut inline: HashMap<Uuid, Vec<(i64, String)>> = HashMap::new();
+        for Inline(frame) in announcement.frames {
+            match serde_json::from_str::<ServerEvent>(frame.get()) {
+                Ok(ServerEvent::AgentMessage(m)) if m.agent_id == m.message.agent_id => {
+                    inline.entry(m.agent_id).or_default().push((
+                        m.message.sequence_number,
+                        Box::<str>::from(frame).into_string(),
+                    ))
+                }
+                _ => tracing::debug!("ignored an announced message that is not one"),
+            }
+        }
         // What each agent has that was not passed on yet: from the last message passed on, when
-        // known (a lost notification leaves no hole), up to the last one announced.
-        let ranges: Vec<(Uuid, i64, i64)> = announcement
-            .messages
-            .iter()
-            .map(|&(agent, first, last)| {
-                let after = self.delivered.get(&agent).copied().unwrap_or(first - 1);
-                (agent, after, last)
-            })
-            .filter(|(_, after, last)| after < last)
-            .collect();
+        // known (a lost notification leaves no hole), up to the last one announced. The frames
+        // carried are shown first, as far as they follow on; the rest is read back.
+        let mut ranges: Vec<(Uuid, i64, i64)> = Vec::new();
+        for (agent, first, last) in announcement.messages {
+            let after = self.delivered.get(&agent).copied().unwrap_or(first - 1);
+            if let Some(carried) = inline.get_mut(&agent) {
+                self.pass_on_carried(agent, carried, after, last, &mut frames);
+            }
+            let after = self.delivered.get(&agent).copied().unwrap_or(after);
+            if after < last {
+                ranges.push((agent, after, last));
+            }
+        }
         let span: i64 = ranges.iter().map(|(_, after, last)| last - after).sum();
         if span as u64 <= PAGE {
             // The usual case: one query for every agent of the announcement.
@@ -198,6 +215,34 @@ impl Listener {
         }
         if !frames.is_empty() {
             self.registry.do_send(Broadcast(frames));
+        }
+    }
+
+    /// Adds the carried frames of `agent` numbered `after + 1 ..= last` that follow on from what was
+    /// passed on of it (from `after` when nothing was), and notes them passed on.
+    fn pass_on_carried(
+        &mut self,
+        agent: Uuid,
+        carried: &mut Vec<(i64, String)>,
+        after: i64,
+        last: i64,
+        frames: &mut Vec<EventFrame>,
+    ) {
+        carried.sort_by_key(|(seq, _)| *seq);
+        for (seq, frame) in carried.drain(..) {
+            if seq > last {
+                break;
+            }
+            let delivered = self.delivered.entry(agent).or_insert(after);
+            if seq <= *delivered {
+                continue;
+            }
+            if seq != *delivered + 1 {
+                // A hole (a lost notification): read back from the last one passed on.
+                break;
+            }
+            *delivered = seq;
+            frames.push(EventFrame::from_frame(Scope::Room(agent), Some(seq), frame));
         }
     }
 

@@ -53,10 +53,33 @@ pub(crate) async fn scrape(
             Vec::new()
         }
     };
+    match tokio::time::timeout(COUNT_TIMEOUT, webhook_lags(&state.db)).await {
+        Ok(Ok(lags)) => metrics.set_webhook_lags(&lags),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "metrics: the webhooks' lag could not be read");
+            metrics.database_error("webhook_lag");
+        }
+        Err(_) => {
+            tracing::warn!("metrics: reading the webhooks' lag took too long");
+            metrics.database_error("webhook_lag");
+        }
+    }
     HttpResponse::Ok()
         .insert_header((
             CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         ))
         .body(metrics.render(extra))
+}
+
+/// Each webhook consumer's lag, as `GET /api/webhooks` shows it.
+async fn webhook_lags(
+    db: &sea_orm::DatabaseConnection,
+) -> Result<Vec<(String, i64)>, sea_orm::DbErr> {
+    let mut lags = Vec::new();
+    for row in crate::webhooks::store::list(db).await? {
+        let lag = crate::webhooks::store::lag(db, &row).await?;
+        lags.push((row.id, lag));
+    }
+    Ok(lags)
 }

@@ -29,7 +29,7 @@ const NAMESPACE: &str = "agentstream";
 /// kind of request), the REST handlers' reads, the history read by a WebSocket subscription or an
 /// event stream, and the count of agents of a scrape. Each starts at 0, so that a rate is defined
 /// before the first error.
-pub const DATABASE_OPERATIONS: [&str; 11] = [
+pub const DATABASE_OPERATIONS: [&str; 12] = [
     "insert_agent",
     "append_message",
     "set_status",
@@ -41,6 +41,7 @@ pub const DATABASE_OPERATIONS: [&str; 11] = [
     "api_read",
     "read_history",
     "count_agents",
+    "webhook_lag",
 ];
 
 /// The reasons of `agentstream_runner_exits_total` that start at 0 for every agent type (a failed
@@ -179,8 +180,9 @@ impl Metrics {
         )?;
         let webhook_lag = GaugeVec::new(
             opts(
-                "webhook_lag_seconds",
-                "How long the oldest event not yet delivered to a webhook has waited (0: caught up).",
+                "webhook_lag",
+                "Stored messages and lifecycle events a webhook consumer asked for that its receiver has \
+                 not acknowledged (its lag in the API).",
             ),
             &["webhook"],
         )?;
@@ -256,19 +258,16 @@ impl Metrics {
         self.0.database_errors.with_label_values(&[operation]).inc();
     }
 
-    /// The webhook module's hook: how far behind the deliveries to `webhook` (its id) are — the age of
-    /// the oldest event not yet delivered to it, zero when it is caught up. Set it whenever that
-    /// changes (or on a timer); it is shown as it was last set.
-    pub fn set_webhook_lag(&self, webhook: &str, lag: Duration) {
-        self.0
-            .webhook_lag
-            .with_label_values(&[webhook])
-            .set(lag.as_secs_f64());
-    }
-
-    /// A webhook was deleted: its series goes away.
-    pub fn forget_webhook(&self, webhook: &str) {
-        let _ = self.0.webhook_lag.remove_label_values(&[webhook]);
+    /// The webhook consumers' lags, as a scrape reads them from the database (any instance reports
+    /// every consumer, whichever delivers it): a deleted consumer's series goes away.
+    pub fn set_webhook_lags(&self, lags: &[(String, i64)]) {
+        self.0.webhook_lag.reset();
+        for (webhook, lag) in lags {
+            self.0
+                .webhook_lag
+                .with_label_values(&[webhook])
+                .set(*lag as f64);
+        }
     }
 
     /// Every family in the Prometheus text format (version 0.0.4), with `extra` families (collected
@@ -346,12 +345,12 @@ mod tests {
         m.connection_opened(Transport::WebSocket);
         m.connection_opened(Transport::Sse);
         m.connection_closed(Transport::WebSocket);
-        m.set_webhook_lag("w1", Duration::from_millis(1500));
+        m.set_webhook_lags(&[("w1".into(), 15)]);
         let text = m.render(Vec::new());
         assert!(text.contains("agentstream_connections{transport=\"ws\"} 1\n"));
         assert!(text.contains("agentstream_connections{transport=\"sse\"} 1\n"));
-        assert!(text.contains("agentstream_webhook_lag_seconds{webhook=\"w1\"} 1.5\n"));
-        m.forget_webhook("w1");
+        assert!(text.contains("agentstream_webhook_lag{webhook=\"w1\"} 15\n"));
+        m.set_webhook_lags(&[]);
         assert!(!m.render(Vec::new()).contains("webhook=\"w1\""));
     }
 

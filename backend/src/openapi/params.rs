@@ -40,6 +40,43 @@ pub struct HistoryQuery {
     limit: Option<i64>,
 }
 
+/// `GET /api/agents`: a search.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// Words the agents' prompt or messages must all hold (at most 500 bytes, 16 words; anything else:
+    /// 400 `invalid_query`). Blank or missing: every agent.
+    #[param(max_length = 500)]
+    q: Option<String>,
+    /// With `q`: at most this many, an integer from 1 to 100 (default 50; else 400 `invalid_limit`).
+    /// Without `q` it is not read (every agent is listed), so the schema leaves it text.
+    limit: Option<String>,
+    /// With `q`: only agents listed after this one, a UUID (the last of the previous page; not a UUID:
+    /// 400 `invalid_id`; no such agent: 400 `invalid_query`). Not read without `q`.
+    before: Option<String>,
+}
+
+/// `GET /api/usage`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsageRange {
+    /// The first day, `YYYY-MM-DD` (UTC); default: 29 days before `to`. After `to`, or a range over 366
+    /// days: 400 `invalid_query`.
+    #[param(format = Date)]
+    from: Option<String>,
+    /// The last day, `YYYY-MM-DD` (UTC); default: today.
+    #[param(format = Date)]
+    to: Option<String>,
+}
+
+/// `{id}`: a webhook consumer.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct WebhookId {
+    /// The consumer's id. Not a UUID: 400 `invalid_id`; no such consumer: 404 `webhook_not_found`.
+    id: uuid::Uuid,
+}
+
 /// `DELETE /api/agents/{id}`.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]

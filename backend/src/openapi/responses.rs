@@ -68,7 +68,8 @@ error_responses! {
         "The request is not valid; `code` says what: `invalid_id` (an id in the path is not a UUID), \
          `invalid_since`, `invalid_limit`, `invalid_query` (a query parameter's value, or a query \
          string that cannot be read), `invalid_path`, `invalid_body` (not JSON, an unknown field, a \
-         wrong type, a NUL, blank text), `invalid_configuration`, `unknown_agent_type`.",
+         wrong type, a NUL, blank text), `invalid_configuration`, `unknown_agent_type`; a webhook's \
+         `invalid_url`, `invalid_secret`, `invalid_agent_ids`, `invalid_events`.",
         "invalid_id", "\"x\" is not a UUID"
     );
     /// 401, on every guarded operation.
@@ -86,7 +87,8 @@ error_responses! {
     /// 404 of an agent's operations.
     NotFound => (
         "No agent with this id, never or no longer (`agent_not_found`); for a permission answer also \
-         `permission_not_found` (the agent never asked it).",
+         `permission_not_found` (the agent never asked it); no such webhook consumer \
+         (`webhook_not_found`).",
         "agent_not_found", "no agent with id 0f5c…"
     );
     /// 409 of the conversation operations.
@@ -94,7 +96,7 @@ error_responses! {
         "The agent cannot take this now: `conversation_unsupported` (its type takes no follow-ups), \
          `no_session` (it never reported a session), `not_running` (no turn to interrupt), \
          `permission_not_pending` (answered already, or its turn ended), `agent_stopping` (being \
-         deleted, or the server is shutting down).",
+         deleted, or the server is shutting down); `too_many_webhooks` (`webhooks.max_consumers`).",
         "not_running", "the agent has no turn under way"
     );
     /// 413 of the operations with a body.

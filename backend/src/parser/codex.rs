@@ -354,6 +354,7 @@ impl CodexLines {
         } else {
             answer.clone().filter(|a| !a.is_empty())
         };
+        let duration_ms = turn.get("durationMs").and_then(Value::as_i64);
         let outcome = RunOutcome {
             is_error,
             subtype: Some(status.to_owned()),
@@ -361,7 +362,8 @@ impl CodexLines {
             total_cost_usd: None,
             num_turns: None,
             usage: self.usage.clone(),
-            duration_ms: turn.get("durationMs").and_then(Value::as_i64),
+            duration_ms,
+            reported: Some(crate::usage::cli::codex(self.usage.as_ref(), duration_ms)),
         };
         let meta = json!({
             (keys::EVENT_TYPE): EventType::Result,

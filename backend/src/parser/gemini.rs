@@ -81,6 +81,7 @@ impl GeminiLines {
                 .as_ref()
                 .and_then(|s| s.get("duration_ms"))
                 .and_then(Value::as_i64),
+            reported: crate::usage::cli::gemini(stats.as_ref()),
             usage: stats,
         };
         let meta = json!({

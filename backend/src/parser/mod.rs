@@ -13,6 +13,8 @@ pub mod gemini;
 use agentstream_wire::{keys, ErrorCode, ErrorInfo, EventType, MessageType};
 use serde_json::Value;
 
+use crate::usage::ReportedUsage;
+
 pub use claude::{parse_bytes, parse_line};
 
 /// The parser of one run's lines: one implementation per output format, made afresh for each run
@@ -126,6 +128,8 @@ pub struct RunOutcome {
     pub num_turns: Option<u64>,
     pub usage: Option<Value>,
     pub duration_ms: Option<i64>,
+    /// What the turn reported using, normalized: counted on the agent when the line is stored.
+    pub reported: Option<ReportedUsage>,
 }
 
 impl RunOutcome {

@@ -2,7 +2,7 @@
 
 use agentstream_wire::{
     Agent, AgentComplete, AgentCreated, AgentDeleted, AgentError, AgentStatusChanged, ErrorInfo,
-    ServerEvent,
+    ServerEvent, UsageTotals,
 };
 use uuid::Uuid;
 
@@ -75,8 +75,9 @@ pub(super) fn deleted(agent_id: Uuid, purged: bool) -> EventFrame {
     )
 }
 
-/// `agent:status`, then `agent:error` and `agent:complete` when the change carries them.
-pub(super) fn status(change: &SetStatus) -> Vec<EventFrame> {
+/// `agent:status` (with the agent's `usage` totals at a turn's end), then `agent:error` and
+/// `agent:complete` when the change carries them.
+pub(super) fn status(change: &SetStatus, usage: Option<UsageTotals>) -> Vec<EventFrame> {
     let now = clock::now();
     let mut frames = vec![EventFrame::new(
         Scope::All,
@@ -84,6 +85,7 @@ pub(super) fn status(change: &SetStatus) -> Vec<EventFrame> {
             agent_id: change.agent_id,
             status: change.status,
             timestamp: now.clone(),
+            usage,
         }),
     )];
     if let Some(error) = &change.error {

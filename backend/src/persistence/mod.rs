@@ -6,7 +6,8 @@
 //! the room registry in commit order and answers each requester through the reply its request carries
 //! ([`requests`]). Messages go first, in writes of messages only, with other requests written in
 //! bounded turns between them. Messages are numbered `MAX(sequence_number) + 1` per agent
-//! ([`numbering`]) and stored as multi-row INSERTs ([`insert`]).
+//! ([`numbering`]) and stored as multi-row INSERTs ([`insert`]). A message that reports usage is counted in the same
+//! transaction ([`usage`]).
 
 mod actor;
 mod frames;
@@ -14,6 +15,7 @@ mod insert;
 mod numbering;
 mod queue;
 mod requests;
+mod usage;
 mod write;
 
 pub use actor::Persistence;

@@ -245,6 +245,17 @@ impl Request {
         matches!(self, Request::Append { .. })
     }
 
+    /// Whether it is a message to store that reports no usage (a token): one INSERT is all it needs.
+    pub(super) fn is_plain_message(&self) -> bool {
+        match self {
+            Request::Append { message, .. } => message
+                .outcome
+                .as_ref()
+                .is_none_or(|o| o.reported.is_none()),
+            _ => false,
+        }
+    }
+
     /// Sends the outcome of the request's write: what it produced, or `error`. Messages' outcomes are
     /// gathered into `acks`, one [`Stored`] per agent.
     pub(super) fn answer(self, result: Result<(), StoreError>, acks: &mut Acks) {

@@ -17,6 +17,7 @@ use super::frames;
 use super::insert::{append_many, sqlx_error, Statements, LEASE_LOST, MAX_ROWS_PER_INSERT};
 use super::numbering::{resolve_last, LastSequences, Staged};
 use super::requests::{Request, SetStatus, StoreError};
+use super::usage;
 use crate::gateway::registry::EventFrame;
 use crate::instances::lease::{self, Fence};
 use crate::instances::notify;
@@ -135,7 +136,8 @@ async fn write_all(
     // The usual batch under load: messages only. Few enough for one statement, which is atomic by
     // itself, they go without BEGIN and COMMIT round trips to the database thread — unless the write
     // must also be announced to other instances (a fence), in the same transaction.
-    if fence.is_none() && requests.iter().all(Request::is_message) {
+    // Messages that report usage are counted in the same transaction, so they take the general way.
+    if fence.is_none() && requests.iter().all(Request::is_plain_message) {
         let one_statement = requests.len() <= MAX_ROWS_PER_INSERT;
         if matches!(db, DatabaseConnection::SqlxSqlitePoolConnection(_)) {
             // On SQLite straight through sqlx.
@@ -186,6 +188,7 @@ async fn write_all(
             let numbered =
                 append_many(&mut Statements(&txn, fence), run, last, &mut staged).await?;
             out.extend(record_numbers(run, numbered));
+            usage::count(&txn, run).await?;
             i += run.len();
         } else {
             out.push(write_one(&txn, &mut requests[i], &mut staged, fence).await?);
@@ -246,9 +249,11 @@ async fn write_one(
             resolve_last(txn, requests, &none, staged).await?;
             let numbered =
                 append_many(&mut Statements(txn, fence), requests, &none, staged).await?;
-            record_numbers(requests, numbered)
+            let frames = record_numbers(requests, numbered)
                 .pop()
-                .ok_or_else(|| DbErr::Custom("nothing written".into()))
+                .ok_or_else(|| DbErr::Custom("nothing written".into()))?;
+            usage::count(txn, requests).await?;
+            Ok(frames)
         }
         Request::SetStatus { change, .. } => {
             let mut update = entity::Agent::update_many()
@@ -280,7 +285,16 @@ async fn write_one(
             if change.status.is_terminal() {
                 staged.forget.push(change.agent_id);
             }
-            Ok(frames::status(change))
+            // A turn's end shows the agent's totals with the turn counted (its `result` was stored
+            // before, in this transaction or an earlier one).
+            let usage = match change.status.is_terminal() {
+                true => entity::Agent::find_by_id(change.agent_id.to_string())
+                    .one(txn)
+                    .await?
+                    .map(|row| crate::usage::Amounts::of_agent(&row).to_wire()),
+                false => None,
+            };
+            Ok(frames::status(change, usage))
         }
         Request::SetSession {
             agent_id, session, ..
@@ -356,7 +370,7 @@ async fn interrupt(txn: &impl ConnectionTrait, ids: &[String]) -> Result<Vec<Uui
 /// The `agent:status` frames of agents made `interrupted`.
 fn interrupted_frames(ids: &[Uuid]) -> Vec<EventFrame> {
     ids.iter()
-        .flat_map(|id| frames::status(&SetStatus::new(*id, AgentStatus::Interrupted)))
+        .flat_map(|id| frames::status(&SetStatus::new(*id, AgentStatus::Interrupted), None))
         .collect()
 }
 

@@ -3,6 +3,8 @@
 //! persistence actor writes.
 
 mod rows;
+pub mod search;
+pub mod usage;
 
 use agentstream_wire::{keys, Agent, AgentStatus, EventType, MessageType, StoredMessage};
 use entity::{agent, agent_message};

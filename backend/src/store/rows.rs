@@ -15,6 +15,7 @@ pub(super) fn corrupt(what: &str, detail: impl std::fmt::Display) -> DbErr {
 
 /// An `agents` row as the protocol's Agent.
 pub fn agent_to_wire(m: agent::Model) -> Result<Agent, DbErr> {
+    let usage = crate::usage::Amounts::of_agent(&m).to_wire();
     Ok(Agent {
         id: Uuid::parse_str(&m.id).map_err(|e| corrupt("agent id", e))?,
         agent_type: m.agent_type.parse().map_err(|e| corrupt("agent type", e))?,
@@ -33,6 +34,7 @@ pub fn agent_to_wire(m: agent::Model) -> Result<Agent, DbErr> {
             }),
             _ => None,
         },
+        usage,
     })
 }
 

@@ -24,14 +24,14 @@ mod conversation;
 const CLI_VERSION: &str = "2.1.330";
 
 #[derive(Clone, Copy, Debug)]
-enum Transport {
+pub(crate) enum Transport {
     Cli,
     Proxy,
 }
 
 /// A fake API, a server (and for `Proxy` a proxy) wired to the real CLI.
-struct Claude {
-    app: TestServer,
+pub(crate) struct Claude {
+    pub(crate) app: TestServer,
     _proxy: Option<TestServer>,
     fake: FakeAnthropic,
     /// Its processes, found by a marker in their environment.
@@ -54,7 +54,7 @@ fn cli_path() -> Option<PathBuf> {
 
 impl Claude {
     /// `None` (after saying so loudly) when the CLI is not installed.
-    async fn start(transport: Transport) -> Option<Claude> {
+    pub(crate) async fn start(transport: Transport) -> Option<Claude> {
         let Some(cli) = cli_path() else {
             let hint = format!(
                 "the Claude CLI is not installed: run .ci/run, or `npm install --prefix .tools/claude @anthropic-ai/claude-code@{CLI_VERSION}`"
@@ -145,7 +145,7 @@ impl Claude {
             .await;
     }
 
-    async fn launch(&self, prompt: &str, configuration: Value) -> Agent {
+    pub(crate) async fn launch(&self, prompt: &str, configuration: Value) -> Agent {
         let r = self
             .app
             .post_agent(

@@ -372,6 +372,7 @@ fn result(obj: &Map<String, Value>, raw: &str) -> ParsedMessage {
         num_turns: obj.get("num_turns").and_then(Value::as_u64),
         usage: obj.get("usage").cloned(),
         duration_ms: obj.get("duration_ms").and_then(Value::as_i64),
+        reported: crate::usage::cli::claude(obj),
     };
     let mut meta = json!({
         (keys::EVENT_TYPE): EventType::Result,

@@ -1,0 +1,218 @@
+//! The indexer: follows what the persistence actor stored and adds it to the full-text index, off the
+//! hot path. The persistence actor writes tens of thousands of tokens a second, each a few characters:
+//! indexing each as it is stored would multiply the work of every write and index half-words. Instead,
+//! every `search.interval_ms` this task reads, per agent, the messages after its durable cursor
+//! (`search_cursors`), joins their text ([`assemble`]: streamed pieces glued into words) and writes it
+//! as one chunk with the moved cursor; a pass writes every agent's in one short transaction.
+//!
+//! It runs on a thread of its own, with connections of its own, so that reading and joining text never
+//! takes the thread the agents, the persistence actor and the registry share. Everything it knows is
+//! in the database: it catches up after a restart, and on PostgreSQL it indexes what every instance
+//! stored. There, one instance writes at a time (a transaction-scoped advisory lock per pass), and a
+//! cursor moves only from where it was read, so two instances never index the same messages twice.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, SqlErr, TransactionTrait};
+
+use super::text::{assemble, chunks};
+use crate::configuration::DatabaseSettings;
+use crate::store::search::{messages_after, unindexed_agents, write_step, Step, Unindexed};
+
+/// Messages read per agent per pass.
+const PAGE: u64 = 2000;
+
+/// Agents looked at per pass. More running at once than this (across every instance of a database)
+/// would be indexed in the order they were created, the last ones only when the first ones finish.
+const MAX_AGENTS_PER_PASS: u64 = 1000;
+
+/// The advisory lock one pass holds on PostgreSQL, so that instances take turns.
+const PASS_LOCK: i64 = 0x7365_6172_6368;
+
+/// Starts the indexer on its own thread: it opens its own connections to the database of `settings`
+/// and indexes every `interval` (at once again while it is behind).
+pub fn spawn(settings: DatabaseSettings, interval: Duration) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("search-indexer".to_owned())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    tracing::error!(error = %e, "the search indexer cannot start; search finds nothing new");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let db = loop {
+                    match crate::db::connect_pool(&settings, 2).await {
+                        Ok(db) => break db,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the search indexer cannot open the database; trying again");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                };
+                run(db, interval).await;
+            });
+        })
+        .map(drop)
+}
+
+/// Indexes forever: a pass every `interval`, or at once while the last one left work behind.
+async fn run(db: DatabaseConnection, interval: Duration) {
+    let mut failing = false;
+    loop {
+        let started = tokio::time::Instant::now();
+        let behind = match pass(&db).await {
+            Ok(behind) => {
+                if failing {
+                    tracing::info!("the search indexer is indexing again");
+                    failing = false;
+                }
+                behind
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "the search indexer cannot index; trying again");
+                    failing = true;
+                }
+                false
+            }
+        };
+        // Passes start an interval apart: a slow pass (under load) does not add its own time to the lag.
+        if !behind {
+            tokio::time::sleep_until(started + interval).await;
+        }
+    }
+}
+
+/// Text one pass writes at most, in bytes: past it, the rest waits for the next pass (right after).
+const MAX_PASS_BYTES: usize = 1 << 20;
+
+/// One pass over the agents the index lags behind; `true` when some have more to index right away.
+///
+/// Everything is read first, then written in one transaction (a savepoint per agent): on SQLite the
+/// indexer competes with the persistence actor for the one write lock, which the actor, writing
+/// without pause under load, wins far more often than not; one short write per pass, instead of one
+/// per agent, waits for it once.
+async fn pass(db: &DatabaseConnection) -> Result<bool, DbErr> {
+    let started = std::time::Instant::now();
+    let agents = unindexed_agents(db, MAX_AGENTS_PER_PASS).await?;
+    if agents.is_empty() {
+        return Ok(false);
+    }
+    let mut behind = agents.len() as u64 == MAX_AGENTS_PER_PASS;
+    let mut prepared = Vec::new();
+    let mut bytes = 0;
+    for agent in &agents {
+        if bytes > MAX_PASS_BYTES {
+            behind = true;
+            break;
+        }
+        let (step, more) = prepare(db, agent).await?;
+        behind |= more;
+        if let Some(step) = step {
+            bytes += step.text.len();
+            prepared.push((agent, step));
+        }
+    }
+    let read_ms = started.elapsed().as_millis() as u64;
+    if prepared.is_empty() {
+        return Ok(behind);
+    }
+    let pass = db.begin().await?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        let locked = pass
+            .query_one(sea_orm::Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_try_advisory_xact_lock($1) AS locked",
+                [PASS_LOCK.into()],
+            ))
+            .await?
+            .map(|row| row.try_get::<bool>("", "locked"))
+            .transpose()?
+            .unwrap_or(false);
+        if !locked {
+            // Another instance is writing the same now; what it did not write, the next pass does.
+            pass.rollback().await?;
+            return Ok(false);
+        }
+    }
+    for (agent, step) in &prepared {
+        write(&pass, agent, step).await?;
+    }
+    pass.commit().await?;
+    tracing::debug!(
+        agents = prepared.len(),
+        bytes,
+        behind,
+        read_ms,
+        ms = started.elapsed().as_millis() as u64,
+        "search pass"
+    );
+    Ok(behind)
+}
+
+/// What is to be written of one agent.
+struct Prepared {
+    text: String,
+    to: i64,
+    settled: bool,
+}
+
+/// Reads and joins the next messages of `agent`: what to write (`None`: nothing), and whether it has
+/// more to read.
+async fn prepare(
+    db: &DatabaseConnection,
+    agent: &Unindexed,
+) -> Result<(Option<Prepared>, bool), DbErr> {
+    let after = agent.indexed_seq.unwrap_or(0);
+    let messages = messages_after(db, &agent.id, after, PAGE).await?;
+    let more = messages.len() as u64 == PAGE;
+    // A finished agent stores nothing more: all of its text is whole.
+    let finished = agent.finished && !more;
+    let prompt = agent.indexed_seq.is_none().then_some(agent.prompt.as_str());
+    let assembled = assemble(prompt, &messages, finished);
+    let to = assembled.through.unwrap_or(after);
+    if agent.indexed_seq == Some(to) && !finished {
+        return Ok((None, more));
+    }
+    let step = Prepared {
+        text: assembled.text,
+        to,
+        settled: finished,
+    };
+    Ok((Some(step), more))
+}
+
+/// Writes `prepared` for `agent` in a savepoint of `pass`; an agent purged meanwhile is skipped.
+async fn write(
+    pass: &impl TransactionTrait,
+    agent: &Unindexed,
+    prepared: &Prepared,
+) -> Result<(), DbErr> {
+    let step = Step {
+        agent_id: &agent.id,
+        chunks: chunks(&prepared.text),
+        from: agent.indexed_seq,
+        to: prepared.to,
+        settled: prepared.settled.then_some(agent.marker.as_str()),
+    };
+    let txn = pass.begin().await?;
+    match write_step(&txn, &step).await {
+        Ok(true) => txn.commit().await,
+        Ok(false) => txn.rollback().await,
+        Err(e) => {
+            txn.rollback().await?;
+            // Purged meanwhile: nothing of it is to be indexed.
+            if !matches!(e.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_))) {
+                return Err(e);
+            }
+            tracing::debug!(agent = %agent.id, "not indexed: the agent is gone");
+            Ok(())
+        }
+    }
+}
