@@ -23,6 +23,7 @@ pub mod instances;
 pub mod json_text;
 pub mod limits;
 pub mod metrics;
+pub mod openapi;
 pub mod parser;
 pub mod persistence;
 pub mod runners;

@@ -82,6 +82,9 @@ enum Command {
     /// Serve the Claude proxy contract (POST /agent/stream, /agent/start, /agent/stop/{id}, GET /health)
     /// by spawning the Claude CLI; --host/--port set where it listens (default 127.0.0.1:8000).
     Proxy,
+    /// Print the API's OpenAPI 3.1 document (what `GET /api/openapi.json` serves), to generate a
+    /// client without a running server.
+    Openapi,
     /// Print an agent's messages as they stream (history first), until it ends.
     Watch {
         /// The agent's id.
@@ -199,6 +202,10 @@ fn main() -> ExitCode {
         let token = token.as_deref().filter(|t| !t.is_empty());
         let over = if *sse { Over::Sse } else { Over::WebSocket };
         return watch(url, *agent_id, *since, *json, token, over);
+    }
+    if let Some(Command::Openapi) = &cli.command {
+        println!("{}", agentstream::openapi::json());
+        return ExitCode::SUCCESS;
     }
     if let Some(command) = &cli.command {
         if let Some(code) = talk(command) {

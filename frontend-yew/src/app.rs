@@ -238,6 +238,9 @@ pub fn app() -> Html {
                        class={classes!((*route == Route::Usage).then_some("on"))}>{ "Usage" }</a>
                     <a href="/webhooks" data-testid="nav-webhooks" onclick={on_webhooks}
                        class={classes!((*route == Route::Webhooks).then_some("on"))}>{ "Webhooks" }</a>
+                    // The API's own page (Swagger UI on its OpenAPI document): it uses the token stored here.
+                    <a href="/api/docs" target="_blank" rel="noopener" data-testid="api-docs"
+                       title="The HTTP API: every operation, tried out with this browser's token">{ "API" }</a>
                 </nav>
                 <span class={classes!("conn", state.label())} data-testid="connection" data-state={state.label()}
                       title="WebSocket connection">

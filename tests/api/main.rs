@@ -17,6 +17,7 @@ mod gemini;
 mod instances;
 mod lifecycle;
 mod metrics;
+mod openapi;
 mod resilience;
 mod search;
 mod static_files;

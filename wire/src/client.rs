@@ -9,6 +9,7 @@ use crate::errors::ErrorCode;
 
 /// `subscribe` data.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Subscribe {
     pub agent_id: Uuid,
@@ -19,13 +20,15 @@ pub struct Subscribe {
 
 /// `unsubscribe` data.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Unsubscribe {
     pub agent_id: Uuid,
 }
 
-/// Every frame a client sends.
+/// Every frame a client sends (`ClientFrame` in the OpenAPI document).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ClientFrame))]
 #[serde(tag = "event", content = "data")]
 pub enum ClientEvent {
     #[serde(rename = "subscribe")]

@@ -95,9 +95,11 @@ protocol_names! {
 
 /// `{"code", "message"}`: the inner part of every error the protocol carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorInfo {
     /// A stable snake_case identifier a client can match on (an [`ErrorCode`] from this server; text,
     /// so that a client also reads codes it does not know yet).
+    #[cfg_attr(feature = "openapi", schema(value_type = ErrorCode))]
     pub code: String,
     /// A sentence for humans.
     pub message: String,
@@ -120,6 +122,7 @@ impl ErrorInfo {
 
 /// The body of every REST error: `{"error": {"code", "message"}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: ErrorInfo,
 }

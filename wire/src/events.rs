@@ -12,17 +12,21 @@ use crate::usage::UsageTotals;
 
 /// `agent:created`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentCreated {
     pub agent: Agent,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub timestamp: String,
 }
 
 /// `agent:status`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentStatusChanged {
     pub agent_id: Uuid,
     pub status: AgentStatus,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub timestamp: String,
     /// Extension: on a status that ends a turn, the agent's usage totals with that turn counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -31,9 +35,11 @@ pub struct AgentStatusChanged {
 
 /// `agent:deleted`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentDeleted {
     pub agent_id: Uuid,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub timestamp: String,
     /// Extension: true when the agent and its history were removed (`?purge=true`).
     #[serde(default)]
@@ -42,15 +48,18 @@ pub struct AgentDeleted {
 
 /// `agent:message`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentMessage {
     pub agent_id: Uuid,
     pub message: StoredMessage,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub timestamp: String,
 }
 
 /// The `result` of `agent:complete`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CompletionResult {
     /// `completed` or `failed`.
@@ -69,24 +78,29 @@ pub struct CompletionResult {
 
 /// `agent:complete`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentComplete {
     pub agent_id: Uuid,
     pub result: CompletionResult,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub timestamp: String,
 }
 
 /// `agent:error`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentError {
     pub agent_id: Uuid,
     pub error: ErrorInfo,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub timestamp: String,
 }
 
 /// `subscribed`: the reply to `subscribe`, sent before any replayed message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Subscribed {
     pub agent_id: Uuid,
@@ -104,6 +118,7 @@ pub struct Subscribed {
 
 /// `unsubscribed` (extension): the reply to `unsubscribe`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Unsubscribed {
     pub agent_id: Uuid,
@@ -111,8 +126,10 @@ pub struct Unsubscribed {
 
 /// `error`: a frame the server could not act on. The connection stays open.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FrameError {
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::errors::ErrorCode))]
     pub code: String,
     pub message: String,
     /// Extension: the agent the failed request named, when it named one.
@@ -126,6 +143,7 @@ pub struct FrameError {
 
 /// Every frame the server sends: `{"event": "<name>", "data": {…}}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "event", content = "data")]
 pub enum ServerEvent {
     #[serde(rename = "agent:created")]

@@ -10,6 +10,7 @@ use crate::usage::UsageTotals;
 
 /// An agent as REST returns it and `agent:created` carries it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Agent {
     pub id: Uuid,
@@ -17,20 +18,27 @@ pub struct Agent {
     pub agent_type: AgentType,
     pub status: AgentStatus,
     pub prompt: String,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub created_at: String,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime, required = true))]
     pub started_at: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime, required = true))]
     pub completed_at: Option<String>,
     /// Extension: the configuration the agent was launched with (`{}` when none).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub configuration: Value,
     /// Extension: the agent CLI's session id, once it reported one (what `resume` takes).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub session_id: Option<String>,
     /// Extension: the model the agent CLI reported.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub model: Option<String>,
     /// Extension: why the agent failed, when it did.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub error: Option<ErrorInfo>,
     /// Extension: what the agent's turns reported using (tokens, cost, turns, time), summed.
     #[serde(default)]
@@ -40,6 +48,7 @@ pub struct Agent {
 /// Extension: one result of `GET /api/agents?q=…`: the agent as the list shows it, and where the query
 /// matched.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentMatch {
     #[serde(flatten)]
@@ -52,6 +61,7 @@ pub struct AgentMatch {
 
 /// One stored message (a row of `agent_messages`): what REST returns and `agent:message` carries.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct StoredMessage {
     pub id: Uuid,
@@ -60,29 +70,71 @@ pub struct StoredMessage {
     pub sequence_number: i64,
     #[serde(rename = "type")]
     pub message_type: MessageType,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub role: Option<String>,
     pub content: String,
     /// The original line the message was parsed from.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub raw: Option<String>,
+    /// `eventType` (an [`EventType`](crate::EventType)) and what the event carries.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: Value,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub created_at: String,
 }
 
-/// `POST /api/agents` body. `type` stays a string so that an unknown type gets its own error code.
+/// `POST /api/agents` body.
+// `type` stays a string so that an unknown type gets its own error code.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(example = json!(
+    {"type": "synthetic", "prompt": "hello", "configuration": {"tokens": 20, "intervalMs": 5}}
+)))]
 #[serde(deny_unknown_fields)]
 pub struct CreateAgentRequest {
+    /// An unknown type: 400 `unknown_agent_type`.
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", schema(value_type = AgentType))]
     pub agent_type: String,
+    /// What the agent is asked (a `claude-code` agent needs one that is not blank); no NUL, at most
+    /// `agents.max_prompt_bytes` bytes.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[^\\u0000]*$"))]
     pub prompt: String,
+    /// The type's configuration: `SyntheticConfig`, `ClaudeConfig`, `GeminiConfig` or `CodexConfig`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = configuration_schema))]
     pub configuration: Option<Value>,
+}
+
+/// The schema of `CreateAgentRequest.configuration`: one of the types' configurations, or null.
+#[cfg(feature = "openapi")]
+fn configuration_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Ref, Type};
+    let mut any = AnyOfBuilder::new();
+    for name in [
+        "SyntheticConfig",
+        "ClaudeConfig",
+        "GeminiConfig",
+        "CodexConfig",
+    ] {
+        any = any.item(Ref::from_schema_name(name));
+    }
+    any.item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some(
+            "The type's configuration (`SyntheticConfig`, `ClaudeConfig`, `GeminiConfig`, \
+             `CodexConfig`); a key the type does not take: 400 `invalid_configuration`.",
+        ))
+        .into()
 }
 
 /// `POST /api/agents/{id}/messages` body: a follow-up.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(example = json!(
+    {"content": "now say it in French"}
+)))]
 #[serde(deny_unknown_fields)]
 pub struct SendMessageRequest {
+    /// The follow-up: not blank, no NUL, at most `agents.max_prompt_bytes` bytes.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = "^[^\\u0000]*$"))]
     pub content: String,
 }
 
@@ -98,11 +150,15 @@ protocol_names! {
 
 /// `POST /api/agents/{id}/permissions/{requestId}` body.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(example = json!(
+    {"decision": "allow"}
+)))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PermissionAnswer {
     pub decision: PermissionDecision,
-    /// A note to the agent (why it was denied).
+    /// A note to the agent (why it was denied); no NUL, at most `agents.max_prompt_bytes` bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[^\\u0000]*$"))]
     pub message: Option<String>,
     /// Allow: the input the tool runs with instead of the requested one (a JSON object).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,11 +170,13 @@ pub struct PermissionAnswer {
 
 /// `configuration` of a `synthetic` agent.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SyntheticConfig {
-    /// How many `assistant` tokens to produce.
+    /// How many `assistant` tokens to produce (at most `synthetic.max_tokens`, default 1000000).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub tokens: Option<u64>,
-    /// Pause between two tokens, in milliseconds.
+    /// Pause between two tokens, in milliseconds (at most `synthetic.max_interval_ms`, default 60000).
     pub interval_ms: Option<u64>,
     /// Stamp each token line with the emitting moment (`emittedNs`, CLOCK_MONOTONIC nanoseconds) so a
     /// client on the same machine can measure emit-to-receipt latency (the benchmark does).
@@ -136,6 +194,7 @@ pub struct SyntheticConfig {
 
 /// `configuration` of a `claude-code` agent; every field optional.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClaudeConfig {
     /// `--model`.
@@ -172,6 +231,7 @@ pub struct ClaudeConfig {
 
 /// `configuration` of a `gemini-cli` agent; every field optional.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GeminiConfig {
     /// `--model`.
@@ -193,6 +253,7 @@ pub struct GeminiConfig {
 
 /// `configuration` of a `codex` agent; every field optional.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CodexConfig {
     /// The model (a slug the CLI knows).
@@ -234,6 +295,7 @@ protocol_names! {
 
 /// One option of an agent type: a key of its `configuration`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentOption {
     /// The key in `configuration`.
@@ -253,6 +315,7 @@ pub struct AgentOption {
 
 /// `GET /api/agent-types`: one type this server knows, what it takes, and whether it can run here.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentTypeInfo {
     /// The `type` of `POST /api/agents` (a string: a newer server may know more types).
@@ -276,6 +339,7 @@ pub struct AgentTypeInfo {
 
 /// `GET /api/health` body: `status` `ok` (200) or `unavailable` (503).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     pub status: String,
     /// Extension: the instance that answered (`instance.id`).

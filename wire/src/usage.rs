@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// What agents used: tokens, cost, turns and time, summed over the turns that reported them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UsageTotals {
     /// Input tokens not read from a cache.
@@ -28,6 +29,7 @@ pub struct UsageTotals {
 
 /// A sum over some agents' turns, with how many agents they were.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UsageBucket {
     #[serde(flatten)]
@@ -38,6 +40,7 @@ pub struct UsageBucket {
 
 /// One agent type's part of a bucket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TypeUsage {
     /// The agent type (`synthetic`, `claude-code`, …), as text: a newer server may know more.
@@ -49,6 +52,7 @@ pub struct TypeUsage {
 
 /// One UTC day of a [`UsageReport`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DayUsage {
     /// `YYYY-MM-DD`, UTC.
@@ -61,6 +65,7 @@ pub struct DayUsage {
 
 /// `GET /api/usage`: totals per day and per agent type over a range of UTC days.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UsageReport {
     /// The first day of the range, `YYYY-MM-DD`.

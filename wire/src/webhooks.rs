@@ -26,6 +26,7 @@ protocol_names! {
 /// `POST /api/webhooks` body. Ids and event names stay text, so that a wrong one gets its own error
 /// code naming the field.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateWebhookRequest {
     pub url: String,
@@ -41,6 +42,7 @@ pub struct CreateWebhookRequest {
 /// `PATCH /api/webhooks/{id}` body: each field present is changed; `agentIds` or `events` set to
 /// `null` mean every agent or every kind again.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateWebhookRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -74,6 +76,7 @@ where
 
 /// The last failed attempt of a consumer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookFailure {
     /// What went wrong: the receiver's status, a timeout, a connection refused…
@@ -83,6 +86,7 @@ pub struct WebhookFailure {
 
 /// A consumer as the API shows it (never its secret).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Webhook {
     pub id: Uuid,

@@ -33,6 +33,27 @@ fn parse_limit(raw: &str, max: u64) -> Result<u64, ApiError> {
 }
 
 /// `POST /api/agents`: validates, stores and starts an agent; 201 with it.
+#[utoipa::path(
+    post,
+    path = "/api/agents",
+    operation_id = "launchAgent",
+    summary = "Launch an agent",
+    tag = "agents",
+    description = "Stores the agent and starts its runner at once (`agent:created`). The body is read as \
+                   JSON whatever its `Content-Type`. `configuration` depends on `type`: \
+                   `SyntheticConfig`, `ClaudeConfig`, `GeminiConfig` or `CodexConfig` (any other key: \
+                   400 `invalid_configuration`).",
+    request_body(content = CreateAgentRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The agent, as stored.", body = agentstream_wire::Agent),
+        (status = 400, response = crate::openapi::responses::BadRequest),
+        (status = 413, response = crate::openapi::responses::PayloadTooLarge),
+        (status = 429, response = crate::openapi::responses::TooManyRequests),
+        (status = 500, response = crate::openapi::responses::StorageFailure),
+        (status = 501, response = crate::openapi::responses::NotImplemented),
+        (status = 503, response = crate::openapi::responses::Unavailable),
+    ),
+)]
 pub async fn create(
     state: web::Data<AppState>,
     body: web::Json<CreateAgentRequest>,
@@ -110,6 +131,22 @@ pub async fn create(
 /// `GET /api/agents`: every agent, newest first. With a search query `q` that is not blank: the
 /// agents whose prompt or messages hold its words, newest first, a page at a time (`limit`, `before`),
 /// each with a `match` snippet (docs/search.md).
+#[utoipa::path(
+    get,
+    path = "/api/agents",
+    operation_id = "listAgents",
+    summary = "List every agent, newest first; or search them",
+    tag = "agents",
+    description = "Without `q` (or with a blank one): every agent, newest first. With `q`: the agents whose \
+                   prompt or messages hold all its words, newest first, `limit` at a time after `before`, \
+                   each with a `match` snippet (docs/search.md).",
+    params(crate::openapi::params::SearchQuery),
+    responses(
+        (status = 200, description = "The agents, newest first (with `match` when searching).", body = Vec<agentstream_wire::AgentMatch>),
+        (status = 400, response = crate::openapi::responses::BadRequest),
+        (status = 500, response = crate::openapi::responses::StorageFailure),
+    ),
+)]
 pub async fn list(
     state: web::Data<AppState>,
     query: web::Query<HashMap<String, String>>,
@@ -159,11 +196,37 @@ async fn search(
 }
 
 /// `GET /api/agent-types`: every type this server knows, its options, and whether it can run here.
+#[utoipa::path(
+    get,
+    path = "/api/agent-types",
+    operation_id = "listAgentTypes",
+    summary = "The agent types, and whether each can run here",
+    tag = "server",
+    responses((
+        status = 200,
+        description = "Every type this server knows, the keys its `configuration` takes, and whether it can run here.",
+        body = Vec<agentstream_wire::AgentTypeInfo>,
+    )),
+)]
 pub async fn types(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(crate::runners::kind::all(&state.settings))
 }
 
 /// `GET /api/agents/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/agents/{id}",
+    operation_id = "getAgent",
+    summary = "Get an agent",
+    tag = "agents",
+    params(crate::openapi::params::AgentId),
+    responses(
+        (status = 200, description = "The agent.", body = agentstream_wire::Agent),
+        (status = 400, response = crate::openapi::responses::BadRequest),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 500, response = crate::openapi::responses::StorageFailure),
+    ),
+)]
 pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -176,6 +239,22 @@ pub async fn get(
 }
 
 /// `GET /api/agents/{id}/messages[?since=N][&limit=L]`: ascending by sequence number.
+#[utoipa::path(
+    get,
+    path = "/api/agents/{id}/messages",
+    operation_id = "listMessages",
+    summary = "An agent's history, or its tail after `since`",
+    tag = "agents",
+    description = "The agent's stored messages by `sequenceNumber`, ascending: 1, 2, 3… with no hole and \
+                   no repeat. A client that reconnects asks for the tail after the last number it has.",
+    params(crate::openapi::params::AgentId, crate::openapi::params::HistoryQuery),
+    responses(
+        (status = 200, description = "The messages after `since`, ascending.", body = Vec<agentstream_wire::StoredMessage>),
+        (status = 400, response = crate::openapi::responses::BadRequest),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 500, response = crate::openapi::responses::StorageFailure),
+    ),
+)]
 pub async fn messages(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -262,6 +341,24 @@ fn history_pages(
 }
 
 /// `DELETE /api/agents/{id}[?purge=true]`: 204.
+#[utoipa::path(
+    delete,
+    path = "/api/agents/{id}",
+    operation_id = "deleteAgent",
+    summary = "Terminate an agent (and purge it)",
+    tag = "agents",
+    description = "Terminates the agent: stops its runner and its whole process tree if it runs, status \
+                   `terminated`, history kept (also when it had ended already); with `purge`, then \
+                   removes it and its history. Answers once it is stopped and its final status stored.",
+    params(crate::openapi::params::AgentId, crate::openapi::params::DeleteQuery),
+    responses(
+        (status = 204, description = "Terminated (and purged when asked)."),
+        (status = 400, response = crate::openapi::responses::BadRequest),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 500, response = crate::openapi::responses::StorageFailure),
+        (status = 503, response = crate::openapi::responses::Unavailable),
+    ),
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     req: HttpRequest,

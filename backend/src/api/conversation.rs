@@ -41,6 +41,30 @@ fn check_text(what: &str, text: &str, max: usize) -> Result<(), ApiError> {
 /// `POST /api/agents/{id}/messages` `{"content"}`: 202 with the stored message (`user`,
 /// `user_input`). To a running agent it is written at once (during a turn, it becomes the next
 /// turn); to an agent whose turn has ended, it starts the next turn of the same session.
+#[utoipa::path(
+    post,
+    path = "/api/agents/{id}/messages",
+    operation_id = "sendMessage",
+    summary = "Send a follow-up",
+    tag = "conversation",
+    description = "A follow-up: stored as the agent's next message (`user`, `metadata.eventType` \
+                   `user_input`), then written to it; to an agent whose turn has ended it starts the next \
+                   turn of the same session. `content`: not blank, no NUL, at most \
+                   `agents.max_prompt_bytes` bytes.",
+    params(crate::openapi::params::AgentId),
+    request_body(content = SendMessageRequest, content_type = "application/json"),
+    responses(
+        (status = 202, description = "The follow-up, as stored.", body = agentstream_wire::StoredMessage),
+        (status = 400, response = crate::openapi::responses::BadRequest),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 409, response = crate::openapi::responses::Conflict),
+        (status = 413, response = crate::openapi::responses::PayloadTooLarge),
+        (status = 429, response = crate::openapi::responses::TooManyRequests),
+        (status = 500, response = crate::openapi::responses::StorageFailure),
+        (status = 501, response = crate::openapi::responses::NotImplemented),
+        (status = 503, response = crate::openapi::responses::Unavailable),
+    ),
+)]
 pub async fn send(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -84,6 +108,24 @@ pub async fn send(
 
 /// `POST /api/agents/{id}/interrupt`: 202 with the agent; its turn ends `interrupted` shortly, its
 /// session kept for the next follow-up. 409 `not_running` when no turn is under way.
+#[utoipa::path(
+    post,
+    path = "/api/agents/{id}/interrupt",
+    operation_id = "interruptAgent",
+    summary = "Interrupt the current turn",
+    tag = "conversation",
+    description = "Stops the agent's current turn, keeping its session: the turn ends `interrupted`, the \
+                   next follow-up continues it. No turn under way: 409 `not_running`.",
+    params(crate::openapi::params::AgentId),
+    responses(
+        (status = 202, description = "The agent; its turn ends shortly.", body = agentstream_wire::Agent),
+        (status = 400, response = crate::openapi::responses::BadRequest),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 409, response = crate::openapi::responses::Conflict),
+        (status = 500, response = crate::openapi::responses::StorageFailure),
+        (status = 503, response = crate::openapi::responses::Unavailable),
+    ),
+)]
 pub async fn interrupt(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -110,6 +152,26 @@ pub async fn interrupt(
 /// "always"?}`: 200 with the stored answer (`user`, `permission_response`). The first answer wins: a
 /// later one gets 409 `permission_not_pending`; an id the agent never asked, 404
 /// `permission_not_found`.
+#[utoipa::path(
+    post,
+    path = "/api/agents/{id}/permissions/{requestId}",
+    operation_id = "answerPermission",
+    summary = "Answer a permission request",
+    tag = "conversation",
+    description = "Answers the agent's request to run a tool (a `permission_request` message): stored as \
+                   a `permission_response` message, and the agent goes on. The first answer wins.",
+    params(crate::openapi::params::PermissionPath),
+    request_body(content = PermissionAnswer, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The answer, as stored.", body = agentstream_wire::StoredMessage),
+        (status = 400, response = crate::openapi::responses::BadRequest),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 409, response = crate::openapi::responses::Conflict),
+        (status = 413, response = crate::openapi::responses::PayloadTooLarge),
+        (status = 500, response = crate::openapi::responses::StorageFailure),
+        (status = 503, response = crate::openapi::responses::Unavailable),
+    ),
+)]
 pub async fn answer(
     state: web::Data<AppState>,
     req: HttpRequest,

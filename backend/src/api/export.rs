@@ -65,6 +65,31 @@ impl Format {
 }
 
 /// `GET /api/agents/{id}/export[?format=markdown|jsonl]`: 200 with the file as an attachment.
+#[utoipa::path(
+    get,
+    path = "/api/agents/{id}/export",
+    operation_id = "exportAgent",
+    summary = "Download the conversation (Markdown or JSON lines)",
+    tag = "agents",
+    description = "The agent's conversation as a file to download, as it stood when the request came: \
+                   `markdown`, a transcript to read, or `jsonl`, every stored message as \
+                   `GET …/messages` returns it, one per line.",
+    params(crate::openapi::params::AgentId, crate::openapi::params::ExportQuery),
+    responses(
+        (
+            status = 200,
+            description = "The file, as an attachment.",
+            headers(("Content-Disposition" = String, description = "`attachment; filename=\"agent-<id>.md\"` (`.jsonl`)")),
+            content(
+                (String = "text/markdown"),
+                (String = "application/x-ndjson"),
+            ),
+        ),
+        (status = 400, response = crate::openapi::responses::BadRequest),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 500, response = crate::openapi::responses::StorageFailure),
+    ),
+)]
 pub async fn export(
     state: web::Data<AppState>,
     path: web::Path<String>,

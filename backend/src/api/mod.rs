@@ -53,7 +53,7 @@ impl AppState {
     }
 }
 
-/// Mounts `/api`: `GET /api/health` open to anyone (it says nothing but "ok"; Docker's health check and
+/// Mounts `/api`: `GET /api/health` (and the API's description) open to anyone (it says nothing but "ok"; Docker's health check and
 /// load balancers have no token), everything else behind [`security::guard_api`].
 pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
     cfg.service(
@@ -61,6 +61,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
             .route(web::get().to(health))
             .default_service(web::to(method_not_allowed)),
     );
+    // `/api/openapi.json` and `/api/docs`, open like the health check.
+    crate::openapi::configure(cfg);
     cfg.service(
         web::scope("/api")
             .wrap(actix_web::middleware::from_fn(security::guard_api))
@@ -156,7 +158,21 @@ const HEALTH_DATABASE_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 /// `GET /api/health`: 200 `ok` when the database answers a trivial query in time, else 503
 /// `unavailable` (a load balancer then sends clients to another instance). Open to anyone: it says
 /// which instance answered and whether its database is up, nothing else.
-async fn health(state: web::Data<AppState>) -> HttpResponse {
+#[utoipa::path(
+    get,
+    path = "/api/health",
+    operation_id = "health",
+    summary = "Health check",
+    tag = "server",
+    security(()),
+    description = "Open to anyone (a load balancer's check). Several instances on PostgreSQL add \
+                   `listener` and `lease`; either one down is also 503.",
+    responses(
+        (status = 200, description = "`ok`: the database answered within 2 s.", body = Health),
+        (status = 503, description = "`unavailable`: the database did not answer in time (or, with several instances, the listener or the lease is down).", body = Health),
+    ),
+)]
+pub(crate) async fn health(state: web::Data<AppState>) -> HttpResponse {
     use sea_orm::ConnectionTrait;
     let backend = state.db.get_database_backend();
     let probe = state
@@ -194,13 +210,22 @@ pub async fn not_found(req: HttpRequest) -> ApiError {
     )
 }
 
-/// Any other method on a known path (also `/ws`, which only upgrades GETs).
+/// Any other method on a known path (also `/ws`, which only upgrades GETs), with the `Allow` header
+/// RFC 9110 asks of a 405: the methods the OpenAPI document gives the path.
 pub async fn method_not_allowed(req: HttpRequest) -> ApiError {
-    ApiError::new(
+    let error = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::MethodNotAllowed,
         format!("{} is not allowed on {}", req.method(), req.path()),
-    )
+    );
+    let allowed = req
+        .match_pattern()
+        .and_then(|pattern| crate::openapi::allowed_methods(&pattern))
+        .and_then(|methods| actix_web::http::header::HeaderValue::from_str(methods).ok());
+    match allowed {
+        Some(methods) => error.with_header(actix_web::http::header::ALLOW, methods),
+        None => error,
+    }
 }
 
 /// The JSON bodies of `/api/webhooks`: small, bounded below the server's own limit.

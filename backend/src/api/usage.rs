@@ -17,6 +17,21 @@ pub const DEFAULT_DAYS: u64 = 30;
 pub const MAX_DAYS: u64 = 366;
 
 /// `GET /api/usage`.
+#[utoipa::path(
+    get,
+    path = "/api/usage",
+    operation_id = "usage",
+    summary = "Usage and cost, by agent type and by day",
+    tag = "server",
+    description = "What the agents' turns reported using (tokens, cost, turns, time) over a range of days \
+                   (UTC): `to` defaults to today, `from` to the 30 days ending with `to`; at most 366 days.",
+    params(crate::openapi::params::UsageRange),
+    responses(
+        (status = 200, description = "The totals, by type and by day.", body = agentstream_wire::UsageReport),
+        (status = 400, response = crate::openapi::responses::BadRequest),
+        (status = 500, response = crate::openapi::responses::StorageFailure),
+    ),
+)]
 pub async fn usage(
     state: web::Data<AppState>,
     query: web::Query<HashMap<String, String>>,

@@ -99,6 +99,21 @@ async fn view(state: &AppState, row: entity::webhook::Model) -> Result<Webhook, 
 }
 
 /// `POST /api/webhooks`: 201 with the consumer; it gets what is stored from now on.
+#[utoipa::path(
+    post,
+    path = "/api/webhooks",
+    operation_id = "createWebhook",
+    summary = "Register a webhook consumer",
+    tag = "webhooks",
+    request_body(content = agentstream_wire::CreateWebhookRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The consumer; it gets what is stored from now on.", body = agentstream_wire::Webhook),
+        (status = 400, response = crate::openapi::responses::BadRequest),
+        (status = 409, response = crate::openapi::responses::Conflict),
+        (status = 413, response = crate::openapi::responses::PayloadTooLarge),
+        (status = 500, response = crate::openapi::responses::StorageFailure),
+    ),
+)]
 pub async fn create(
     state: web::Data<AppState>,
     hooks: web::Data<Webhooks>,
@@ -146,6 +161,17 @@ pub async fn create(
 }
 
 /// `GET /api/webhooks`: every consumer, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/webhooks",
+    operation_id = "listWebhooks",
+    summary = "Every webhook consumer, oldest first",
+    tag = "webhooks",
+    responses(
+        (status = 200, description = "Every consumer, its lag counted now.", body = Vec<agentstream_wire::Webhook>),
+        (status = 500, response = crate::openapi::responses::StorageFailure),
+    ),
+)]
 pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let mut out = Vec::new();
     for row in store::list(&state.db).await? {
@@ -155,6 +181,20 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
 }
 
 /// `GET /api/webhooks/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/webhooks/{id}",
+    operation_id = "getWebhook",
+    summary = "Get a webhook consumer",
+    tag = "webhooks",
+    params(crate::openapi::params::WebhookId),
+    responses(
+        (status = 200, description = "The consumer.", body = agentstream_wire::Webhook),
+        (status = 400, response = crate::openapi::responses::BadRequest),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 500, response = crate::openapi::responses::StorageFailure),
+    ),
+)]
 pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -168,6 +208,22 @@ pub async fn get(
 
 /// `PATCH /api/webhooks/{id}`: changes what the body holds, checked as at creation; 200 with the
 /// consumer. Its deliveries start over with the change (a delivery under way may be sent again).
+#[utoipa::path(
+    patch,
+    path = "/api/webhooks/{id}",
+    operation_id = "updateWebhook",
+    summary = "Change a webhook consumer",
+    tag = "webhooks",
+    params(crate::openapi::params::WebhookId),
+    request_body(content = agentstream_wire::UpdateWebhookRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The consumer, changed.", body = agentstream_wire::Webhook),
+        (status = 400, response = crate::openapi::responses::BadRequest),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 413, response = crate::openapi::responses::PayloadTooLarge),
+        (status = 500, response = crate::openapi::responses::StorageFailure),
+    ),
+)]
 pub async fn update(
     state: web::Data<AppState>,
     hooks: web::Data<Webhooks>,
@@ -215,6 +271,20 @@ pub async fn update(
 
 /// `DELETE /api/webhooks/{id}`: 204; its deliveries stop at once (on this instance; another
 /// instance delivering it stops within a second).
+#[utoipa::path(
+    delete,
+    path = "/api/webhooks/{id}",
+    operation_id = "deleteWebhook",
+    summary = "Remove a webhook consumer",
+    tag = "webhooks",
+    params(crate::openapi::params::WebhookId),
+    responses(
+        (status = 204, description = "Removed; its deliveries stop."),
+        (status = 400, response = crate::openapi::responses::BadRequest),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 500, response = crate::openapi::responses::StorageFailure),
+    ),
+)]
 pub async fn delete(
     hooks: web::Data<Webhooks>,
     path: web::Path<String>,

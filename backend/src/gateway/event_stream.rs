@@ -164,6 +164,29 @@ pub struct EventsQuery {
 }
 
 /// `GET /api/agents/{id}/events`.
+#[utoipa::path(
+    get,
+    path = "/api/agents/{id}/events",
+    operation_id = "agentEvents",
+    summary = "One agent's events (Server-Sent Events)",
+    tag = "streams",
+    description = "Server-Sent Events of one agent, as a `/ws` subscription: `event: subscribed` first, \
+                   then its stored messages (`event: agent:message`, `id:` the sequence number) after the \
+                   resume point, then its live events (`agent:message`, `agent:status`, `agent:complete`, \
+                   `agent:error`, `agent:deleted`). Each `data:` is the `data` object of the `ServerEvent` \
+                   of that name. A comment every heartbeat; a client too slow is cut and reconnects with \
+                   `Last-Event-ID`. The stream does not end by itself.",
+    params(crate::openapi::params::AgentId, crate::openapi::params::StreamQuery, crate::openapi::params::LastEventId),
+    security(("bearerAuth" = []), ("tokenQuery" = [])),
+    responses(
+        (status = 200, description = "The event stream.", content_type = "text/event-stream", body = String),
+        (status = 400, response = crate::openapi::responses::BadRequest),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 429, response = crate::openapi::responses::TooManyRequests),
+        (status = 500, response = crate::openapi::responses::StorageFailure),
+        (status = 503, response = crate::openapi::responses::Unavailable),
+    ),
+)]
 pub async fn agent_events(
     req: HttpRequest,
     path: web::Path<String>,
@@ -260,6 +283,22 @@ pub async fn agent_events(
 }
 
 /// `GET /api/events`: `agent:created`, `agent:status` and `agent:deleted` of every agent, live.
+#[utoipa::path(
+    get,
+    path = "/api/events",
+    operation_id = "allEvents",
+    summary = "Every agent's lifecycle (Server-Sent Events)",
+    tag = "streams",
+    description = "Server-Sent Events of every agent's lifecycle, live: `agent:created`, `agent:status`, \
+                   `agent:deleted` (each `data:` the `data` object of that `ServerEvent`). The stream does \
+                   not end by itself.",
+    security(("bearerAuth" = []), ("tokenQuery" = [])),
+    responses(
+        (status = 200, description = "The event stream.", content_type = "text/event-stream", body = String),
+        (status = 429, response = crate::openapi::responses::TooManyRequests),
+        (status = 503, response = crate::openapi::responses::Unavailable),
+    ),
+)]
 pub async fn all_events(state: web::Data<GatewayState>) -> Result<HttpResponse, ApiError> {
     let mut registered = register(&state).await?;
     let heartbeat = state.settings.heartbeat_interval();

@@ -39,6 +39,25 @@ pub struct GatewayState {
 /// `too_many_connections` otherwise). A request that is not a valid upgrade gets the handshake's status
 /// and headers (400, or 426 with the supported version) with the protocol's JSON error body
 /// (`invalid_upgrade`), like every other error, instead of an empty body.
+#[utoipa::path(
+    get,
+    path = "/ws",
+    operation_id = "websocket",
+    summary = "The WebSocket",
+    tag = "streams",
+    description = "The WebSocket: text frames, each a JSON object `{\"event\", \"data\"}`. A client sends \
+                   `ClientFrame`s (`subscribe` with `since`, `unsubscribe`); the server sends \
+                   `ServerEvent`s (`subscribed`, the replayed and live `agent:message`s, the lifecycle \
+                   events, `error`). Close codes and recovery: PROTOCOL.md.",
+    params(crate::openapi::params::WebSocketHandshake),
+    security(("bearerAuth" = []), ("tokenQuery" = [])),
+    responses(
+        (status = 101, description = "Switching Protocols: the socket is open; frames are `ClientFrame` and `ServerEvent`."),
+        (status = 400, description = "Not a valid WebSocket upgrade (`invalid_upgrade`).", body = agentstream_wire::ErrorBody),
+        (status = 426, description = "An unsupported WebSocket version (`invalid_upgrade`), with `Sec-WebSocket-Version: 13`.", body = agentstream_wire::ErrorBody),
+        (status = 429, response = crate::openapi::responses::TooManyRequests),
+    ),
+)]
 pub async fn ws_route(
     req: HttpRequest,
     stream: web::Payload,

@@ -22,7 +22,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// (Prometheus's own timeout is 10 s by default).
 const COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-async fn scrape(state: web::Data<AppState>, metrics: web::Data<Metrics>) -> HttpResponse {
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    summary = "Prometheus metrics",
+    tag = "server",
+    description = "The server's metrics in the Prometheus text format (version 0.0.4): docs/metrics.md. \
+                   The API's token as a `Bearer` header, or `metrics.token` when the server sets one.",
+    responses((status = 200, description = "Every family.", content_type = "text/plain", body = String)),
+)]
+pub(crate) async fn scrape(
+    state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
+) -> HttpResponse {
     let counted = tokio::time::timeout(COUNT_TIMEOUT, agents::count(&state.db)).await;
     let extra = match counted {
         Ok(Ok(counts)) => agents::family(&counts).unwrap_or_else(|e| {
