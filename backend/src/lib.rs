@@ -35,3 +35,4 @@ pub mod telemetry;
 pub mod usage;
 pub mod web_app;
 pub mod webhooks;
+pub mod write_turns;

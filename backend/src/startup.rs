@@ -24,6 +24,7 @@ use crate::metrics::{self, Metrics};
 use crate::persistence::{InterruptUnfinished, Persistence, StoreError};
 use crate::security::{self, Policy, SecurityError};
 use crate::web_app::{self, WebApp};
+use crate::write_turns::WriteTurns;
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
@@ -138,12 +139,15 @@ impl Application {
             .max_running
             .saturating_mul(crate::agents::window::IN_FLIGHT_WINDOW)
             .saturating_add(1024);
+        let turns =
+            WriteTurns::for_backend(sea_orm::ConnectionTrait::get_database_backend(&writer));
         let persistence = Persistence::new(
             writer,
             registry.clone(),
             mailbox,
             fence.clone(),
             metrics.clone(),
+            turns.clone(),
         )
         .start();
         let interrupted = persistence
@@ -159,9 +163,11 @@ impl Application {
             );
         }
         // After the recovery above: the indexer sees the agents a previous process left as they are now.
-        if let Err(e) =
-            crate::search::indexer::spawn(settings.database.clone(), settings.search.interval())
-        {
+        if let Err(e) = crate::search::indexer::spawn(
+            settings.database.clone(),
+            settings.search.interval(),
+            turns,
+        ) {
             tracing::error!(error = %e, "cannot start the search indexer; search finds nothing new");
         }
         let orchestrator = Orchestrator::new(

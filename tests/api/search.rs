@@ -113,10 +113,18 @@ async fn agents_are_found_by_prompt_by_words_only_their_streamed_tokens_hold_and
     assert!(found(&app, "kanga ", &[]).await.is_empty());
     wait_found(&app, "stream", &[short.id, long.id]).await;
 
-    // A follow-up is found once it is stored, and its answer's words too.
-    let follow_up = app.send(short.id, "now mention the platypus").await;
+    // A follow-up is found once it is stored, and its answer's words too; whatever characters the
+    // text holds around a word (quotes, a backslash, a line break, an emoji) leave it findable.
+    let follow_up = app
+        .send(
+            short.id,
+            "now mention the \"platypus\" \\ of the café\n🦆 near {\"eventType\":\"x\"}",
+        )
+        .await;
     app.wait_answer(short.id, &follow_up).await;
     wait_found(&app, "platypus", &[short.id]).await;
+    wait_found(&app, "café", &[short.id]).await;
+    wait_found(&app, "near eventtype", &[short.id]).await;
     app.assert_healthy().await;
 }
 

@@ -21,6 +21,7 @@ use crate::instances::lease::Fence;
 use crate::metrics::Metrics;
 use crate::parser::ParsedMessage;
 use crate::store;
+use crate::write_turns::WriteTurns;
 
 /// A write batch taking longer than this is logged (every message in it, and every one queued behind it,
 /// waits that long to be shown).
@@ -42,19 +43,22 @@ pub struct Persistence {
     fence: Option<Fence>,
     /// Recorded once per write: its size and time, the messages it stored, the requests that failed.
     metrics: Metrics,
+    /// Each write waits for its turn at SQLite's write lock (the search indexer writes too).
+    turns: WriteTurns,
 }
 
 impl Persistence {
     /// A writer of `db` that broadcasts through `registry`, taking up to `mailbox` requests at once
     /// without making a sender wait (running agents × their window of messages in flight); with a
     /// `fence` (PostgreSQL, several instances) each write holds to its claim and is announced. Each
-    /// write is recorded in `metrics`.
+    /// write is recorded in `metrics` and takes its turn among this process's writers in `turns`.
     pub fn new(
         db: DatabaseConnection,
         registry: Addr<RoomRegistry>,
         mailbox: usize,
         fence: Option<Fence>,
         metrics: Metrics,
+        turns: WriteTurns,
     ) -> Self {
         let postgres =
             sea_orm::ConnectionTrait::get_database_backend(&db) == sea_orm::DbBackend::Postgres;
@@ -68,6 +72,7 @@ impl Persistence {
             nul_free: postgres,
             fence,
             metrics,
+            turns,
         }
     }
 
@@ -109,10 +114,12 @@ impl Persistence {
         let mut last = std::mem::take(&mut self.last);
         let db = self.db.clone();
         let fence = self.fence.clone();
+        let turns = self.turns.clone();
         ctx.spawn(
             async move {
                 let size = batch.len();
                 let begun = std::time::Instant::now();
+                let _turn = turns.take().await;
                 // With a fence, each transaction announces itself to the other instances.
                 let written = write_batch(&db, batch, &mut last, fence.as_ref()).await;
                 let took = begun.elapsed();

@@ -13,11 +13,15 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, SqlErr, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqlErr,
+    TransactionTrait,
+};
 
 use super::text::{assemble, chunks};
 use crate::configuration::DatabaseSettings;
-use crate::store::search::{messages_after, unindexed_agents, write_step, Step, Unindexed};
+use crate::store::search::{messages_after, unindexed_agents, write_step, Chunk, Step, Unindexed};
+use crate::write_turns::WriteTurns;
 
 /// Messages read per agent per pass.
 const PAGE: u64 = 2000;
@@ -30,8 +34,12 @@ const MAX_AGENTS_PER_PASS: u64 = 1000;
 const PASS_LOCK: i64 = 0x7365_6172_6368;
 
 /// Starts the indexer on its own thread: it opens its own connections to the database of `settings`
-/// and indexes every `interval` (at once again while it is behind).
-pub fn spawn(settings: DatabaseSettings, interval: Duration) -> std::io::Result<()> {
+/// and indexes every `interval` (at once again while it is behind), writing in its `turns`.
+pub fn spawn(
+    settings: DatabaseSettings,
+    interval: Duration,
+    turns: WriteTurns,
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("search-indexer".to_owned())
         .spawn(move || {
@@ -55,18 +63,18 @@ pub fn spawn(settings: DatabaseSettings, interval: Duration) -> std::io::Result<
                         }
                     }
                 };
-                run(db, interval).await;
+                run(db, interval, turns).await;
             });
         })
         .map(drop)
 }
 
 /// Indexes forever: a pass every `interval`, or at once while the last one left work behind.
-async fn run(db: DatabaseConnection, interval: Duration) {
+async fn run(db: DatabaseConnection, interval: Duration, turns: WriteTurns) {
     let mut failing = false;
     loop {
         let started = tokio::time::Instant::now();
-        let behind = match pass(&db).await {
+        let behind = match pass(&db, &turns).await {
             Ok(behind) => {
                 if failing {
                     tracing::info!("the search indexer is indexing again");
@@ -92,13 +100,17 @@ async fn run(db: DatabaseConnection, interval: Duration) {
 /// Text one pass writes at most, in bytes: past it, the rest waits for the next pass (right after).
 const MAX_PASS_BYTES: usize = 1 << 20;
 
+/// Text and agents one write transaction holds at most. On SQLite each transaction is a turn at the
+/// one write lock, during which the persistence actor (and every message behind it) waits: a pass
+/// writes in many short turns (about a millisecond each) rather than one long one.
+const MAX_WRITE_BYTES: usize = 16 * 1024;
+const MAX_WRITE_AGENTS: usize = 16;
+
 /// One pass over the agents the index lags behind; `true` when some have more to index right away.
 ///
-/// Everything is read first, then written in one transaction (a savepoint per agent): on SQLite the
-/// indexer competes with the persistence actor for the one write lock, which the actor, writing
-/// without pause under load, wins far more often than not; one short write per pass, instead of one
-/// per agent, waits for it once.
-async fn pass(db: &DatabaseConnection) -> Result<bool, DbErr> {
+/// Everything is read and made ready first (no lock held), then written in short transactions of a
+/// few agents each (a savepoint per agent), each in its turn among this process's writers.
+async fn pass(db: &DatabaseConnection, turns: &WriteTurns) -> Result<bool, DbErr> {
     let started = std::time::Instant::now();
     let agents = unindexed_agents(db, MAX_AGENTS_PER_PASS).await?;
     if agents.is_empty() {
@@ -115,50 +127,81 @@ async fn pass(db: &DatabaseConnection) -> Result<bool, DbErr> {
         let (step, more) = prepare(db, agent).await?;
         behind |= more;
         if let Some(step) = step {
-            bytes += step.text.len();
+            bytes += step.bytes;
             prepared.push((agent, step));
         }
     }
     let read_ms = started.elapsed().as_millis() as u64;
-    if prepared.is_empty() {
-        return Ok(behind);
-    }
-    let pass = db.begin().await?;
-    if db.get_database_backend() == DbBackend::Postgres {
-        let locked = pass
-            .query_one(sea_orm::Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_try_advisory_xact_lock($1) AS locked",
-                [PASS_LOCK.into()],
-            ))
-            .await?
-            .map(|row| row.try_get::<bool>("", "locked"))
-            .transpose()?
-            .unwrap_or(false);
-        if !locked {
+    let mut transactions = 0;
+    let mut rest = prepared.as_slice();
+    while !rest.is_empty() {
+        let (group, after) = rest.split_at(write_group_len(rest));
+        rest = after;
+        let _turn = turns.take().await;
+        let txn = db.begin().await?;
+        if !take_pass_lock(&txn).await? {
             // Another instance is writing the same now; what it did not write, the next pass does.
-            pass.rollback().await?;
+            txn.rollback().await?;
             return Ok(false);
         }
+        for (agent, step) in group {
+            write(&txn, agent, step).await?;
+        }
+        txn.commit().await?;
+        transactions += 1;
     }
-    for (agent, step) in &prepared {
-        write(&pass, agent, step).await?;
+    if transactions > 0 {
+        tracing::debug!(
+            agents = prepared.len(),
+            bytes,
+            behind,
+            transactions,
+            read_ms,
+            ms = started.elapsed().as_millis() as u64,
+            "search pass"
+        );
     }
-    pass.commit().await?;
-    tracing::debug!(
-        agents = prepared.len(),
-        bytes,
-        behind,
-        read_ms,
-        ms = started.elapsed().as_millis() as u64,
-        "search pass"
-    );
     Ok(behind)
+}
+
+/// How many of the first agents of `prepared` one write transaction takes: at least one, at most
+/// [`MAX_WRITE_AGENTS`], and no more once their text reaches [`MAX_WRITE_BYTES`].
+fn write_group_len(prepared: &[(&Unindexed, Prepared)]) -> usize {
+    let mut bytes = 0;
+    let mut len = 0;
+    for (_, step) in prepared.iter().take(MAX_WRITE_AGENTS) {
+        if len > 0 && bytes + step.bytes > MAX_WRITE_BYTES {
+            break;
+        }
+        bytes += step.bytes;
+        len += 1;
+    }
+    len.max(1).min(prepared.len())
+}
+
+/// On PostgreSQL, takes the lock that makes instances write their passes in turn, for the rest of
+/// `txn`; `false` when another instance holds it. Always `true` on SQLite (one process writes).
+async fn take_pass_lock(txn: &DatabaseTransaction) -> Result<bool, DbErr> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(true);
+    }
+    Ok(txn
+        .query_one(sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_try_advisory_xact_lock($1) AS locked",
+            [PASS_LOCK.into()],
+        ))
+        .await?
+        .map(|row| row.try_get::<bool>("", "locked"))
+        .transpose()?
+        .unwrap_or(false))
 }
 
 /// What is to be written of one agent.
 struct Prepared {
-    text: String,
+    chunks: Vec<Chunk>,
+    /// The length of its text.
+    bytes: usize,
     to: i64,
     settled: bool,
 }
@@ -181,32 +224,36 @@ async fn prepare(
         return Ok((None, more));
     }
     let step = Prepared {
-        text: assembled.text,
+        chunks: chunks(&assembled.text)
+            .into_iter()
+            .map(Chunk::new)
+            .collect(),
+        bytes: assembled.text.len(),
         to,
         settled: finished,
     };
     Ok((Some(step), more))
 }
 
-/// Writes `prepared` for `agent` in a savepoint of `pass`; an agent purged meanwhile is skipped.
+/// Writes `prepared` for `agent` in a savepoint of `txn`; an agent purged meanwhile is skipped.
 async fn write(
-    pass: &impl TransactionTrait,
+    txn: &DatabaseTransaction,
     agent: &Unindexed,
     prepared: &Prepared,
 ) -> Result<(), DbErr> {
     let step = Step {
         agent_id: &agent.id,
-        chunks: chunks(&prepared.text),
+        chunks: &prepared.chunks,
         from: agent.indexed_seq,
         to: prepared.to,
         settled: prepared.settled.then_some(agent.marker.as_str()),
     };
-    let txn = pass.begin().await?;
-    match write_step(&txn, &step).await {
-        Ok(true) => txn.commit().await,
-        Ok(false) => txn.rollback().await,
+    let savepoint = txn.begin().await?;
+    match write_step(&savepoint, &step).await {
+        Ok(true) => savepoint.commit().await,
+        Ok(false) => savepoint.rollback().await,
         Err(e) => {
-            txn.rollback().await?;
+            savepoint.rollback().await?;
             // Purged meanwhile: nothing of it is to be indexed.
             if !matches!(e.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_))) {
                 return Err(e);

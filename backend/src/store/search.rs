@@ -7,11 +7,8 @@
 //! Statements use numbered parameters (`$1`), which both SQLite and PostgreSQL take.
 
 use agentstream_wire::{AgentMatch, AgentStatus, EventType};
-use entity::{agent, agent_message};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, Order,
-    QueryFilter, QueryOrder, QuerySelect, Statement, Value,
-};
+use entity::agent;
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement, Value};
 
 use super::agent_to_wire;
 use crate::search::query::SearchQuery;
@@ -184,6 +181,11 @@ pub async fn unindexed_agents(
 }
 
 /// The agent's messages after `after`, at most `limit`: their number, kind and text.
+///
+/// The database hands them over as one JSON array: a row each would cost a hand-over between the
+/// driver's thread and ours per message (on SQLite, sqlx's worker thread sends every row through a
+/// channel), which made reading several times dearer than everything else the indexer does. Of the
+/// metadata only its start is read where it starts with the event type, as this server writes it.
 pub async fn messages_after(
     db: &impl ConnectionTrait,
     agent_id: &str,
@@ -195,21 +197,41 @@ pub async fn messages_after(
         #[serde(rename = "eventType", borrow, default)]
         event_type: Option<&'a str>,
     }
-    let rows: Vec<(i64, String, Option<String>)> = entity::AgentMessage::find()
-        .select_only()
-        .column(agent_message::Column::SequenceNumber)
-        .column(agent_message::Column::Content)
-        .column(agent_message::Column::Metadata)
-        .filter(agent_message::Column::AgentId.eq(agent_id))
-        .filter(agent_message::Column::SequenceNumber.gt(after))
-        .order_by(agent_message::Column::SequenceNumber, Order::Asc)
-        .limit(limit)
-        .into_tuple()
-        .all(db)
+    let backend = db.get_database_backend();
+    let aggregate = match backend {
+        DbBackend::Postgres => {
+            "json_agg(json_build_array(sequence_number, kind, content) ORDER BY sequence_number)::text"
+        }
+        _ => "json_group_array(json_array(sequence_number, kind, content))",
+    };
+    let sql = format!(
+        "SELECT {aggregate} AS messages FROM (\
+         SELECT sequence_number, content, \
+         CASE WHEN substr(metadata, 1, 14) = '{{\"eventType\":\"' \
+         THEN substr(metadata, 1, {KIND_PREFIX_CHARS}) ELSE metadata END AS kind \
+         FROM agent_messages WHERE agent_id = $1 AND sequence_number > $2 \
+         ORDER BY sequence_number LIMIT $3) AS page"
+    );
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [agent_id.into(), after.into(), (limit as i64).into()],
+        ))
         .await?;
-    Ok(rows
+    let Some(text) = row
+        .map(|row| row.try_get::<Option<String>>("", "messages"))
+        .transpose()?
+        .flatten()
+    else {
+        return Ok(Vec::new());
+    };
+    // The metadata is escaped in the array (its quotes), so it cannot be borrowed from it.
+    let page: Vec<(i64, Option<String>, String)> = serde_json::from_str(&text)
+        .map_err(|e| DbErr::Custom(format!("the messages of {agent_id} as JSON: {e}")))?;
+    let mut messages: Vec<IndexedMessage> = page
         .into_iter()
-        .map(|(sequence_number, content, metadata)| {
+        .map(|(sequence_number, metadata, content)| {
             let event_type = metadata.as_deref().and_then(|m| {
                 leading_event_type(m)
                     .or_else(|| serde_json::from_str::<Kind>(m).ok()?.event_type)?
@@ -222,8 +244,15 @@ pub async fn messages_after(
                 content,
             }
         })
-        .collect())
+        .collect();
+    // SQLite's aggregate keeps the page's order in practice, not by promise.
+    messages.sort_by_key(|m| m.sequence_number);
+    Ok(messages)
 }
+
+/// How much of a message's metadata is read when it starts with its event type: enough for the
+/// longest event type's name.
+const KIND_PREFIX_CHARS: usize = 64;
 
 /// The event type of metadata written by this server, which puts `eventType` first: read without
 /// parsing the rest (the indexer reads every message once; most are tokens). `None` when the text does
@@ -235,11 +264,28 @@ fn leading_event_type(metadata: &str) -> Option<&str> {
     (!name.contains('\\')).then_some(name)
 }
 
+/// A chunk of an agent's text, with the words the index gets of it (worked out before the write, so
+/// that the write transaction only writes).
+pub struct Chunk {
+    pub body: String,
+    /// Its distinct words, space-separated ([`lexemes`]).
+    pub words: String,
+}
+
+impl Chunk {
+    pub fn new(body: &str) -> Chunk {
+        Chunk {
+            body: body.to_owned(),
+            words: lexemes(body).join(" "),
+        }
+    }
+}
+
 /// What one indexing step of an agent writes.
 pub struct Step<'a> {
     pub agent_id: &'a str,
     /// The text to add, in chunks.
-    pub chunks: Vec<&'a str>,
+    pub chunks: &'a [Chunk],
     /// The cursor it read from (`None`: the agent had none) and the one it moves to.
     pub from: Option<i64>,
     pub to: i64,
@@ -278,7 +324,7 @@ pub async fn write_step(txn: &impl ConnectionTrait, step: &Step<'_>) -> Result<b
     if txn.execute(cursor).await?.rows_affected() != 1 {
         return Ok(false);
     }
-    for chunk in &step.chunks {
+    for chunk in step.chunks {
         let insert = match backend {
             DbBackend::Postgres => Statement::from_sql_and_values(
                 backend,
@@ -286,14 +332,14 @@ pub async fn write_step(txn: &impl ConnectionTrait, step: &Step<'_>) -> Result<b
                  VALUES ($1, $2, array_to_tsvector(string_to_array($3, ' ')))",
                 [
                     step.agent_id.into(),
-                    (*chunk).into(),
-                    lexemes(chunk).join(" ").into(),
+                    chunk.body.as_str().into(),
+                    chunk.words.as_str().into(),
                 ],
             ),
             _ => Statement::from_sql_and_values(
                 backend,
                 "INSERT INTO search_chunks (agent_id, body) VALUES ($1, $2)",
-                [step.agent_id.into(), (*chunk).into()],
+                [step.agent_id.into(), chunk.body.as_str().into()],
             ),
         };
         let inserted = txn.execute(insert).await?;
@@ -303,7 +349,7 @@ pub async fn write_step(txn: &impl ConnectionTrait, step: &Step<'_>) -> Result<b
                 "INSERT INTO search_fts (rowid, words) VALUES ($1, $2)",
                 [
                     (inserted.last_insert_id() as i64).into(),
-                    lexemes(chunk).join(" ").into(),
+                    chunk.words.as_str().into(),
                 ],
             ))
             .await?;
