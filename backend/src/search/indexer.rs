@@ -3,13 +3,15 @@
 //! indexing each as it is stored would multiply the work of every write and index half-words. Instead,
 //! every `search.interval_ms` this task reads, per agent, the messages after its durable cursor
 //! (`search_cursors`), joins their text ([`assemble`]: streamed pieces glued into words) and writes it
-//! as one chunk with the moved cursor; a pass writes every agent's in one short transaction.
+//! as one chunk with the moved cursor. On SQLite a pass writes in short transactions, in turn with the
+//! persistence actor ([`WriteTurns`]).
 //!
 //! It runs on a thread of its own, with connections of its own, so that reading and joining text never
 //! takes the thread the agents, the persistence actor and the registry share. Everything it knows is
 //! in the database: it catches up after a restart, and on PostgreSQL it indexes what every instance
-//! stored. There, one instance writes at a time (a transaction-scoped advisory lock per pass), and a
-//! cursor moves only from where it was read, so two instances never index the same messages twice.
+//! stored. There, one instance indexes at a time (a transaction-scoped advisory lock per pass, taken
+//! before anything is read), and a cursor moves only from where it was read, so two instances never
+//! index the same messages twice.
 
 use std::time::Duration;
 
@@ -107,30 +109,19 @@ const MAX_WRITE_BYTES: usize = 16 * 1024;
 const MAX_WRITE_AGENTS: usize = 16;
 
 /// One pass over the agents the index lags behind; `true` when some have more to index right away.
-///
-/// Everything is read and made ready first (no lock held), then written in short transactions of a
-/// few agents each (a savepoint per agent), each in its turn among this process's writers.
 async fn pass(db: &DatabaseConnection, turns: &WriteTurns) -> Result<bool, DbErr> {
+    match db.get_database_backend() {
+        DbBackend::Postgres => pass_postgres(db).await,
+        _ => pass_sqlite(db, turns).await,
+    }
+}
+
+/// On SQLite, everything is read and made ready first (no lock held), then written in short
+/// transactions of a few agents each (a savepoint per agent), each in its turn among this process's
+/// writers.
+async fn pass_sqlite(db: &DatabaseConnection, turns: &WriteTurns) -> Result<bool, DbErr> {
     let started = std::time::Instant::now();
-    let agents = unindexed_agents(db, MAX_AGENTS_PER_PASS).await?;
-    if agents.is_empty() {
-        return Ok(false);
-    }
-    let mut behind = agents.len() as u64 == MAX_AGENTS_PER_PASS;
-    let mut prepared = Vec::new();
-    let mut bytes = 0;
-    for agent in &agents {
-        if bytes > MAX_PASS_BYTES {
-            behind = true;
-            break;
-        }
-        let (step, more) = prepare(db, agent).await?;
-        behind |= more;
-        if let Some(step) = step {
-            bytes += step.bytes;
-            prepared.push((agent, step));
-        }
-    }
+    let (prepared, behind) = read(db).await?;
     let read_ms = started.elapsed().as_millis() as u64;
     let mut transactions = 0;
     let mut rest = prepared.as_slice();
@@ -139,21 +130,88 @@ async fn pass(db: &DatabaseConnection, turns: &WriteTurns) -> Result<bool, DbErr
         rest = after;
         let _turn = turns.take().await;
         let txn = db.begin().await?;
-        if !take_pass_lock(&txn).await? {
-            // Another instance is writing the same now; what it did not write, the next pass does.
-            txn.rollback().await?;
-            return Ok(false);
-        }
         for (agent, step) in group {
             write(&txn, agent, step).await?;
         }
         txn.commit().await?;
         transactions += 1;
     }
+    logged(&prepared, behind, transactions, read_ms, started);
+    Ok(behind)
+}
+
+/// On PostgreSQL, where several instances may index the same database, a pass is one transaction that
+/// first takes a transaction-scoped advisory lock: the instance that does not get it skips the pass
+/// before reading anything (the one that holds it indexes every instance's agents). Nothing waits on
+/// a long transaction there: PostgreSQL locks rows, and these rows are the index's own.
+async fn pass_postgres(db: &DatabaseConnection) -> Result<bool, DbErr> {
+    let started = std::time::Instant::now();
+    let txn = db.begin().await?;
+    let locked = txn
+        .query_one(sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_try_advisory_xact_lock($1) AS locked",
+            [PASS_LOCK.into()],
+        ))
+        .await?
+        .map(|row| row.try_get::<bool>("", "locked"))
+        .transpose()?
+        .unwrap_or(false);
+    if !locked {
+        // Another instance is indexing now; what it does not index, a later pass does.
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    let (prepared, behind) = read(&txn).await?;
+    let read_ms = started.elapsed().as_millis() as u64;
+    for (agent, step) in &prepared {
+        write(&txn, agent, step).await?;
+    }
+    txn.commit().await?;
+    logged(
+        &prepared,
+        behind,
+        usize::from(!prepared.is_empty()),
+        read_ms,
+        started,
+    );
+    Ok(behind)
+}
+
+/// Reads and makes ready what a pass writes: each agent that may have new messages with its step,
+/// and whether some have more than one pass takes.
+async fn read(db: &impl ConnectionTrait) -> Result<(Vec<(Unindexed, Prepared)>, bool), DbErr> {
+    let agents = unindexed_agents(db, MAX_AGENTS_PER_PASS).await?;
+    let mut behind = agents.len() as u64 == MAX_AGENTS_PER_PASS;
+    let mut prepared = Vec::new();
+    let mut bytes = 0;
+    for agent in agents {
+        if bytes > MAX_PASS_BYTES {
+            behind = true;
+            break;
+        }
+        let (step, more) = prepare(db, &agent).await?;
+        behind |= more;
+        if let Some(step) = step {
+            bytes += step.bytes;
+            prepared.push((agent, step));
+        }
+    }
+    Ok((prepared, behind))
+}
+
+/// Logs a pass that wrote something (at debug level).
+fn logged(
+    prepared: &[(Unindexed, Prepared)],
+    behind: bool,
+    transactions: usize,
+    read_ms: u64,
+    started: std::time::Instant,
+) {
     if transactions > 0 {
         tracing::debug!(
             agents = prepared.len(),
-            bytes,
+            bytes = prepared.iter().map(|(_, p)| p.bytes).sum::<usize>(),
             behind,
             transactions,
             read_ms,
@@ -161,12 +219,11 @@ async fn pass(db: &DatabaseConnection, turns: &WriteTurns) -> Result<bool, DbErr
             "search pass"
         );
     }
-    Ok(behind)
 }
 
 /// How many of the first agents of `prepared` one write transaction takes: at least one, at most
 /// [`MAX_WRITE_AGENTS`], and no more once their text reaches [`MAX_WRITE_BYTES`].
-fn write_group_len(prepared: &[(&Unindexed, Prepared)]) -> usize {
+fn write_group_len(prepared: &[(Unindexed, Prepared)]) -> usize {
     let mut bytes = 0;
     let mut len = 0;
     for (_, step) in prepared.iter().take(MAX_WRITE_AGENTS) {
@@ -177,24 +234,6 @@ fn write_group_len(prepared: &[(&Unindexed, Prepared)]) -> usize {
         len += 1;
     }
     len.max(1).min(prepared.len())
-}
-
-/// On PostgreSQL, takes the lock that makes instances write their passes in turn, for the rest of
-/// `txn`; `false` when another instance holds it. Always `true` on SQLite (one process writes).
-async fn take_pass_lock(txn: &DatabaseTransaction) -> Result<bool, DbErr> {
-    if txn.get_database_backend() != DbBackend::Postgres {
-        return Ok(true);
-    }
-    Ok(txn
-        .query_one(sea_orm::Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_try_advisory_xact_lock($1) AS locked",
-            [PASS_LOCK.into()],
-        ))
-        .await?
-        .map(|row| row.try_get::<bool>("", "locked"))
-        .transpose()?
-        .unwrap_or(false))
 }
 
 /// What is to be written of one agent.
@@ -209,7 +248,7 @@ struct Prepared {
 /// Reads and joins the next messages of `agent`: what to write (`None`: nothing), and whether it has
 /// more to read.
 async fn prepare(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     agent: &Unindexed,
 ) -> Result<(Option<Prepared>, bool), DbErr> {
     let after = agent.indexed_seq.unwrap_or(0);
