@@ -11,7 +11,7 @@ use uuid::Uuid;
 use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
-use crate::search::{query_of, shown, Shown, DEBOUNCE_MS, LIMIT};
+use crate::search::{query_of, shown, Results, Shown, DEBOUNCE_MS, LIMIT};
 use crate::{api, time, usage};
 
 #[derive(Properties, PartialEq)]
@@ -75,8 +75,15 @@ fn item(agent: &Agent, matched: Option<&str>, selected: bool, on_select: &Callba
 enum Answer {
     /// None yet (the box is blank, or typing has not paused).
     Waiting,
-    Found(Rc<Vec<AgentMatch>>),
+    Found(Rc<Results>),
     Failed(String),
+}
+
+/// The first page of the results for `query`.
+fn first_page(found: Vec<AgentMatch>) -> Answer {
+    let mut results = Results::default();
+    results.add_page(found);
+    Answer::Found(Rc::new(results))
 }
 
 #[function_component(AgentList)]
@@ -98,9 +105,12 @@ pub fn agent_list(props: &Props) -> Html {
     // older query than the box holds is dropped.
     let timer = use_mut_ref(|| None::<Timeout>);
     let latest = use_mut_ref(|| 0u32);
+    // A next page on its way ("More matches" waits for it).
+    let loading_more = use_state(|| false);
     let oninput = {
         let input = input.setter();
         let answer = answer.setter();
+        let latest = latest.clone();
         Callback::from(move |e: InputEvent| {
             let Some(value) = e
                 .target()
@@ -121,15 +131,53 @@ pub fn agent_list(props: &Props) -> Html {
             let latest: Rc<RefCell<u32>> = latest.clone();
             *timer.borrow_mut() = Some(Timeout::new(DEBOUNCE_MS, move || {
                 wasm_bindgen_futures::spawn_local(async move {
-                    let result = api::search_agents(&query, LIMIT).await;
+                    let result = api::search_agents(&query, LIMIT, None).await;
                     if *latest.borrow() == number {
                         answer.set(match result {
-                            Ok(found) => Answer::Found(Rc::new(found)),
+                            Ok(found) => first_page(found),
                             Err(e) => Answer::Failed(e.message),
                         });
                     }
                 });
             }));
+        })
+    };
+    let on_more = {
+        let answer = answer.clone();
+        let loading_more = loading_more.clone();
+        let query = query_of(&input).map(str::to_owned);
+        Callback::from(move |_: MouseEvent| {
+            let (Some(query), Answer::Found(results)) = (query.clone(), &*answer) else {
+                return;
+            };
+            let Some(before) = results.next_page() else {
+                return;
+            };
+            if *loading_more {
+                return;
+            }
+            loading_more.set(true);
+            let number = *latest.borrow();
+            let latest = latest.clone();
+            let answer = answer.clone();
+            let loading_more = loading_more.clone();
+            let results = results.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                let page = api::search_agents(&query, LIMIT, Some(before)).await;
+                loading_more.set(false);
+                // The box changed meanwhile: this page belongs to another query.
+                if *latest.borrow() != number {
+                    return;
+                }
+                answer.set(match page {
+                    Ok(page) => {
+                        let mut more = (*results).clone();
+                        more.add_page(page);
+                        Answer::Found(Rc::new(more))
+                    }
+                    Err(e) => Answer::Failed(e.message),
+                });
+            });
         })
     };
     let query = query_of(&input).map(str::trim);
@@ -146,17 +194,24 @@ pub fn agent_list(props: &Props) -> Html {
             Vec::new(),
             html! { <p class="field-error" data-testid="search-error">{ message.clone() }</p> },
         ),
-        (Some(q), Answer::Found(found)) => {
-            let listed = shown(&props.agents, found);
-            let note = if listed.is_empty() {
+        (Some(q), Answer::Found(results)) => {
+            let listed = shown(&props.agents, &results.found);
+            let note = if listed.is_empty() && !results.more {
                 html! { <p class="search-note" data-testid="search-empty">{ format!("No agent matches \u{201c}{q}\u{201d}.") }</p> }
-            } else if found.len() == LIMIT {
-                html! { <p class="search-note">{ format!("The newest {LIMIT} matches.") }</p> }
             } else {
                 Html::default()
             };
             (listed, note)
         }
+    };
+    let more = match &*answer {
+        Answer::Found(results) if query.is_some() && results.more => html! {
+            <button class="search-more" data-testid="search-more" disabled={*loading_more}
+                    onclick={on_more}>
+                { if *loading_more { "Loading…" } else { "More matches" } }
+            </button>
+        },
+        _ => Html::default(),
     };
     html! {
         <section class="agents">
@@ -169,6 +224,7 @@ pub fn agent_list(props: &Props) -> Html {
                     item(a, matched.as_deref(), props.selected == Some(a.id), &props.on_select)
                 }) }
             </ul>
+            { more }
         </section>
     }
 }

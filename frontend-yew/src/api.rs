@@ -85,14 +85,23 @@ pub async fn list_agents() -> ApiResult<Vec<Agent>> {
     .await
 }
 
-/// `GET /api/agents?q=…&limit=N`: the agents whose prompt or messages hold the query's words.
-pub async fn search_agents(query: &str, limit: usize) -> ApiResult<Vec<AgentMatch>> {
+/// `GET /api/agents?q=…&limit=N[&before=id]`: the agents whose prompt or messages hold the query's
+/// words, newest first, the page after `before`.
+pub async fn search_agents(
+    query: &str,
+    limit: usize,
+    before: Option<Uuid>,
+) -> ApiResult<Vec<AgentMatch>> {
     let q = String::from(js_sys::encode_uri_component(query));
+    let after = before.map(|id| format!("&before={id}")).unwrap_or_default();
     decode(
-        authorized(Method::GET, &format!("/api/agents?q={q}&limit={limit}"))
-            .send()
-            .await
-            .map_err(network)?,
+        authorized(
+            Method::GET,
+            &format!("/api/agents?q={q}&limit={limit}{after}"),
+        )
+        .send()
+        .await
+        .map_err(network)?,
     )
     .await
 }

@@ -5,16 +5,47 @@
 use std::rc::Rc;
 
 use agentstream_wire::{Agent, AgentMatch};
+use uuid::Uuid;
 
 /// How long typing must pause before the query is sent, in milliseconds.
 pub const DEBOUNCE_MS: u32 = 250;
 
-/// The results one page holds (the server's largest page).
-pub const LIMIT: usize = 100;
+/// The results one page holds: the list is a column beside the agent, and "More matches" fetches the
+/// next page.
+pub const LIMIT: usize = 20;
 
 /// The query to send for what is in the box; `None`: the box is blank, the whole list shows.
 pub fn query_of(input: &str) -> Option<&str> {
     (!input.trim().is_empty()).then_some(input)
+}
+
+/// The results of one query so far, page after page.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Results {
+    pub found: Vec<AgentMatch>,
+    /// The last page was full: there may be more, after the last result.
+    pub more: bool,
+}
+
+impl Results {
+    /// Adds the next page (asked for with [`Results::next_page`]).
+    pub fn add_page(&mut self, page: Vec<AgentMatch>) {
+        self.more = page.len() >= LIMIT;
+        // An agent purged and one created between two pages shift nothing (pages follow `before`),
+        // but a result already shown is never shown twice.
+        for m in page {
+            if !self.found.iter().any(|f| f.agent.id == m.agent.id) {
+                self.found.push(m);
+            }
+        }
+    }
+
+    /// Where the next page starts (`before`), when there may be one.
+    pub fn next_page(&self) -> Option<Uuid> {
+        self.more
+            .then(|| self.found.last().map(|m| m.agent.id))
+            .flatten()
+    }
 }
 
 /// An agent the list shows, with the passage a search found in it.
@@ -52,6 +83,27 @@ mod tests {
             agent,
             matched: Some(matched.to_owned()),
         }
+    }
+
+    fn page(from: u8, count: u8) -> Vec<AgentMatch> {
+        (from..from + count)
+            .map(|n| result(agent(n, "completed"), "gnu"))
+            .collect()
+    }
+
+    #[test]
+    fn a_full_page_offers_the_next_after_its_last_result_and_a_short_one_ends_the_results() {
+        let mut results = Results::default();
+        assert_eq!(results.next_page(), None);
+        results.add_page(page(0, LIMIT as u8));
+        assert_eq!(results.next_page(), Some(results.found[LIMIT - 1].agent.id));
+        // The next page, overlapping by one (an agent shown already is not shown again).
+        results.add_page(page(LIMIT as u8 - 1, 3));
+        assert_eq!(results.found.len(), LIMIT + 2);
+        assert_eq!(results.next_page(), None);
+        let mut none = Results::default();
+        none.add_page(Vec::new());
+        assert_eq!((none.found.len(), none.next_page()), (0, None));
     }
 
     #[test]

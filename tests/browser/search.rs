@@ -131,3 +131,44 @@ async fn the_search_box_lists_only_the_matching_agents_and_clearing_it_lists_all
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_matches_than_a_page_are_listed_a_page_at_a_time_with_more_matches() {
+    browser_test("search_more", false, async |s: &Session| {
+        // One more than two pages of 20: the newest first, then "More matches" twice.
+        let mut herd = Vec::new();
+        for n in 0..41 {
+            herd.push(launch(&s.app, &format!("Count gnu number {n}"), 1).await);
+        }
+        let loner = launch(&s.app, "A lone ibex", 1).await;
+        herd.reverse();
+        wait_indexed(&s.app, "gnu", &herd).await;
+        wait_indexed(&s.app, "ibex", &[loner]).await;
+        s.open("/").await;
+        type_into_search(s, "gnu").await;
+        wait_listed(s, "the newest 20 matches", &herd[..20]).await;
+
+        s.browser.click("[data-testid=search-more]").await;
+        wait_listed(s, "the next 20 after them", &herd[..40]).await;
+        s.browser.click("[data-testid=search-more]").await;
+        wait_listed(s, "every match", &herd).await;
+        // The last page was short: nothing more to ask for.
+        s.browser
+            .wait_until("no more matches offered", PAGE_TIMEOUT, || async {
+                let gone = s
+                    .browser
+                    .js("return document.querySelector('[data-testid=search-more]') === null;")
+                    .await;
+                (gone == serde_json::Value::Bool(true)).then_some(())
+            })
+            .await;
+        assert!(!listed(s).await.contains(&loner.to_string()));
+
+        // A new query starts again from its first page.
+        const BACKSPACE: char = '\u{E003}';
+        let erase: String = std::iter::repeat_n(BACKSPACE, "gnu".len()).collect();
+        type_into_search(s, &format!("{erase}ibex")).await;
+        wait_listed(s, "only the ibex", &[loner]).await;
+    })
+    .await;
+}
