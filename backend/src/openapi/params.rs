@@ -81,9 +81,22 @@ pub struct WebhookId {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeleteQuery {
-    /// `true` (also `1` or empty): remove the agent and its history after stopping it (later GETs give
-    /// 404); `false` (also `0`, the default): keep them. Anything else: 400 `invalid_query`.
-    purge: Option<bool>,
+    /// See [`purge_values`] (utoipa keeps a `schema_with` parameter's description in its schema).
+    #[param(schema_with = purge_values)]
+    purge: Option<String>,
+}
+
+/// The values `purge` takes (PROTOCOL.md), a bare `?purge=` included: a string, not a boolean.
+fn purge_values() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["true", "1", "", "false", "0"]))
+        .description(Some(
+            "`true` (also `1` or empty): remove the agent and its history after stopping it (later \
+             GETs give 404); `false` (also `0`, the default): keep them. Anything else: 400 \
+             `invalid_query`.",
+        ))
+        .build()
 }
 
 /// The file format of an export.
