@@ -143,10 +143,10 @@ async fn an_approval_request_is_answered_from_the_api() {
         )
         .await;
     let asked = c.app.wait_permission_request(agent.id, 0).await;
-    assert_eq!(
-        c.app.agent(agent.id).await.status,
-        AgentStatus::AwaitingPermission
-    );
+    // The status is stored in a write of its own, right after the request's message.
+    c.app
+        .wait_status(agent.id, |s| s == AgentStatus::AwaitingPermission)
+        .await;
     assert!(asked.metadata["input"]["command"]
         .as_str()
         .is_some_and(|cmd| cmd.contains("touch y.txt")));
