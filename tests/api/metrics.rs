@@ -107,6 +107,18 @@ pub(crate) async fn scrape(app: &TestServer) -> Metrics {
     scrape_with(app, None).await
 }
 
+/// The connections cut as slow consumers so far, `(WebSocket, SSE)`.
+pub(crate) async fn slow_consumer_cuts(app: &TestServer) -> (f64, f64) {
+    let metrics = scrape(app).await;
+    let cuts = |transport| {
+        metrics.value(
+            "agentstream_slow_consumer_closes_total",
+            &[("transport", transport)],
+        )
+    };
+    (cuts("ws"), cuts("sse"))
+}
+
 /// Scrapes until `holds` does (a gauge that follows a socket's close, which the server sees a moment
 /// after the client).
 async fn scrape_until(app: &TestServer, what: &str, holds: impl Fn(&Metrics) -> bool) -> Metrics {

@@ -63,14 +63,7 @@ async fn a_client_that_stops_reading_is_cut_without_holding_anyone_up_and_then_r
     assert_eq!(close.code, CloseCode::Library(4008), "{close:?}");
     assert!(close.reason.starts_with("slow_consumer"), "{close:?}");
     // Counted for operators, as a WebSocket's.
-    let metrics = crate::metrics::scrape(&app).await;
-    let cuts = |transport| {
-        metrics.value(
-            "agentstream_slow_consumer_closes_total",
-            &[("transport", transport)],
-        )
-    };
-    assert_eq!((cuts("ws"), cuts("sse")), (1.0, 0.0));
+    assert_eq!(crate::metrics::slow_consumer_cuts(&app).await, (1.0, 0.0));
     assert!(
         (seen.len() as u64) < TOKENS,
         "the stalled client got {} messages: it was never cut",
